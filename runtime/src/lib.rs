@@ -1,0 +1,14 @@
+//! Projector: runs event-sourcing projections written as WebAssembly
+//! components.
+//!
+//! Data flows one way: [`source`] -> [`worker`] -> [`wasm`] -> [`store`]
+//! (overlay, then one redb commit with the offsets) -> [`api`] queries.
+
+pub mod event;
+pub mod partitioner;
+pub mod projection;
+pub mod registry;
+pub mod source;
+pub mod store;
+pub mod wasm;
+pub mod worker;

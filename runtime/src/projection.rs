@@ -1,0 +1,252 @@
+//! A running projection version: its module, its state file, its status, and
+//! the pool of read-only instances that answer custom queries.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::event::Offsets;
+use crate::source::Source;
+use crate::store::{StateReader, StateStore, StoreError};
+use crate::wasm::{Instance, LoadedModule, RunError, bindings};
+
+/// Idle query instances kept per projection.
+const QUERY_POOL_SIZE: usize = 4;
+
+/// Where a projection is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    Starting,
+    Running,
+    /// Halted by the `halt` error policy (or a storage failure); other
+    /// projections go on.
+    Failed {
+        /// The event that failed, if one did.
+        source: Option<String>,
+        partition: Option<u32>,
+        offset: Option<u64>,
+        message: String,
+        /// Seconds since the Unix epoch.
+        since: u64,
+    },
+    Stopped,
+}
+
+impl Status {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Status::Starting => "starting",
+            Status::Running => "running",
+            Status::Failed { .. } => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// One partition's progress.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionProgress {
+    pub source: String,
+    pub partition: u32,
+    /// Next offset the projection will apply.
+    pub offset: u64,
+    /// Next offset the source will write.
+    pub head: u64,
+    pub lag: u64,
+}
+
+/// What status and listings show of a projection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionInfo {
+    pub name: String,
+    /// The module's own version label.
+    pub version: String,
+    /// Content hash of the module file: the version the host tracks.
+    pub hash: String,
+    pub file: String,
+    pub state_version: u32,
+    pub sources: Vec<String>,
+    pub queries: Vec<String>,
+    pub status: Status,
+    pub events_applied: u64,
+    pub keys: u64,
+    pub lag: u64,
+    pub partitions: Vec<PartitionProgress>,
+    pub offsets: Offsets,
+    pub last_error: Option<String>,
+}
+
+pub struct ProjectionRuntime {
+    pub module: LoadedModule,
+    pub store: StateStore,
+    status: RwLock<Status>,
+    queries: Mutex<Vec<Instance>>,
+    stop: AtomicBool,
+}
+
+impl std::fmt::Debug for ProjectionRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionRuntime")
+            .field("name", &self.module.descriptor.name)
+            .field("hash", &self.module.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A custom query's failure, as the API maps it.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryFailure {
+    #[error("projection {projection:?} has no query named {name:?} (it has: {known})")]
+    UnknownQuery {
+        projection: String,
+        name: String,
+        known: String,
+    },
+    #[error("bad query arguments: {0}")]
+    BadArgs(String),
+    #[error("query failed: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ProjectionRuntime {
+    pub fn new(module: LoadedModule, store: StateStore) -> Self {
+        Self {
+            module,
+            store,
+            status: RwLock::new(Status::Starting),
+            queries: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.module.descriptor.name
+    }
+
+    /// `name@short-hash`, used in logs.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name(), self.module.short_hash())
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_status(&self, status: Status) {
+        *self.status.write().unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn info(&self, source: &dyn Source) -> Result<ProjectionInfo, StoreError> {
+        let reader = self.store.reader()?;
+        let offsets = reader.offsets()?;
+        let mut partitions = Vec::new();
+        for topic in &self.module.descriptor.sources {
+            // A source error shows as no partitions rather than failing status.
+            let heads = source.heads(topic).unwrap_or_default();
+            for (partition, head) in heads.into_iter().enumerate() {
+                let partition = partition as u32;
+                let offset = offsets.get(topic, partition);
+                partitions.push(PartitionProgress {
+                    source: topic.clone(),
+                    partition,
+                    offset,
+                    head,
+                    lag: head.saturating_sub(offset),
+                });
+            }
+        }
+        let status = self.status();
+        let last_error = match &status {
+            Status::Failed { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        let descriptor = &self.module.descriptor;
+        Ok(ProjectionInfo {
+            name: descriptor.name.clone(),
+            version: descriptor.version.clone(),
+            hash: self.module.hash.clone(),
+            file: self.module.file.display().to_string(),
+            state_version: descriptor.state_version,
+            sources: descriptor.sources.clone(),
+            queries: descriptor.queries.clone(),
+            status,
+            events_applied: reader.events_applied()?,
+            keys: reader.key_count()?,
+            lag: partitions.iter().map(|p| p.lag).sum(),
+            partitions,
+            offsets,
+            last_error,
+        })
+    }
+
+    /// Runs custom query `name` on a pooled read-only instance. Returns the
+    /// answer and the offsets of the state it read.
+    pub fn query(&self, name: &str, args: &[u8]) -> Result<(Vec<u8>, Offsets), QueryFailure> {
+        if !self.module.descriptor.queries.iter().any(|q| q == name) {
+            return Err(self.unknown_query(name));
+        }
+        let reader: StateReader = self.store.reader()?;
+        let offsets = reader.offsets()?;
+        let pooled = self
+            .queries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut instance = match pooled {
+            Some(instance) => instance,
+            None => self.module.instantiate(&self.label())?,
+        };
+        let outcome = instance.query(reader, name, args);
+        if !instance.is_poisoned() {
+            let mut pool = self.queries.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < QUERY_POOL_SIZE {
+                pool.push(instance);
+            }
+        }
+        match outcome? {
+            Ok(answer) => Ok((answer, offsets)),
+            Err(bindings::QueryError::UnknownQuery) => Err(self.unknown_query(name)),
+            Err(bindings::QueryError::BadArgs(message)) => Err(QueryFailure::BadArgs(message)),
+            Err(bindings::QueryError::Failed(message)) => Err(QueryFailure::Failed(message)),
+        }
+    }
+
+    fn unknown_query(&self, name: &str) -> QueryFailure {
+        let queries = &self.module.descriptor.queries;
+        QueryFailure::UnknownQuery {
+            projection: self.name().to_owned(),
+            name: name.to_owned(),
+            known: if queries.is_empty() {
+                "no queries".to_owned()
+            } else {
+                queries.join(", ")
+            },
+        }
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub type SharedProjection = Arc<ProjectionRuntime>;

@@ -1,0 +1,696 @@
+//! The embedded log: partitioned topics in one redb file (`data/log.redb`).
+//!
+//! Appends go through one appender thread that groups concurrent requests
+//! into a single durable write transaction (group commit): every request is
+//! atomic and durable once acknowledged, and many share one fsync. Readers
+//! use redb read transactions (MVCC) and never block the appender.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{ChangeSignal, Source};
+use crate::event::{Event, NewRecord, Offsets};
+use crate::partitioner::partition_for_key;
+
+/// topic -> partition count.
+const TOPICS: TableDefinition<&str, u32> = TableDefinition::new("topics");
+/// (topic, partition) -> next offset to write.
+const HEADS: TableDefinition<(&str, u32), u64> = TableDefinition::new("heads");
+/// (topic, partition, offset) -> MessagePack-encoded [`StoredRecord`].
+const RECORDS: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("records");
+
+/// Kafka's limit on topic names, and its legal characters.
+const MAX_TOPIC_LEN: usize = 249;
+/// Kafka's own ceiling is far higher; more than this many partitions in one
+/// process is a configuration mistake.
+pub const MAX_PARTITIONS: u32 = 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error(
+        "invalid topic name {0:?}: use 1 to 249 characters from a-z, A-Z, 0-9, '.', '_' and '-'"
+    )]
+    InvalidTopic(String),
+    #[error("invalid partition count {0} for topic {1:?}: choose 1 to {MAX_PARTITIONS}")]
+    InvalidPartitions(u32, String),
+    #[error("topic {topic:?} already exists with {existing} partitions, not {requested}")]
+    PartitionMismatch {
+        topic: String,
+        existing: u32,
+        requested: u32,
+    },
+    #[error("the embedded log at {path} could not be opened: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    #[error("embedded log storage error: {0}")]
+    Storage(#[from] redb::Error),
+    #[error("corrupt record in the embedded log at {topic}/{partition}@{offset}: {reason}")]
+    CorruptRecord {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        reason: String,
+    },
+    #[error("append failed, nothing was written: {0}")]
+    AppendFailed(String),
+    #[error("the embedded log is shut down")]
+    Closed,
+}
+
+fn storage(err: impl Into<redb::Error>) -> LogError {
+    LogError::Storage(err.into())
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    #[serde(with = "serde_bytes")]
+    key: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
+    payload: Option<Vec<u8>>,
+    timestamp_ms: i64,
+    headers: Vec<(String, serde_bytes::ByteBuf)>,
+}
+
+/// Offsets one append was given in one partition (inclusive range).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRange {
+    pub partition: u32,
+    pub first_offset: u64,
+    pub last_offset: u64,
+    pub count: u64,
+}
+
+/// What an acknowledged append was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendReceipt {
+    pub topic: String,
+    pub count: u64,
+    /// Per partition touched, in partition order.
+    pub partitions: Vec<PartitionRange>,
+    /// The offsets a projection must reach to have seen this append:
+    /// `{"topic": {"partition": next_offset}}`.
+    pub next_offsets: Offsets,
+}
+
+struct AppendRequest {
+    topic: String,
+    records: Vec<NewRecord>,
+    reply: SyncSender<Result<AppendReceipt, LogError>>,
+}
+
+enum AppenderMsg {
+    Append(AppendRequest),
+    Stop,
+}
+
+struct Shared {
+    db: Database,
+    signal: ChangeSignal,
+}
+
+/// Handle to the embedded log; cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    shared: Arc<Shared>,
+    requests: SyncSender<AppenderMsg>,
+    appender: Arc<AppenderThread>,
+    default_partitions: u32,
+}
+
+struct AppenderThread(std::sync::Mutex<Option<JoinHandle<()>>>);
+
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog")
+            .field("default_partitions", &self.default_partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log file. Topics created implicitly by an append
+    /// get `default_partitions` partitions.
+    pub fn open(path: &Path, default_partitions: u32) -> Result<Self, LogError> {
+        if default_partitions == 0 || default_partitions > MAX_PARTITIONS {
+            return Err(LogError::InvalidPartitions(
+                default_partitions,
+                "<default>".into(),
+            ));
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| LogError::Open {
+                path: path.to_owned(),
+                source: redb::Error::Io(e),
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| LogError::Open {
+            path: path.to_owned(),
+            source: e.into(),
+        })?;
+        // Create the tables up front so readers never race their creation.
+        let txn = db.begin_write().map_err(storage)?;
+        txn.open_table(TOPICS).map_err(storage)?;
+        txn.open_table(HEADS).map_err(storage)?;
+        txn.open_table(RECORDS).map_err(storage)?;
+        txn.commit().map_err(storage)?;
+
+        let shared = Arc::new(Shared {
+            db,
+            signal: ChangeSignal::default(),
+        });
+        let (requests, inbox) = mpsc::sync_channel::<AppenderMsg>(1024);
+        let appender = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("log-appender".into())
+                .spawn(move || run_appender(&shared, &inbox, default_partitions))
+                .map_err(|e| LogError::Open {
+                    path: path.to_owned(),
+                    source: redb::Error::Io(e),
+                })?
+        };
+        Ok(Self {
+            shared,
+            requests,
+            appender: Arc::new(AppenderThread(std::sync::Mutex::new(Some(appender)))),
+            default_partitions,
+        })
+    }
+
+    /// Appends `records` to `topic` atomically and durably: when this returns
+    /// `Ok`, every record is on disk; on `Err`, none is. Creates the topic
+    /// with the default partition count if it does not exist.
+    pub fn append(&self, topic: &str, records: Vec<NewRecord>) -> Result<AppendReceipt, LogError> {
+        validate_topic(topic)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests
+            .send(AppenderMsg::Append(AppendRequest {
+                topic: topic.to_owned(),
+                records,
+                reply,
+            }))
+            .map_err(|_| LogError::Closed)?;
+        answer.recv().map_err(|_| LogError::Closed)?
+    }
+
+    /// Creates `topic` with `partitions` partitions; succeeds if it already
+    /// exists with that many.
+    pub fn create_topic(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
+        validate_topic(topic)?;
+        if partitions == 0 || partitions > MAX_PARTITIONS {
+            return Err(LogError::InvalidPartitions(partitions, topic.to_owned()));
+        }
+        let txn = self.shared.db.begin_write().map_err(storage)?;
+        let existing = ensure_topic(&txn, topic, partitions)?;
+        if existing != partitions {
+            return Err(LogError::PartitionMismatch {
+                topic: topic.to_owned(),
+                existing,
+                requested: partitions,
+            });
+        }
+        txn.commit().map_err(storage)?;
+        self.shared.signal.bump();
+        Ok(())
+    }
+
+    /// Every topic with its partition count, by name.
+    pub fn topics(&self) -> Result<Vec<(String, u32)>, LogError> {
+        let reader = self.reader()?;
+        let mut topics = Vec::new();
+        for entry in reader.topics.iter().map_err(storage)? {
+            let (name, partitions) = entry.map_err(storage)?;
+            topics.push((name.value().to_owned(), partitions.value()));
+        }
+        Ok(topics)
+    }
+
+    pub fn default_partitions(&self) -> u32 {
+        self.default_partitions
+    }
+
+    fn reader(&self) -> Result<LogReader, LogError> {
+        let txn = self.shared.db.begin_read().map_err(storage)?;
+        Ok(LogReader {
+            topics: txn.open_table(TOPICS).map_err(storage)?,
+            heads: txn.open_table(HEADS).map_err(storage)?,
+            records: txn.open_table(RECORDS).map_err(storage)?,
+        })
+    }
+
+    /// Stops the appender after it has answered every queued request.
+    pub fn shutdown(&self) {
+        let handle = self
+            .appender
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            // Other clones keep the channel open, so ask the appender to stop
+            // explicitly; it answers everything queued before the request.
+            let _ = self.requests.send(AppenderMsg::Stop);
+            let _ = handle.join();
+        }
+        self.shared.signal.bump();
+    }
+}
+
+fn validate_topic(topic: &str) -> Result<(), LogError> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty()
+        || topic.len() > MAX_TOPIC_LEN
+        || topic == "."
+        || topic == ".."
+        || !topic.chars().all(legal)
+    {
+        return Err(LogError::InvalidTopic(topic.to_owned()));
+    }
+    Ok(())
+}
+
+/// Returns the partition count of `topic`, creating it with `partitions`
+/// partitions inside `txn` if it is new.
+fn ensure_topic(txn: &WriteTransaction, topic: &str, partitions: u32) -> Result<u32, LogError> {
+    let mut topics = txn.open_table(TOPICS).map_err(storage)?;
+    if let Some(existing) = topics.get(topic).map_err(storage)? {
+        return Ok(existing.value());
+    }
+    topics.insert(topic, partitions).map_err(storage)?;
+    let mut heads = txn.open_table(HEADS).map_err(storage)?;
+    for partition in 0..partitions {
+        heads.insert((topic, partition), 0).map_err(storage)?;
+    }
+    Ok(partitions)
+}
+
+fn run_appender(shared: &Shared, inbox: &Receiver<AppenderMsg>, default_partitions: u32) {
+    // Keyless records are spread round-robin, per topic.
+    let mut round_robin: HashMap<String, u32> = HashMap::new();
+    while let Ok(AppenderMsg::Append(first)) = inbox.recv() {
+        let mut group = vec![first];
+        let mut stop = false;
+        while let Ok(next) = inbox.try_recv() {
+            match next {
+                AppenderMsg::Append(request) => group.push(request),
+                AppenderMsg::Stop => {
+                    stop = true;
+                    break;
+                }
+            }
+        }
+        let before = round_robin.clone();
+        match append_group(shared, &group, default_partitions, &mut round_robin) {
+            Ok(receipts) => {
+                shared.signal.bump();
+                for (request, receipt) in group.into_iter().zip(receipts) {
+                    let _ = request.reply.send(Ok(receipt));
+                }
+            }
+            Err(err) => {
+                round_robin = before;
+                let message = err.to_string();
+                tracing::error!(error = %message, "append to the embedded log failed");
+                for request in group {
+                    let _ = request
+                        .reply
+                        .send(Err(LogError::AppendFailed(message.clone())));
+                }
+            }
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+fn append_group(
+    shared: &Shared,
+    group: &[AppendRequest],
+    default_partitions: u32,
+    round_robin: &mut HashMap<String, u32>,
+) -> Result<Vec<AppendReceipt>, LogError> {
+    let mut txn = shared.db.begin_write().map_err(storage)?;
+    txn.set_durability(Durability::Immediate).map_err(storage)?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut receipts = Vec::with_capacity(group.len());
+    for request in group {
+        let topic = request.topic.as_str();
+        let partitions = ensure_topic(&txn, topic, default_partitions)?;
+        let mut heads_table = txn.open_table(HEADS).map_err(storage)?;
+        let mut heads = Vec::with_capacity(partitions as usize);
+        for partition in 0..partitions {
+            let head = heads_table.get((topic, partition)).map_err(storage)?;
+            heads.push(head.map_or(0, |h| h.value()));
+        }
+        let mut ranges: Vec<Option<PartitionRange>> = vec![None; partitions as usize];
+        let mut records_table = txn.open_table(RECORDS).map_err(storage)?;
+        let mut encoded = Vec::new();
+        for record in &request.records {
+            let partition = match &record.key {
+                Some(key) => partition_for_key(key, partitions),
+                None => {
+                    let next = round_robin.entry(topic.to_owned()).or_insert(0);
+                    let partition = *next % partitions;
+                    *next = next.wrapping_add(1);
+                    partition
+                }
+            };
+            let offset = heads[partition as usize];
+            heads[partition as usize] += 1;
+            encoded.clear();
+            rmp_serde::encode::write(
+                &mut encoded,
+                &StoredRecord {
+                    key: record.key.clone(),
+                    payload: record.payload.clone(),
+                    timestamp_ms: now_ms,
+                    headers: record
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_bytes::ByteBuf::from(v.clone())))
+                        .collect(),
+                },
+            )
+            .map_err(|e| LogError::AppendFailed(format!("encoding a record: {e}")))?;
+            records_table
+                .insert((topic, partition, offset), encoded.as_slice())
+                .map_err(storage)?;
+            let range = ranges[partition as usize].get_or_insert(PartitionRange {
+                partition,
+                first_offset: offset,
+                last_offset: offset,
+                count: 0,
+            });
+            range.last_offset = offset;
+            range.count += 1;
+        }
+        let mut next_offsets = Offsets::default();
+        for range in ranges.iter().flatten() {
+            heads_table
+                .insert((topic, range.partition), range.last_offset + 1)
+                .map_err(storage)?;
+            next_offsets.set(topic, range.partition, range.last_offset + 1);
+        }
+        receipts.push(AppendReceipt {
+            topic: topic.to_owned(),
+            count: request.records.len() as u64,
+            partitions: ranges.into_iter().flatten().collect(),
+            next_offsets,
+        });
+    }
+    txn.commit().map_err(storage)?;
+    Ok(receipts)
+}
+
+/// A consistent view of the log at one instant.
+struct LogReader {
+    topics: ReadOnlyTable<&'static str, u32>,
+    heads: ReadOnlyTable<(&'static str, u32), u64>,
+    records: ReadOnlyTable<(&'static str, u32, u64), &'static [u8]>,
+}
+
+impl LogReader {
+    fn partitions(&self, topic: &str) -> Result<u32, LogError> {
+        Ok(self
+            .topics
+            .get(topic)
+            .map_err(storage)?
+            .map_or(0, |p| p.value()))
+    }
+
+    fn heads(&self, topic: &str) -> Result<Vec<u64>, LogError> {
+        let partitions = self.partitions(topic)?;
+        (0..partitions)
+            .map(|p| {
+                Ok(self
+                    .heads
+                    .get((topic, p))
+                    .map_err(storage)?
+                    .map_or(0, |h| h.value()))
+            })
+            .collect()
+    }
+
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+        out: &mut Vec<Event>,
+    ) -> Result<(), LogError> {
+        let range = self
+            .records
+            .range::<(&str, u32, u64)>((
+                Bound::Included((topic, partition, from)),
+                Bound::Included((topic, partition, u64::MAX)),
+            ))
+            .map_err(storage)?;
+        for entry in range.take(max) {
+            let (key, value) = entry.map_err(storage)?;
+            let (_, _, offset) = key.value();
+            let stored: StoredRecord =
+                rmp_serde::from_slice(value.value()).map_err(|e| LogError::CorruptRecord {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset,
+                    reason: e.to_string(),
+                })?;
+            out.push(Event {
+                source: topic.to_owned(),
+                partition,
+                offset,
+                key: stored.key,
+                payload: stored.payload,
+                timestamp_ms: stored.timestamp_ms,
+                headers: stored
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_vec()))
+                    .collect(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Source for EmbeddedLog {
+    fn read_batch(
+        &self,
+        topics: &[String],
+        positions: &Offsets,
+        max: usize,
+        rotate: usize,
+        out: &mut Vec<Event>,
+    ) -> Result<(), LogError> {
+        let reader = self.reader()?;
+        let mut streams = Vec::new();
+        for topic in topics {
+            for partition in 0..reader.partitions(topic)? {
+                streams.push((topic.as_str(), partition));
+            }
+        }
+        if streams.is_empty() {
+            return Ok(());
+        }
+        let start = rotate % streams.len();
+        for i in 0..streams.len() {
+            let remaining = max.saturating_sub(out.len());
+            if remaining == 0 {
+                break;
+            }
+            let (topic, partition) = streams[(start + i) % streams.len()];
+            reader.read(
+                topic,
+                partition,
+                positions.get(topic, partition),
+                remaining,
+                out,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn heads(&self, topic: &str) -> Result<Vec<u64>, LogError> {
+        self.reader()?.heads(topic)
+    }
+
+    fn change_seq(&self) -> u64 {
+        self.shared.signal.current()
+    }
+
+    fn wait_for_change(&self, seen: u64, timeout: Duration) -> u64 {
+        self.shared.signal.wait_past(seen, timeout)
+    }
+
+    fn wake_all(&self) {
+        self.shared.signal.bump();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: Option<&str>, payload: &str) -> NewRecord {
+        NewRecord {
+            key: key.map(|k| k.as_bytes().to_vec()),
+            payload: Some(payload.as_bytes().to_vec()),
+            headers: vec![("h".into(), vec![0xff])],
+        }
+    }
+
+    #[test]
+    fn keyed_appends_follow_kafka_partitioning_and_keep_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 3).unwrap();
+        let receipt = log
+            .append(
+                "orders",
+                (0..10)
+                    .map(|i| record(Some("foobar"), &i.to_string()))
+                    .collect(),
+            )
+            .unwrap();
+        // murmur2("foobar") -> partition 1357151166 % 3 = 0.
+        assert_eq!(receipt.partitions.len(), 1);
+        assert_eq!(receipt.partitions[0].partition, 1357151166 % 3);
+        assert_eq!(receipt.partitions[0].first_offset, 0);
+        assert_eq!(receipt.partitions[0].last_offset, 9);
+
+        let mut out = Vec::new();
+        log.read_batch(&["orders".into()], &Offsets::default(), 100, 0, &mut out)
+            .unwrap();
+        let payloads: Vec<_> = out.iter().map(|e| e.payload.clone().unwrap()).collect();
+        let expected: Vec<_> = (0..10).map(|i| i.to_string().into_bytes()).collect();
+        assert_eq!(payloads, expected);
+        assert_eq!(out[3].headers, vec![("h".to_string(), vec![0xff])]);
+        assert_eq!(log.heads("orders").unwrap().iter().sum::<u64>(), 10);
+        log.shutdown();
+    }
+
+    #[test]
+    fn reads_resume_from_positions_and_respect_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 2).unwrap();
+        log.append("t", (0..20).map(|i| record(None, &i.to_string())).collect())
+            .unwrap();
+        let mut positions = Offsets::default();
+        positions.set("t", 0, 8);
+        positions.set("t", 1, 10);
+        let mut out = Vec::new();
+        log.read_batch(&["t".into()], &positions, 5, 0, &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 2, "partition 0 has 10 events, 8 already read");
+        assert!(out.iter().all(|e| e.partition == 0 && e.offset >= 8));
+        log.shutdown();
+    }
+
+    #[test]
+    fn tombstones_and_empty_payloads_stay_distinct() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 1).unwrap();
+        log.append(
+            "t",
+            vec![
+                NewRecord {
+                    key: Some(vec![0xfe, 0x00]),
+                    payload: None,
+                    headers: vec![],
+                },
+                NewRecord {
+                    key: None,
+                    payload: Some(vec![]),
+                    headers: vec![],
+                },
+            ],
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        log.read_batch(&["t".into()], &Offsets::default(), 10, 0, &mut out)
+            .unwrap();
+        assert_eq!(out[0].payload, None);
+        assert_eq!(out[0].key, Some(vec![0xfe, 0x00]));
+        assert_eq!(out[1].payload, Some(vec![]));
+        log.shutdown();
+    }
+
+    #[test]
+    fn appends_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.redb");
+        {
+            let log = EmbeddedLog::open(&path, 4).unwrap();
+            log.append("t", vec![record(Some("k"), "1")]).unwrap();
+            log.shutdown();
+        }
+        let log = EmbeddedLog::open(&path, 4).unwrap();
+        assert_eq!(log.topics().unwrap(), vec![("t".to_string(), 4)]);
+        assert_eq!(log.heads("t").unwrap().iter().sum::<u64>(), 1);
+        log.shutdown();
+    }
+
+    #[test]
+    fn invalid_topic_names_are_rejected_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 1).unwrap();
+        for bad in ["", "a/b", "..", "with space", &"x".repeat(250)] {
+            let err = log.append(bad, vec![record(None, "{}")]).unwrap_err();
+            assert!(matches!(err, LogError::InvalidTopic(_)), "{bad:?}: {err}");
+        }
+        assert!(log.topics().unwrap().is_empty());
+        assert!(matches!(
+            log.create_topic("t", 0),
+            Err(LogError::InvalidPartitions(0, _))
+        ));
+        log.create_topic("t", 2).unwrap();
+        assert!(matches!(
+            log.create_topic("t", 3),
+            Err(LogError::PartitionMismatch { existing: 2, .. })
+        ));
+        log.shutdown();
+    }
+
+    #[test]
+    fn concurrent_appends_all_land_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 3).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        log.append("t", vec![record(Some(&format!("{t}-{i}")), "{}")])
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut out = Vec::new();
+        log.read_batch(&["t".into()], &Offsets::default(), 1000, 0, &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 200);
+        log.shutdown();
+    }
+}

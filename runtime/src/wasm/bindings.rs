@@ -1,0 +1,10 @@
+//! Host-side bindings generated from `wit/`: the only place generated code lives.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "projection",
+    imports: { default: trappable },
+});
+
+pub use exports::projector::projection::handler::{Descriptor, Event, HandleError, QueryError};
+pub use projector::projection::log::Level;

@@ -1,0 +1,284 @@
+//! What a module can reach: its own state (through the batch overlay or a
+//! read-only view), a log attributed to it, and a locked-down WASI with no
+//! files, network, environment, real clocks or real randomness, so that a
+//! replay computes exactly what the live run did.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::random::Deterministic;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView};
+
+use super::Limits;
+use super::bindings::projector::projection::{log, state, types};
+use crate::store::{Overlay, StateReader};
+
+/// Which state a running call may touch.
+#[derive(Debug, Default)]
+pub enum StateAccess {
+    /// `describe`: no state at all.
+    #[default]
+    None,
+    /// `handle`: reads through the overlay, writes into it.
+    Batch { base: StateReader, overlay: Overlay },
+    /// `query`: reads only.
+    Query { base: StateReader },
+}
+
+/// Per-instance host data in the wasmtime store.
+pub struct HostState {
+    pub(super) access: StateAccess,
+    pub(super) limits: StoreLimits,
+    /// `name@short-hash`, attached to every log line of the module.
+    label: Arc<str>,
+    max_key_bytes: usize,
+    max_value_bytes: usize,
+    max_scan: usize,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl HostState {
+    pub fn new(label: Arc<str>, limits: &Limits) -> Self {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(GuestOutput {
+            label: label.clone(),
+            stream: "stdout",
+        })
+        .stderr(GuestOutput {
+            label: label.clone(),
+            stream: "stderr",
+        })
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
+        .secure_random(Deterministic::new(DETERMINISTIC_SEED.to_vec()))
+        .insecure_random(Deterministic::new(DETERMINISTIC_SEED.to_vec()))
+        .insecure_random_seed(0)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+        Self {
+            access: StateAccess::None,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .instances(8)
+                .build(),
+            label,
+            max_key_bytes: limits.max_key_bytes,
+            max_value_bytes: limits.max_value_bytes,
+            max_scan: limits.max_scan_entries,
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+        }
+    }
+
+    fn base(&self) -> wasmtime::Result<&StateReader> {
+        match &self.access {
+            StateAccess::Batch { base, .. } | StateAccess::Query { base } => Ok(base),
+            StateAccess::None => Err(wasmtime::Error::msg(
+                "state is not available in `describe`",
+            )),
+        }
+    }
+
+    fn overlay_for_write(&mut self, op: &str) -> wasmtime::Result<&mut Overlay> {
+        match &mut self.access {
+            StateAccess::Batch { overlay, .. } => Ok(overlay),
+            StateAccess::Query { .. } => Err(wasmtime::Error::msg(format!(
+                "state `{op}` during a query: state is read-only while a query runs"
+            ))),
+            StateAccess::None => Err(wasmtime::Error::msg(format!(
+                "state `{op}` in `describe`: state is not available there"
+            ))),
+        }
+    }
+
+    fn check_key(&self, key: &[u8]) -> wasmtime::Result<()> {
+        if key.len() > self.max_key_bytes {
+            return Err(wasmtime::Error::msg(format!(
+                "state key of {} bytes exceeds the limit of {} bytes (limits.max_key_bytes)",
+                key.len(),
+                self.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes the deterministic WASI random sources cycle through.
+const DETERMINISTIC_SEED: [u8; 16] = *b"projector-replay";
+
+impl state::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        let value = match &self.access {
+            StateAccess::Batch { base, overlay } => overlay.get(base, &key),
+            _ => self.base()?.get(&key),
+        };
+        value.map_err(wasmtime::Error::new)
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        self.check_key(&key)?;
+        if value.len() > self.max_value_bytes {
+            return Err(wasmtime::Error::msg(format!(
+                "state value of {} bytes under key {:?} exceeds the limit of {} bytes (limits.max_value_bytes)",
+                value.len(),
+                String::from_utf8_lossy(&key),
+                self.max_value_bytes
+            )));
+        }
+        self.overlay_for_write("put")?.put(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        self.check_key(&key)?;
+        self.overlay_for_write("delete")?.delete(key);
+        Ok(())
+    }
+
+    fn scan(
+        &mut self,
+        prefix: Vec<u8>,
+        start_after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let limit = (limit as usize).min(self.max_scan);
+        let entries = match &self.access {
+            StateAccess::Batch { base, overlay } => {
+                overlay.scan(base, &prefix, start_after.as_deref(), limit)
+            }
+            _ => self.base()?.scan(&prefix, start_after.as_deref(), limit),
+        };
+        entries.map_err(wasmtime::Error::new)
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let projection = &*self.label;
+        match level {
+            log::Level::Trace => tracing::trace!(projection, "{message}"),
+            log::Level::Debug => tracing::debug!(projection, "{message}"),
+            log::Level::Info => tracing::info!(projection, "{message}"),
+            log::Level::Warn => tracing::warn!(projection, "{message}"),
+            log::Level::Error => tracing::error!(projection, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl wasmtime_wasi::WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The same instant on every call, live or in replay.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Guest stdout/stderr, turned into log lines attributed to the projection.
+#[derive(Clone)]
+struct GuestOutput {
+    label: Arc<str>,
+    stream: &'static str,
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineLogger {
+            output: self.clone(),
+            pending: Vec::new(),
+        })
+    }
+}
+
+struct LineLogger {
+    output: GuestOutput,
+    pending: Vec<u8>,
+}
+
+/// A guest that never writes a newline still gets its output logged.
+const MAX_PENDING_LINE: usize = 16 * 1024;
+
+impl LineLogger {
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        tracing::info!(
+            projection = &*self.output.label,
+            stream = self.output.stream,
+            "{}",
+            text.trim_end()
+        );
+    }
+
+    fn flush_lines(&mut self) {
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.emit(&line);
+        }
+        if self.pending.len() > MAX_PENDING_LINE {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+    }
+}
+
+impl AsyncWrite for LineLogger {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.pending.extend_from_slice(buf);
+        self.flush_lines();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
