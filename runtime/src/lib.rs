@@ -4,10 +4,13 @@
 //! Data flows one way: [`source`] -> [`worker`] -> [`wasm`] -> [`store`]
 //! (overlay, then one redb commit with the offsets) -> [`api`] queries.
 
+pub mod api;
+pub mod config;
 pub mod event;
 pub mod partitioner;
 pub mod projection;
 pub mod registry;
+pub mod server;
 pub mod source;
 pub mod store;
 pub mod wasm;

@@ -167,7 +167,8 @@ impl Registry {
             projection.request_stop();
         }
         self.source.wake_all();
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        let workers =
+            std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
         for worker in workers {
             let _ = worker.join();
         }

@@ -223,7 +223,9 @@ impl<'a> Worker<'a> {
                 Err(e) => return self.halt(None, e.to_string()),
             };
             let before = overlay.clone();
-            let (result, after) = self.instance.handle(std::slice::from_ref(event), base, overlay);
+            let (result, after) = self
+                .instance
+                .handle(std::slice::from_ref(event), base, overlay);
             match result {
                 Ok(()) => {
                     overlay = after;
@@ -254,7 +256,10 @@ impl<'a> Worker<'a> {
                 true
             }
             Err(e) => {
-                self.halt(None, format!("could not recreate the instance after a trap: {e}"));
+                self.halt(
+                    None,
+                    format!("could not recreate the instance after a trap: {e}"),
+                );
                 false
             }
         }

@@ -7,9 +7,7 @@ mod overlay;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use redb::{
-    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition,
-};
+use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use overlay::Overlay;
 
@@ -314,10 +312,7 @@ mod tests {
             keys(reader.scan(b"a/", None, 10).unwrap()),
             ["a/1", "a/2", "a/3"]
         );
-        assert_eq!(
-            keys(reader.scan(b"a/", Some(b"a/1"), 1).unwrap()),
-            ["a/2"]
-        );
+        assert_eq!(keys(reader.scan(b"a/", Some(b"a/1"), 1).unwrap()), ["a/2"]);
         assert_eq!(
             keys(reader.scan(b"a/", Some(b"0"), 10).unwrap()),
             ["a/1", "a/2", "a/3"]

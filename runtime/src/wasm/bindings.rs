@@ -6,5 +6,4 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use exports::projector::projection::handler::{Descriptor, Event, HandleError, QueryError};
-pub use projector::projection::log::Level;
+pub use self::exports::projector::projection::handler::{Descriptor, Event, QueryError};

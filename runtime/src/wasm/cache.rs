@@ -71,9 +71,4 @@ impl CompileCache {
         std::fs::write(&tmp, compiled)?;
         std::fs::rename(&tmp, entry)
     }
-
-    #[cfg(test)]
-    pub fn contains(&self, hash: &str) -> bool {
-        self.entry(hash).exists()
-    }
 }

@@ -81,9 +81,7 @@ impl HostState {
     fn base(&self) -> wasmtime::Result<&StateReader> {
         match &self.access {
             StateAccess::Batch { base, .. } | StateAccess::Query { base } => Ok(base),
-            StateAccess::None => Err(wasmtime::Error::msg(
-                "state is not available in `describe`",
-            )),
+            StateAccess::None => Err(wasmtime::Error::msg("state is not available in `describe`")),
         }
     }
 

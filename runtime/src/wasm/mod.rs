@@ -14,8 +14,8 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use bindings::{Projection, ProjectionPre};
-pub use host::StateAccess;
 use host::HostState;
+pub use host::StateAccess;
 
 use crate::event::Event;
 use crate::store::{Overlay, StateReader};
@@ -63,8 +63,14 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}: module is {size} bytes, over the limit of {limit} bytes (limits.max_module_bytes)")]
-    TooLarge { file: PathBuf, size: u64, limit: u64 },
+    #[error(
+        "{file}: module is {size} bytes, over the limit of {limit} bytes (limits.max_module_bytes)"
+    )]
+    TooLarge {
+        file: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error(
         "{file}: not a WebAssembly file (it does not start with the `\\0asm` magic bytes); build a Wasm component, e.g. `cargo build --release --target wasm32-wasip2`"
     )]
@@ -83,7 +89,9 @@ pub enum LoadError {
         "{file}: missing required export: {reason}; a projection must export `{HANDLER_EXPORT}` with `describe`, `handle` and `query`"
     )]
     MissingExport { file: PathBuf, reason: String },
-    #[error("{file}: imports {import}, which this host does not provide (only the projector:projection interfaces and WASI are available)")]
+    #[error(
+        "{file}: imports {import}, which this host does not provide (only the projector:projection interfaces and WASI are available)"
+    )]
     UnknownImport { file: PathBuf, import: String },
     #[error("{file}: `describe` failed: {reason}")]
     Describe { file: PathBuf, reason: String },
@@ -210,13 +218,13 @@ impl WasmHost {
     pub fn load_bytes(&self, file: &Path, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
         classify(file, bytes)?;
         let hash = blake3::hash(bytes).to_hex().to_string();
-        let component = self
-            .cache
-            .load_or_compile(&hash, bytes)
-            .map_err(|reason| LoadError::Invalid {
-                file: file.to_owned(),
-                reason,
-            })?;
+        let component =
+            self.cache
+                .load_or_compile(&hash, bytes)
+                .map_err(|reason| LoadError::Invalid {
+                    file: file.to_owned(),
+                    reason,
+                })?;
         check_contract(file, &self.engine, &component)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             let reason = error_chain(&e);
@@ -258,10 +266,11 @@ impl WasmHost {
             file: file.to_owned(),
             reason: e.to_string(),
         })?;
-        module.descriptor = validate_descriptor(raw).map_err(|reason| LoadError::BadDescriptor {
-            file: file.to_owned(),
-            reason,
-        })?;
+        module.descriptor =
+            validate_descriptor(raw).map_err(|reason| LoadError::BadDescriptor {
+                file: file.to_owned(),
+                reason,
+            })?;
         Ok(module)
     }
 }
@@ -401,10 +410,7 @@ impl LoadedModule {
 
     pub fn instantiate(&self, label: &str) -> Result<Instance, RunError> {
         let host = &self.host;
-        let mut store = Store::new(
-            &host.engine,
-            HostState::new(Arc::from(label), &host.limits),
-        );
+        let mut store = Store::new(&host.engine, HostState::new(Arc::from(label), &host.limits));
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(timeout_ticks(host.limits.call_timeout));
         let bindings = self
@@ -503,10 +509,10 @@ impl Instance {
     ) -> Result<Result<Vec<u8>, bindings::QueryError>, RunError> {
         self.store.data_mut().access = StateAccess::Query { base };
         self.store.set_epoch_deadline(self.timeout_ticks);
-        let outcome = self
-            .bindings
-            .projector_projection_handler()
-            .call_query(&mut self.store, name, args);
+        let outcome =
+            self.bindings
+                .projector_projection_handler()
+                .call_query(&mut self.store, name, args);
         self.store.data_mut().access = StateAccess::None;
         outcome.map_err(|e| self.trap(&e))
     }

@@ -1,0 +1,432 @@
+//! The HTTP API (axum). Key lookups and scans are served from redb read
+//! transactions without calling Wasm; custom queries run on pooled read-only
+//! instances. Every answer with state says the offsets it reflects.
+
+mod error;
+pub mod ingest;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use error::ApiError;
+
+use crate::event::Offsets;
+use crate::projection::{QueryFailure, SharedProjection};
+use crate::registry::Registry;
+use crate::source::{EmbeddedLog, LogError, Source};
+
+/// Response header carrying the offsets a key lookup reflects, as JSON.
+pub const OFFSETS_HEADER: &str = "projector-offsets";
+const DEFAULT_SCAN_LIMIT: usize = 100;
+const MAX_SCAN_LIMIT: usize = 10_000;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub log: EmbeddedLog,
+}
+
+pub fn router(state: AppState, max_request_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/projections", get(list_projections))
+        .route("/v1/projections/{name}", get(get_projection))
+        .route("/v1/projections/{name}/state", get(scan_state))
+        .route("/v1/projections/{name}/state/{*key}", get(get_key))
+        .route("/v1/projections/{name}/query/{query}", post(run_query))
+        .route("/v1/topics", get(list_topics))
+        .route("/v1/topics/{topic}", post(create_topic))
+        .route("/v1/topics/{topic}/events", post(append_events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_request_bytes))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found("unknown_route", format!("no such endpoint: {}", uri.path()))
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept this method", uri.path()),
+    )
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+fn projection(state: &AppState, name: &str) -> Result<SharedProjection, ApiError> {
+    state
+        .registry
+        .get(name)
+        .ok_or_else(|| ApiError::unknown_projection(name))
+}
+
+/// Runs blocking storage or Wasm work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
+}
+
+async fn list_projections(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let mut projections = Vec::new();
+        for projection in state.registry.all() {
+            projections.push(
+                projection
+                    .info(state.registry.source())
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+        }
+        Ok(Json(json!({
+            "projections": projections,
+            "rejected": state.registry.rejected(),
+        })))
+    })
+    .await
+}
+
+async fn get_projection(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let projection = projection(&state, &name)?;
+    blocking(move || {
+        let info = projection
+            .info(state.registry.source())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Json(json!(info)))
+    })
+    .await
+}
+
+fn offsets_header(offsets: &Offsets) -> HeaderValue {
+    let text = serde_json::to_string(offsets).expect("offsets serialize");
+    HeaderValue::from_str(&text).expect("JSON of topic names is a valid header")
+}
+
+/// Decodes a percent-encoded key strictly: `%` must be followed by two hex
+/// digits. Keys are bytes, so `%FF` is allowed.
+fn decode_key(raw: &str) -> Result<Vec<u8>, ApiError> {
+    let bytes = raw.as_bytes();
+    let mut key = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(byte) => key.push(byte),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "bad_key_encoding",
+                        format!(
+                            "key {raw:?} has an invalid percent-escape at byte {i}: use %XX with two hex digits"
+                        ),
+                    ));
+                }
+            }
+            i += 3;
+        } else {
+            key.push(bytes[i]);
+            i += 1;
+        }
+    }
+    if key.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad_key_encoding",
+            "empty key: put the percent-encoded key after /state/",
+        ));
+    }
+    Ok(key)
+}
+
+async fn get_key(
+    State(state): State<AppState>,
+    Path((name, _)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let projection = projection(&state, &name)?;
+    // Decode from the raw path: keys are bytes and may contain `/` or `%2F`.
+    let prefix = format!("/v1/projections/{name}/state/");
+    let raw = uri.path().strip_prefix(&prefix).unwrap_or_default();
+    let key = decode_key(raw)?;
+    blocking(move || {
+        let reader = projection
+            .store
+            .reader()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let offsets = reader
+            .offsets()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let value = reader
+            .get(&key)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let Some(value) = value else {
+            return Err(ApiError::not_found(
+                "key_not_found",
+                format!(
+                    "projection {:?} has no key {:?}",
+                    projection.name(),
+                    String::from_utf8_lossy(&key)
+                ),
+            )
+            .with("offsets", json!(offsets)));
+        };
+        let content_type = if serde_json::from_slice::<serde::de::IgnoredAny>(&value).is_ok() {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(OFFSETS_HEADER, offsets_header(&offsets));
+        Ok((headers, value).into_response())
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct ScanParams {
+    #[serde(default)]
+    prefix: String,
+    start_after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A stored value as JSON: the value itself if it is JSON, else its text.
+fn value_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn key_json(key: &[u8]) -> Value {
+    match std::str::from_utf8(key) {
+        Ok(text) => json!({ "key": text }),
+        Err(_) => json!({
+            "key": String::from_utf8_lossy(key),
+            "key_hex": key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        }),
+    }
+}
+
+async fn scan_state(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<ScanParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let projection = projection(&state, &name)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
+    let limit = params.limit.unwrap_or(DEFAULT_SCAN_LIMIT);
+    if limit == 0 || limit > MAX_SCAN_LIMIT {
+        return Err(ApiError::bad_request(
+            "bad_limit",
+            format!("limit must be 1 to {MAX_SCAN_LIMIT}, not {limit}"),
+        ));
+    }
+    blocking(move || {
+        let reader = projection
+            .store
+            .reader()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let offsets = reader
+            .offsets()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        // One extra entry tells whether another page exists.
+        let mut entries = reader
+            .scan(
+                params.prefix.as_bytes(),
+                params.start_after.as_deref().map(str::as_bytes),
+                limit + 1,
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let next = more.then(|| {
+            entries
+                .last()
+                .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        });
+        let items: Vec<Value> = entries
+            .iter()
+            .map(|(k, v)| {
+                let mut item = key_json(k);
+                item["value"] = value_json(v);
+                item
+            })
+            .collect();
+        Ok(Json(json!({
+            "items": items,
+            "next_start_after": next.flatten(),
+            "offsets": offsets,
+        })))
+    })
+    .await
+}
+
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "request body exceeds max_request_bytes; split the request or raise the limit",
+            )
+        } else {
+            ApiError::bad_request("bad_body", rejection.body_text())
+        }
+    })
+}
+
+async fn run_query(
+    State(state): State<AppState>,
+    Path((name, query)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let projection = projection(&state, &name)?;
+    let body = body_or_error(body)?;
+    let args = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    blocking(move || match projection.query(&query, &args) {
+        Ok((answer, offsets)) => Ok(Json(json!({
+            "result": value_json(&answer),
+            "offsets": offsets,
+        }))),
+        Err(failure @ QueryFailure::UnknownQuery { .. }) => {
+            Err(ApiError::not_found("unknown_query", failure.to_string()).with("query", query))
+        }
+        Err(QueryFailure::BadArgs(message)) => Err(ApiError::bad_request(
+            "bad_query_args",
+            format!("query {query:?} rejected its arguments: {message}"),
+        )),
+        Err(failure) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "query_failed",
+            format!(
+                "query {query:?} of {:?} failed: {failure}",
+                projection.name()
+            ),
+        )),
+    })
+    .await
+}
+
+async fn list_topics(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let topics = state.log.topics().map_err(log_error)?;
+        let mut out = Vec::new();
+        for (name, partitions) in topics {
+            let heads = state.log.heads(&name).map_err(log_error)?;
+            out.push(json!({ "name": name, "partitions": partitions, "heads": heads }));
+        }
+        Ok(Json(json!({ "topics": out })))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTopic {
+    partitions: u32,
+}
+
+async fn create_topic(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let request: CreateTopic = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("bad_body", format!("expected {{\"partitions\": N}}: {e}"))
+    })?;
+    blocking(move || {
+        state
+            .log
+            .create_topic(&topic, request.partitions)
+            .map_err(log_error)?;
+        Ok(Json(
+            json!({ "name": topic, "partitions": request.partitions }),
+        ))
+    })
+    .await
+}
+
+fn log_error(err: LogError) -> ApiError {
+    match err {
+        LogError::InvalidTopic(_) => ApiError::bad_request("bad_topic", err.to_string()),
+        LogError::InvalidPartitions(..) => ApiError::bad_request("bad_partitions", err.to_string()),
+        LogError::PartitionMismatch { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "topic_exists", err.to_string())
+        }
+        other => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unavailable",
+            other.to_string(),
+        ),
+    }
+}
+
+async fn append_events(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    params: Result<Query<ingest::AppendParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
+    let body = body_or_error(body)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    blocking(move || {
+        let records = ingest::parse(&body, content_type.as_deref(), &params).map_err(|e| {
+            let err = ApiError::bad_request("malformed_event", e.message);
+            match e.line {
+                Some(line) => err.with("line", line),
+                None => err,
+            }
+        })?;
+        let receipt = state.log.append(&topic, records).map_err(log_error)?;
+        Ok(Json(json!(receipt)))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_decode_strictly_and_allow_any_byte() {
+        assert_eq!(decode_key("customer%2Falice").unwrap(), b"customer/alice");
+        assert_eq!(decode_key("customer/alice").unwrap(), b"customer/alice");
+        assert_eq!(decode_key("%ff%00").unwrap(), vec![0xff, 0x00]);
+        assert_eq!(decode_key("a%zz").unwrap_err().code, "bad_key_encoding");
+        assert_eq!(decode_key("a%4").unwrap_err().code, "bad_key_encoding");
+        assert!(decode_key("").is_err());
+    }
+}

@@ -1,0 +1,456 @@
+//! Command-line interface: `run`, `publish`, `query`, `status`.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use projector::config::{Config, FileConfig, Overrides};
+
+use crate::client::{Client, encode_segment};
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7878";
+/// Publish sends files in requests of about this size; each request is
+/// appended atomically.
+const PUBLISH_CHUNK_BYTES: usize = 8 << 20;
+
+/// Runs event-sourcing projections written as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "projector", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the host: embedded log, every module in the modules folder, HTTP API.
+    Run(RunArgs),
+    /// Append JSON events (one per line) to a topic of a running projector.
+    Publish(PublishArgs),
+    /// Read projection state: one key, a prefix scan, or a custom query.
+    Query(QueryArgs),
+    /// Show every projection's status, offsets and lag, and rejected modules.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// TOML configuration file (keys: data_dir, modules_dir, listen,
+    /// default_partitions, batch_max_events, batch_linger_ms,
+    /// sync_interval_ms, max_request_bytes, [limits] max_memory_bytes,
+    /// max_key_bytes, max_value_bytes, max_scan_entries, max_module_bytes,
+    /// call_timeout_ms). Flags and environment variables override it.
+    #[arg(long, env = "PROJECTOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data folder: embedded log, state files, compiled-module cache [default: ./data]
+    #[arg(long = "data", env = "PROJECTOR_DATA", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Folder of projection modules (*.wasm) [default: ./projections]
+    #[arg(long = "modules", env = "PROJECTOR_MODULES", value_name = "DIR")]
+    modules_dir: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:7878]
+    #[arg(long, env = "PROJECTOR_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Partitions of topics created by a first append [default: 3]
+    #[arg(long, env = "PROJECTOR_PARTITIONS", value_name = "N")]
+    partitions: Option<u32>,
+    /// Most events per batch (one module call, one commit) [default: 1000]
+    #[arg(long, env = "PROJECTOR_BATCH_MAX_EVENTS", value_name = "N")]
+    batch_max_events: Option<usize>,
+    /// Wait this long for a batch to fill [default: 0]
+    #[arg(long, env = "PROJECTOR_BATCH_LINGER_MS", value_name = "MS")]
+    batch_linger_ms: Option<u64>,
+    /// Longest time between durable (fsynced) state commits [default: 1000]
+    #[arg(long, env = "PROJECTOR_SYNC_INTERVAL_MS", value_name = "MS")]
+    sync_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct ServerArg {
+    /// URL of the running projector
+    #[arg(long, env = "PROJECTOR_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// Topic to append to (created with the default partition count if new)
+    topic: String,
+    /// File of JSON events, one per line; `-` or nothing reads standard input
+    file: Option<PathBuf>,
+    /// Take each event's key from this top-level JSON field
+    #[arg(long, value_name = "FIELD")]
+    key_field: Option<String>,
+    /// Use this key for every event
+    #[arg(long, conflicts_with = "key_field")]
+    key: Option<String>,
+    /// Print the server's receipts as JSON instead of a summary
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["key", "prefix", "query"])))]
+struct QueryArgs {
+    /// Projection name
+    projection: String,
+    /// State key to look up (prints its JSON value; exit code 1 if absent)
+    key: Option<String>,
+    /// List entries whose key starts with this prefix, as a JSON array
+    #[arg(long)]
+    prefix: Option<String>,
+    /// With --prefix: at most this many entries
+    #[arg(long, requires = "prefix")]
+    limit: Option<usize>,
+    /// Run this custom query of the projection
+    #[arg(long, value_name = "NAME")]
+    query: Option<String>,
+    /// JSON arguments of the custom query
+    #[arg(long, requires = "query", default_value = "{}")]
+    args: String,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Print the raw JSON listing
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+pub fn execute(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Publish(args) => publish(args),
+        Command::Query(args) => query(args),
+        Command::Status(args) => status(args),
+    }
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => FileConfig::read(path)?,
+        None => FileConfig::default(),
+    };
+    let config = Config::resolve(
+        file,
+        Overrides {
+            data_dir: args.data_dir,
+            modules_dir: args.modules_dir,
+            listen: args.listen,
+            default_partitions: args.partitions,
+            batch_max_events: args.batch_max_events,
+            batch_linger_ms: args.batch_linger_ms,
+            sync_interval_ms: args.sync_interval_ms,
+        },
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(projector::server::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_input(file: Option<&PathBuf>) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    match file {
+        Some(path) if path.as_os_str() != "-" => {
+            bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read events file {}", path.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading events from standard input")?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Splits NDJSON into chunks of whole lines of about `max` bytes, remembering
+/// each chunk's first line number so errors point into the file.
+fn chunks(bytes: &[u8], max: usize) -> Vec<(usize, &[u8])> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut line = 1;
+    let mut chunk_line = 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' {
+            line += 1;
+            if i + 1 - start >= max {
+                out.push((chunk_line, &bytes[start..=i]));
+                start = i + 1;
+                chunk_line = line;
+            }
+        }
+        i += 1;
+    }
+    if bytes[start..].iter().any(|b| !b.is_ascii_whitespace()) {
+        out.push((chunk_line, &bytes[start..]));
+    }
+    out
+}
+
+fn publish(args: PublishArgs) -> Result<ExitCode> {
+    let client = Client::new(&args.server.server);
+    let bytes = read_input(args.file.as_ref())?;
+    let mut query = Vec::new();
+    if let Some(field) = &args.key_field {
+        query.push(format!("key_field={}", encode_segment(field)));
+    }
+    if let Some(key) = &args.key {
+        query.push(format!("key={}", encode_segment(key)));
+    }
+    let path = format!(
+        "/v1/topics/{}/events{}{}",
+        encode_segment(&args.topic),
+        if query.is_empty() { "" } else { "?" },
+        query.join("&")
+    );
+    let mut receipts = Vec::new();
+    let mut total = 0u64;
+    for (first_line, chunk) in chunks(&bytes, PUBLISH_CHUNK_BYTES) {
+        let answer = client.post(&path, "application/x-ndjson", chunk)?;
+        if !answer.ok() {
+            let mut message = answer.error_message();
+            if let Some(line) = answer.body.pointer("/error/line").and_then(Value::as_u64) {
+                let file_line = first_line as u64 + line - 1;
+                message =
+                    message.replacen(&format!("line {line}"), &format!("line {file_line}"), 1);
+            }
+            bail!(
+                "publish to {:?} failed after {total} events: {message} (HTTP {})",
+                args.topic,
+                answer.status
+            );
+        }
+        total += answer.body["count"].as_u64().unwrap_or(0);
+        receipts.push(answer.body);
+    }
+    if total == 0 {
+        bail!("no events to publish: the input has no JSON lines");
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&receipts)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "published {total} events to {}", args.topic)?;
+    let mut next = json!({});
+    for receipt in &receipts {
+        for range in receipt["partitions"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "  partition {}: offsets {}..={} ({} events)",
+                range["partition"], range["first_offset"], range["last_offset"], range["count"]
+            )?;
+        }
+        if let Some(offsets) = receipt["next_offsets"][&args.topic].as_object() {
+            for (partition, offset) in offsets {
+                next[partition] = offset.clone();
+            }
+        }
+    }
+    writeln!(out, "next offsets: {}", json!({ &args.topic: next }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn query(args: QueryArgs) -> Result<ExitCode> {
+    let client = Client::new(&args.server.server);
+    let projection = encode_segment(&args.projection);
+    let mut out = std::io::stdout().lock();
+    if let Some(key) = &args.key {
+        let answer = client.get(&format!(
+            "/v1/projections/{projection}/state/{}",
+            encode_segment(key)
+        ))?;
+        if !answer.ok() {
+            eprintln!("{}", answer.error_message());
+            return Ok(ExitCode::from(1));
+        }
+        writeln!(out, "{}", answer.body)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(prefix) = &args.prefix {
+        let mut items = Vec::new();
+        let mut start_after: Option<String> = None;
+        let wanted = args.limit.unwrap_or(usize::MAX);
+        loop {
+            let page = (wanted - items.len()).min(1000);
+            let mut path = format!(
+                "/v1/projections/{projection}/state?prefix={}&limit={page}",
+                encode_segment(prefix)
+            );
+            if let Some(after) = &start_after {
+                path.push_str(&format!("&start_after={}", encode_segment(after)));
+            }
+            let body = client.get_ok(&path)?;
+            items.extend(body["items"].as_array().cloned().unwrap_or_default());
+            match body["next_start_after"].as_str() {
+                Some(next) if items.len() < wanted => start_after = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&items)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = args.query.as_deref().unwrap_or_default();
+    serde_json::from_str::<Value>(&args.args)
+        .with_context(|| format!("--args is not valid JSON: {}", args.args))?;
+    let answer = client.post(
+        &format!(
+            "/v1/projections/{projection}/query/{}",
+            encode_segment(name)
+        ),
+        "application/json",
+        args.args.as_bytes(),
+    )?;
+    if !answer.ok() {
+        eprintln!("{}", answer.error_message());
+        return Ok(ExitCode::from(1));
+    }
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&answer.body["result"])?
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(args: StatusArgs) -> Result<ExitCode> {
+    let client = Client::new(&args.server.server);
+    let listing = client.get_ok("/v1/projections")?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&listing)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let projections = listing["projections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let rows: Vec<[String; 7]> = projections
+        .iter()
+        .map(|p| {
+            [
+                p["name"].as_str().unwrap_or_default().to_owned(),
+                p["status"]["state"].as_str().unwrap_or_default().to_owned(),
+                p["hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(12)
+                    .collect(),
+                p["events_applied"].to_string(),
+                p["lag"].to_string(),
+                p["keys"].to_string(),
+                p["sources"]
+                    .as_array()
+                    .map(|s| {
+                        s.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME", "STATUS", "VERSION", "EVENTS", "LAG", "KEYS", "SOURCES",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    writeln!(out, "{}", line(&header))?;
+    for (row, p) in rows.iter().zip(&projections) {
+        writeln!(out, "{}", line(&row.each_ref().map(String::as_str)))?;
+        if let Some(status) = p["status"].as_object()
+            && status.get("state").and_then(Value::as_str) == Some("failed")
+        {
+            let at = match (
+                status.get("source"),
+                status.get("partition"),
+                status.get("offset"),
+            ) {
+                (Some(Value::String(s)), Some(p), Some(o)) => format!(" at {s}/{p}@{o}"),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "  failed{at}: {}",
+                status
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    if projections.is_empty() {
+        writeln!(
+            out,
+            "(no projections: put .wasm modules in the modules folder and restart)"
+        )?;
+    }
+    for rejected in listing["rejected"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "rejected {}: {}",
+            rejected["file"].as_str().unwrap_or_default(),
+            rejected["error"].as_str().unwrap_or_default()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_keep_whole_lines_and_their_numbers() {
+        let text = b"a\nbb\nccc\ndddd\n";
+        let parts = chunks(text, 4);
+        let joined: Vec<u8> = parts.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+        assert_eq!(joined, text);
+        assert!(parts.iter().all(|(_, c)| c.ends_with(b"\n")));
+        assert_eq!(parts[0].0, 1);
+        assert_eq!(parts.last().unwrap().0, 4);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn default_listen_matches_the_server_default() {
+        assert!(DEFAULT_SERVER.ends_with(projector::config::DEFAULT_LISTEN));
+    }
+}

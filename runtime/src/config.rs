@@ -1,0 +1,262 @@
+//! Configuration: defaults, then a TOML file, then environment variables and
+//! flags (clap gives flags precedence over their `PROJECTOR_*` variables).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::wasm::Limits;
+use crate::worker::WorkerConfig;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// Everything `projector run` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub modules_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Partitions of a topic the embedded log creates on first append.
+    pub default_partitions: u32,
+    pub worker: WorkerConfig,
+    /// Largest HTTP request body accepted (appends, query arguments).
+    pub max_request_bytes: usize,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            modules_dir: PathBuf::from("./projections"),
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            default_partitions: 3,
+            worker: WorkerConfig::default(),
+            max_request_bytes: 64 << 20,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The TOML file's shape; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub modules_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub default_partitions: Option<u32>,
+    pub batch_max_events: Option<usize>,
+    pub batch_linger_ms: Option<u64>,
+    pub sync_interval_ms: Option<u64>,
+    pub max_request_bytes: Option<usize>,
+    #[serde(default)]
+    pub limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_memory_bytes: Option<usize>,
+    pub max_key_bytes: Option<usize>,
+    pub max_value_bytes: Option<usize>,
+    pub max_scan_entries: Option<usize>,
+    pub max_module_bytes: Option<u64>,
+    pub call_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} cannot be read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {name} = {value}: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+impl FileConfig {
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Values given on the command line or in the environment; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub modules_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub default_partitions: Option<u32>,
+    pub batch_max_events: Option<usize>,
+    pub batch_linger_ms: Option<u64>,
+    pub sync_interval_ms: Option<u64>,
+}
+
+impl Config {
+    pub fn resolve(file: FileConfig, overrides: Overrides) -> Result<Self, ConfigError> {
+        let defaults = Config::default();
+        let limits = Limits {
+            max_memory_bytes: file
+                .limits
+                .max_memory_bytes
+                .unwrap_or(defaults.limits.max_memory_bytes),
+            max_key_bytes: file
+                .limits
+                .max_key_bytes
+                .unwrap_or(defaults.limits.max_key_bytes),
+            max_value_bytes: file
+                .limits
+                .max_value_bytes
+                .unwrap_or(defaults.limits.max_value_bytes),
+            max_scan_entries: file
+                .limits
+                .max_scan_entries
+                .unwrap_or(defaults.limits.max_scan_entries),
+            max_module_bytes: file
+                .limits
+                .max_module_bytes
+                .unwrap_or(defaults.limits.max_module_bytes),
+            call_timeout: file
+                .limits
+                .call_timeout_ms
+                .map_or(defaults.limits.call_timeout, Duration::from_millis),
+        };
+        let config = Config {
+            data_dir: overrides
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or(defaults.data_dir),
+            modules_dir: overrides
+                .modules_dir
+                .or(file.modules_dir)
+                .unwrap_or(defaults.modules_dir),
+            listen: overrides.listen.or(file.listen).unwrap_or(defaults.listen),
+            default_partitions: overrides
+                .default_partitions
+                .or(file.default_partitions)
+                .unwrap_or(defaults.default_partitions),
+            worker: WorkerConfig {
+                batch_max_events: overrides
+                    .batch_max_events
+                    .or(file.batch_max_events)
+                    .unwrap_or(defaults.worker.batch_max_events),
+                batch_linger: overrides
+                    .batch_linger_ms
+                    .or(file.batch_linger_ms)
+                    .map_or(defaults.worker.batch_linger, Duration::from_millis),
+                sync_interval: overrides
+                    .sync_interval_ms
+                    .or(file.sync_interval_ms)
+                    .map_or(defaults.worker.sync_interval, Duration::from_millis),
+            },
+            max_request_bytes: file.max_request_bytes.unwrap_or(defaults.max_request_bytes),
+            limits,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name, value: String, reason| ConfigError::Invalid {
+            name,
+            value,
+            reason,
+        };
+        if self.default_partitions == 0
+            || self.default_partitions > crate::source::embedded::MAX_PARTITIONS
+        {
+            return Err(invalid(
+                "default_partitions",
+                self.default_partitions.to_string(),
+                "choose 1 to 1024",
+            ));
+        }
+        if self.worker.batch_max_events == 0 {
+            return Err(invalid(
+                "batch_max_events",
+                "0".into(),
+                "a batch holds at least one event",
+            ));
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(invalid(
+                "max_request_bytes",
+                self.max_request_bytes.to_string(),
+                "allow at least 1024 bytes",
+            ));
+        }
+        if self.limits.call_timeout.is_zero() {
+            return Err(invalid(
+                "limits.call_timeout_ms",
+                "0".into(),
+                "a call needs some time; use at least 10 ms",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            data_dir = "/var/lib/projector"
+            listen = "127.0.0.1:9000"
+            batch_max_events = 50
+            [limits]
+            call_timeout_ms = 2000
+            "#,
+        )
+        .unwrap();
+        let config = Config::resolve(
+            file,
+            Overrides {
+                listen: Some("127.0.0.1:9100".parse().unwrap()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/projector"));
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.worker.batch_max_events, 50);
+        assert_eq!(config.limits.call_timeout, Duration::from_secs(2));
+        assert_eq!(config.modules_dir, PathBuf::from("./projections"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = toml::from_str::<FileConfig>("data_dri = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("data_dri"), "{err}");
+        let err = Config::resolve(
+            FileConfig {
+                default_partitions: Some(0),
+                ..FileConfig::default()
+            },
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("default_partitions"), "{err}");
+    }
+}

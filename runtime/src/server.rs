@@ -1,0 +1,128 @@
+//! `projector run`: open the log, load the modules, start the workers, serve
+//! HTTP, and shut everything down in order on SIGINT/SIGTERM.
+
+use std::sync::Arc;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::registry::{Registry, RegistryError};
+use crate::source::{EmbeddedLog, LogError, Source};
+use crate::wasm::{EngineError, WasmHost};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(
+        "cannot listen on {addr}: {source} (is another projector running? pass --listen HOST:PORT)"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A started projector: the pieces `run` serves, usable on their own in tests
+/// and benchmarks.
+pub struct Running {
+    pub registry: Arc<Registry>,
+    pub log: EmbeddedLog,
+}
+
+impl Running {
+    /// Opens the embedded log and loads every module (blocking: compiles).
+    pub fn start(config: &Config) -> Result<Self, ServerError> {
+        let log = EmbeddedLog::open(&config.data_dir.join("log.redb"), config.default_partitions)?;
+        let host = WasmHost::new(&config.data_dir.join("cache"), config.limits.clone())?;
+        let source: Arc<dyn Source> = Arc::new(log.clone());
+        let registry = Registry::start(
+            &host,
+            source,
+            &config.modules_dir,
+            &config.data_dir,
+            &config.worker,
+        )?;
+        Ok(Self {
+            registry: Arc::new(registry),
+            log,
+        })
+    }
+
+    /// Stops the workers (each makes its state durable) and the log.
+    pub fn shutdown(&self) {
+        self.registry.shutdown();
+        self.log.shutdown();
+    }
+}
+
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServerError::Serve)?;
+    let started = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Running::start(&config))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??
+    };
+    let projections = started.registry.all();
+    let rejected = started.registry.rejected();
+    tracing::info!(
+        listen = %local,
+        data = %config.data_dir.display(),
+        modules = %config.modules_dir.display(),
+        projections = projections.len(),
+        rejected = rejected.len(),
+        "projector serving on http://{local}"
+    );
+    let app = api::router(
+        AppState {
+            registry: started.registry.clone(),
+            log: started.log.clone(),
+        },
+        config.max_request_bytes,
+    );
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    tracing::info!("shutting down: finishing current batches");
+    let running = Arc::new(started);
+    tokio::task::spawn_blocking(move || running.shutdown())
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))?;
+    served.map_err(ServerError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
