@@ -1,0 +1,295 @@
+//! Test harness: runs the real `projector` binary on a temporary data and
+//! modules folder, with modules built from `examples/` and `testing/guests/`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Upper bound for waiting on the server; tests wait for conditions, never
+/// for a fixed time, so this only limits how long a broken build hangs.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+pub fn events_file(name: &str) -> PathBuf {
+    Path::new(projector_test_guests::EXAMPLE_EVENTS_DIR).join(name)
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    child: Option<Child>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A response: status, headers we care about, body as JSON (or a string).
+pub struct Reply {
+    pub status: u16,
+    pub offsets_header: Option<String>,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = response.expect("server reachable");
+    let status = response.status().as_u16();
+    let offsets_header = response
+        .headers()
+        .get("projector-offsets")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let raw = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    let body = serde_json::from_slice(&raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
+    Reply {
+        status,
+        offsets_header,
+        body,
+        raw,
+    }
+}
+
+impl Server {
+    /// Starts a server with copies of `modules` (paths to .wasm files) in its
+    /// modules folder. Extra files may be added with [`Server::add_module`]
+    /// before [`Server::start`].
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("projections")).unwrap();
+        let port = free_port();
+        Self {
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            child: None,
+            port,
+        }
+    }
+
+    pub fn with_modules(modules: &[&str]) -> Self {
+        let server = Self::new();
+        for module in modules {
+            server.add_module(module);
+        }
+        server
+    }
+
+    pub fn add_module(&self, path: &str) {
+        let name = Path::new(path).file_name().unwrap();
+        std::fs::copy(path, self.modules_dir().join(name)).unwrap();
+    }
+
+    pub fn add_file(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.modules_dir().join(name), bytes).unwrap();
+    }
+
+    pub fn modules_dir(&self) -> PathBuf {
+        self.dir.path().join("projections")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn start(mut self) -> Self {
+        self.spawn();
+        self
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(["run", "--data"])
+            .arg(self.data_dir())
+            .arg("--modules")
+            .arg(self.modules_dir())
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            // Small batches so a test exercises many commits.
+            .args(["--batch-max-events", "7"])
+            .env("PROJECTOR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("projector exited early ({status}):\n{}", self.log());
+            }
+            let up = agent()
+                .get(format!("{}/v1/health", self.url))
+                .call()
+                .is_ok_and(|r| r.status() == 200);
+            if up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not come up:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Graceful stop (SIGTERM), waiting for the process to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let status = child.wait().unwrap();
+            assert!(
+                status.success(),
+                "projector exited with {status}:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// Abrupt stop (SIGKILL): nothing gets to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        reply(agent().get(format!("{}{path}", self.url)).call())
+    }
+
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        reply(
+            agent()
+                .post(format!("{}{path}", self.url))
+                .header("content-type", content_type)
+                .send(body),
+        )
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_projector"))
+            .args(args)
+            .env("PROJECTOR_SERVER", &self.url)
+            .output()
+            .unwrap()
+    }
+
+    pub fn projection(&self, name: &str) -> Value {
+        let reply = self.get(&format!("/v1/projections/{name}"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    }
+
+    /// Waits until `name` has applied everything up to each partition's
+    /// head, or has failed; returns its listing.
+    pub fn wait_caught_up(&self, name: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let info = self.projection(name);
+            let state = info["status"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let partitions = info["partitions"].as_array().cloned().unwrap_or_default();
+            if state == "failed"
+                || (state == "running" && !partitions.is_empty() && info["lag"] == 0)
+            {
+                return info;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not catch up: {info}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every key and value of a projection's state, as one JSON object.
+    pub fn state(&self, name: &str) -> Value {
+        let mut all = serde_json::Map::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/projections/{name}/state?limit=1000");
+            if let Some(a) = &after {
+                path.push_str(&format!("&start_after={}", percent(a)));
+            }
+            let reply = self.get(&path);
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            for item in reply.body["items"].as_array().unwrap() {
+                all.insert(
+                    item["key"].as_str().unwrap().to_owned(),
+                    item["value"].clone(),
+                );
+            }
+            match reply.body["next_start_after"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => return Value::Object(all),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

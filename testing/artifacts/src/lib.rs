@@ -1,0 +1,17 @@
+//! Paths of the example and test projections, built as `wasm32-wasip2`
+//! components by this crate's build script, for the host's tests and
+//! benchmarks.
+//!
+//! - [`ORDER_TOTALS`], [`ACCOUNT_BALANCES`]: the projections in `examples/`.
+//! - [`FAILING`]: `failing`, topic `orders`, counts events under `count` and
+//!   fails every event whose payload has `"poison": true` with the message
+//!   `refusing event <order_id>`.
+//! - [`MISSING_EXPORT`]: a component whose `handler` interface lacks `query`.
+//! - [`WRONG_VERSION`]: a working projection built against
+//!   `projector:projection@0.2.0`.
+//! - [`EXAMPLE_EVENTS_DIR`]: `orders.jsonl` and `accounts.jsonl` (one JSON
+//!   event per line) and `orders.expected.json`, `accounts.expected.json`:
+//!   the state the examples must reach, as one JSON object mapping every key
+//!   to its value.
+
+include!(concat!(env!("OUT_DIR"), "/guests.rs"));
