@@ -1,0 +1,299 @@
+//! `cargo run --release -p projector-bench -- --events 1000000`
+//!
+//! Appends order events to a fresh embedded log, then folds them two ways in
+//! the same run, over the same log, with the same batch size and the same
+//! commit path (overlay -> one redb transaction with the offsets):
+//! 1. through the `order-totals` Wasm component, by the real worker;
+//! 2. by the same fold written natively in Rust.
+//!
+//! Prints events/s for each and the ratio Wasm/native, and checks that both
+//! produced identical state.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use projector::event::{NewRecord, Offsets};
+use projector::registry::Registry;
+use projector::source::{EmbeddedLog, Source};
+use projector::store::{CommitPositions, Overlay, StateReader, StateStore};
+use projector::wasm::{Limits, WasmHost};
+use projector::worker::WorkerConfig;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Events to append and fold.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Distinct customers (keys).
+    #[arg(long, default_value_t = 10_000)]
+    customers: u64,
+    /// Events per batch, for both folds.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Partitions of the `orders` topic.
+    #[arg(long, default_value_t = 3)]
+    partitions: u32,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let log = EmbeddedLog::open(&dir.path().join("log.redb"), args.partitions)?;
+
+    let started = Instant::now();
+    append_orders(&log, &args)?;
+    let append_secs = started.elapsed().as_secs_f64();
+
+    let config = WorkerConfig {
+        batch_max_events: args.batch,
+        batch_linger: Duration::ZERO,
+        sync_interval: Duration::from_secs(1),
+    };
+    let wasm_secs = run_wasm(&log, dir.path(), &config, args.events)?;
+    let native_secs = run_native(&log, dir.path(), &config, args.events)?;
+    compare_states(dir.path())?;
+
+    let rate = |secs: f64| args.events as f64 / secs;
+    println!();
+    println!(
+        "order-totals over {} events, {} customers, {} partitions, batch {}",
+        args.events, args.customers, args.partitions, args.batch
+    );
+    println!("| step | seconds | events/s |");
+    println!("|---|---:|---:|");
+    println!("| append to embedded log | {append_secs:.2} | {:.0} |", rate(append_secs));
+    println!("| fold: Wasm (order-totals component) | {wasm_secs:.2} | {:.0} |", rate(wasm_secs));
+    println!("| fold: native Rust (baseline) | {native_secs:.2} | {:.0} |", rate(native_secs));
+    println!("ratio Wasm/native throughput: {:.2}", native_secs / wasm_secs);
+    log.shutdown();
+    Ok(())
+}
+
+fn append_orders(log: &EmbeddedLog, args: &Args) -> Result<()> {
+    const CHUNK: u64 = 10_000;
+    let mut next_order = 0u64;
+    let mut written = 0u64;
+    while written < args.events {
+        let n = CHUNK.min(args.events - written);
+        let mut records = Vec::with_capacity(n as usize);
+        for i in written..written + n {
+            let customer = format!("c{}", i % args.customers);
+            // Every tenth event cancels the order placed just before it.
+            let payload = if i % 10 == 9 {
+                serde_json::json!({"type": "OrderCancelled", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 0})
+            } else {
+                next_order += 1;
+                serde_json::json!({"type": "OrderPlaced", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 100 + i % 900})
+            };
+            // Keyed by order so a cancel lands in its order's partition.
+            let order_key = payload["order_id"].as_str().unwrap_or_default().to_owned();
+            records.push(NewRecord {
+                key: Some(order_key.into_bytes()),
+                payload: Some(serde_json::to_vec(&payload)?),
+                headers: Vec::new(),
+            });
+        }
+        log.append("orders", records)?;
+        written += n;
+    }
+    Ok(())
+}
+
+fn run_wasm(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64) -> Result<f64> {
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules)?;
+    std::fs::copy(
+        projector_test_guests::ORDER_TOTALS,
+        modules.join("order-totals.wasm"),
+    )?;
+    let host = WasmHost::new(&dir.join("cache"), Limits::default())?;
+    // Warm the compile cache so the timing below is the fold, not cranelift.
+    host.load(&modules.join("order-totals.wasm"))?;
+
+    let source: Arc<dyn Source> = Arc::new(log.clone());
+    let started = Instant::now();
+    let registry = Registry::start(&host, source.clone(), &modules, &dir.join("wasm"), config)?;
+    let projection = registry
+        .get("order-totals")
+        .context("order-totals did not load")?;
+    loop {
+        let info = projection.info(source.as_ref())?;
+        if info.events_applied >= events {
+            break;
+        }
+        if info.last_error.is_some() {
+            bail!("order-totals failed: {:?}", info.status);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    registry.shutdown();
+    Ok(secs)
+}
+
+#[derive(Deserialize)]
+struct EventType {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct OrderPlaced {
+    order_id: String,
+    customer: String,
+    amount_cents: u64,
+}
+
+#[derive(Deserialize)]
+struct OrderCancelled {
+    order_id: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Customer {
+    orders: u64,
+    total_cents: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Order {
+    customer: String,
+    amount_cents: u64,
+    cancelled: bool,
+}
+
+fn get_json<T: for<'de> Deserialize<'de>>(
+    overlay: &Overlay,
+    base: &StateReader,
+    key: &str,
+) -> Result<Option<T>> {
+    match overlay.get(base, key.as_bytes())? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+fn put_json<T: Serialize>(overlay: &mut Overlay, key: &str, value: &T) -> Result<()> {
+    overlay.put(key.as_bytes().to_vec(), serde_json::to_vec(value)?);
+    Ok(())
+}
+
+/// The order-totals fold, natively: same parsing, same keys, same values.
+fn fold(overlay: &mut Overlay, base: &StateReader, payload: &[u8]) -> Result<()> {
+    let EventType { kind } = serde_json::from_slice(payload)?;
+    match kind.as_str() {
+        "OrderPlaced" => {
+            let event: OrderPlaced = serde_json::from_slice(payload)?;
+            let order_key = format!("order/{}", event.order_id);
+            if overlay.get(base, order_key.as_bytes())?.is_some() {
+                return Ok(());
+            }
+            let customer_key = format!("customer/{}", event.customer);
+            let mut customer: Customer =
+                get_json(overlay, base, &customer_key)?.unwrap_or_default();
+            customer.orders += 1;
+            customer.total_cents += event.amount_cents;
+            put_json(overlay, &customer_key, &customer)?;
+            put_json(
+                overlay,
+                &order_key,
+                &Order {
+                    customer: event.customer,
+                    amount_cents: event.amount_cents,
+                    cancelled: false,
+                },
+            )
+        }
+        "OrderCancelled" => {
+            let event: OrderCancelled = serde_json::from_slice(payload)?;
+            let order_key = format!("order/{}", event.order_id);
+            let Some(mut order) = get_json::<Order>(overlay, base, &order_key)? else {
+                return Ok(());
+            };
+            if order.cancelled {
+                return Ok(());
+            }
+            let customer_key = format!("customer/{}", order.customer);
+            let mut customer: Customer =
+                get_json(overlay, base, &customer_key)?.context("customer record missing")?;
+            customer.orders -= 1;
+            customer.total_cents -= order.amount_cents;
+            put_json(overlay, &customer_key, &customer)?;
+            order.cancelled = true;
+            put_json(overlay, &order_key, &order)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn run_native(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64) -> Result<f64> {
+    let store = StateStore::open(&dir.join("native/state.redb"))?;
+    let topics = vec!["orders".to_owned()];
+    let started = Instant::now();
+    let mut positions = Offsets::default();
+    let mut applied = 0u64;
+    let mut last_durable = Instant::now();
+    let mut batch = Vec::with_capacity(config.batch_max_events);
+    let mut rotate = 0usize;
+    while applied < events {
+        batch.clear();
+        rotate += 1;
+        log.read_batch(&topics, &positions, config.batch_max_events, rotate, &mut batch)?;
+        ensure!(!batch.is_empty(), "log ended after {applied} events");
+        let base = store.reader()?;
+        let mut overlay = Overlay::default();
+        for event in &batch {
+            fold(&mut overlay, &base, event.payload.as_deref().unwrap_or_default())?;
+            positions.set(&event.source, event.partition, event.offset + 1);
+        }
+        applied += batch.len() as u64;
+        let durable = last_durable.elapsed() >= config.sync_interval;
+        store.commit(
+            &overlay,
+            CommitPositions {
+                offsets: &positions,
+                events_applied: applied,
+            },
+            durable,
+        )?;
+        if durable {
+            last_durable = Instant::now();
+        }
+    }
+    store.sync()?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Both folds must have produced byte-identical state.
+fn compare_states(dir: &Path) -> Result<()> {
+    let wasm_dir = dir.join("wasm/projections/order-totals");
+    let wasm_file = std::fs::read_dir(&wasm_dir)?
+        .next()
+        .context("no Wasm state file")??
+        .path();
+    // Keep the stores open while their readers are in use.
+    let wasm_store = StateStore::open(&wasm_file)?;
+    let native_store = StateStore::open(&dir.join("native/state.redb"))?;
+    let wasm = wasm_store.reader()?;
+    let native = native_store.reader()?;
+    let mut after: Option<Vec<u8>> = None;
+    let mut compared = 0u64;
+    loop {
+        let a = wasm.scan(b"", after.as_deref(), 10_000)?;
+        let b = native.scan(b"", after.as_deref(), 10_000)?;
+        ensure!(a == b, "Wasm and native state differ after {compared} keys");
+        compared += a.len() as u64;
+        match a.last() {
+            Some((key, _)) => after = Some(key.clone()),
+            None => break,
+        }
+    }
+    ensure!(compared > 0, "no state to compare");
+    println!("state check: Wasm and native fold wrote the same {compared} keys and values");
+    Ok(())
+}
