@@ -66,10 +66,22 @@ fn main() -> Result<()> {
     );
     println!("| step | seconds | events/s |");
     println!("|---|---:|---:|");
-    println!("| append to embedded log | {append_secs:.2} | {:.0} |", rate(append_secs));
-    println!("| fold: Wasm (order-totals component) | {wasm_secs:.2} | {:.0} |", rate(wasm_secs));
-    println!("| fold: native Rust (baseline) | {native_secs:.2} | {:.0} |", rate(native_secs));
-    println!("ratio Wasm/native throughput: {:.2}", native_secs / wasm_secs);
+    println!(
+        "| append to embedded log | {append_secs:.2} | {:.0} |",
+        rate(append_secs)
+    );
+    println!(
+        "| fold: Wasm (order-totals component) | {wasm_secs:.2} | {:.0} |",
+        rate(wasm_secs)
+    );
+    println!(
+        "| fold: native Rust (baseline) | {native_secs:.2} | {:.0} |",
+        rate(native_secs)
+    );
+    println!(
+        "ratio Wasm/native throughput: {:.2}",
+        native_secs / wasm_secs
+    );
     log.shutdown();
     Ok(())
 }
@@ -243,12 +255,22 @@ fn run_native(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64)
     while applied < events {
         batch.clear();
         rotate += 1;
-        log.read_batch(&topics, &positions, config.batch_max_events, rotate, &mut batch)?;
+        log.read_batch(
+            &topics,
+            &positions,
+            config.batch_max_events,
+            rotate,
+            &mut batch,
+        )?;
         ensure!(!batch.is_empty(), "log ended after {applied} events");
         let base = store.reader()?;
         let mut overlay = Overlay::default();
         for event in &batch {
-            fold(&mut overlay, &base, event.payload.as_deref().unwrap_or_default())?;
+            fold(
+                &mut overlay,
+                &base,
+                event.payload.as_deref().unwrap_or_default(),
+            )?;
             positions.set(&event.source, event.partition, event.offset + 1);
         }
         applied += batch.len() as u64;

@@ -13,6 +13,9 @@ pub use overlay::Overlay;
 
 use crate::event::Offsets;
 
+/// Key/value pairs in ascending key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 /// (topic, partition) -> next offset to apply.
 const OFFSETS: TableDefinition<(&str, u32), u64> = TableDefinition::new("offsets");
@@ -188,7 +191,7 @@ impl StateReader {
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Entries, StoreError> {
         let lower = scan_lower_bound(prefix, start_after);
         let range = self
             .state

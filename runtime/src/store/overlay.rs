@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::{StateReader, StoreError, scan_lower_bound};
+use super::{Entries, StateReader, StoreError, scan_lower_bound};
 
 /// Pending changes of one batch: `None` marks a deletion.
 #[derive(Debug, Default, Clone)]
@@ -37,7 +37,7 @@ impl Overlay {
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Entries, StoreError> {
         if self.changes.is_empty() {
             return base.scan(prefix, start_after, limit);
         }

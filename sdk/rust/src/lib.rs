@@ -88,6 +88,8 @@ pub mod query;
 pub mod state;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use error::{Error, QueryError};
 pub use event::Event;
@@ -175,7 +177,9 @@ macro_rules! export_projection {
         const _: () = {
             // The generated export macro takes an identifier, not a type.
             type __ProjectorExport = $crate::__private::Export<$projection>;
-    $crate::__bindings::export!(__ProjectorExport with_types_in $crate::__bindings);
+            $crate::__bindings::export! {
+                __ProjectorExport with_types_in $crate::__bindings
+            }
         };
     };
 }
@@ -185,7 +189,7 @@ pub mod __private {
     use core::marker::PhantomData;
 
     use crate::__bindings::exports::projector::projection::handler::{
-        Descriptor, Guest, HandleError,
+        Descriptor, Guest, HandleError, QueryError as WitQueryError,
     };
     use crate::{Event, Projection};
 
@@ -207,11 +211,7 @@ pub mod __private {
             handle_batch::<P>(&events)
         }
 
-        fn query(
-            name: String,
-            args: Vec<u8>,
-        ) -> Result<Vec<u8>, crate::__bindings::exports::projector::projection::handler::QueryError>
-        {
+        fn query(name: String, args: Vec<u8>) -> Result<Vec<u8>, WitQueryError> {
             P::query(&name, &args).map_err(Into::into)
         }
     }
