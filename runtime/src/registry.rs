@@ -116,6 +116,7 @@ impl Registry {
             hash = %module.short_hash(),
             file = %file.display(),
             sources = ?module.descriptor.sources,
+            compiled_from_cache = module.from_cache,
             "module loaded"
         );
         let projection = Arc::new(ProjectionRuntime::new(module, store));

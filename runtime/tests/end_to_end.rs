@@ -183,3 +183,48 @@ fn state_survives_restarts_without_double_applying() {
     }
     server.stop();
 }
+
+/// An acknowledged append is durable: killing the process right after the
+/// answer loses none of it, and the projection catches up after restart.
+#[test]
+fn acknowledged_appends_survive_a_kill() {
+    let mut server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let mut total = 0;
+    for round in 0..3 {
+        let body: String = (0..50)
+            .map(|i| {
+                format!(
+                    "{{\"type\":\"OrderPlaced\",\"order_id\":\"r{round}-{i}\",\"customer\":\"c{}\",\"amount_cents\":1}}\n",
+                    i % 7
+                )
+            })
+            .collect();
+        let reply = server.post(
+            "/v1/topics/orders/events?key_field=customer",
+            "application/x-ndjson",
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        total += 50;
+    }
+    server.kill();
+    let server = server.start();
+    let heads: u64 = server.get("/v1/topics").body["topics"][0]["heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_u64().unwrap())
+        .sum();
+    assert_eq!(heads, total);
+    let info = server.wait_caught_up("order-totals");
+    assert_eq!(info["events_applied"], total);
+    let orders: i64 = server
+        .state("order-totals")
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("customer/"))
+        .map(|(_, v)| v["orders"].as_i64().unwrap())
+        .sum();
+    assert_eq!(orders, total as i64);
+}

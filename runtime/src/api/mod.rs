@@ -23,6 +23,7 @@ use crate::event::Offsets;
 use crate::projection::{QueryFailure, SharedProjection};
 use crate::registry::Registry;
 use crate::source::{EmbeddedLog, LogError, Source};
+use crate::store::StateReader;
 
 /// Response header carrying the offsets a key lookup reflects, as JSON.
 pub const OFFSETS_HEADER: &str = "projector-offsets";
@@ -116,6 +117,18 @@ async fn get_projection(
     .await
 }
 
+/// A read transaction on the projection's state and the offsets it reflects.
+fn consistent_view(projection: &SharedProjection) -> Result<(StateReader, Offsets), ApiError> {
+    let reader = projection
+        .store
+        .reader()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let offsets = reader
+        .offsets()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((reader, offsets))
+}
+
 fn offsets_header(offsets: &Offsets) -> HeaderValue {
     let text = serde_json::to_string(offsets).expect("offsets serialize");
     HeaderValue::from_str(&text).expect("JSON of topic names is a valid header")
@@ -170,13 +183,7 @@ async fn get_key(
     let raw = uri.path().strip_prefix(&prefix).unwrap_or_default();
     let key = decode_key(raw)?;
     blocking(move || {
-        let reader = projection
-            .store
-            .reader()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let offsets = reader
-            .offsets()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let (reader, offsets) = consistent_view(&projection)?;
         let value = reader
             .get(&key)
             .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -244,13 +251,7 @@ async fn scan_state(
         ));
     }
     blocking(move || {
-        let reader = projection
-            .store
-            .reader()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let offsets = reader
-            .offsets()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let (reader, offsets) = consistent_view(&projection)?;
         // One extra entry tells whether another page exists.
         let mut entries = reader
             .scan(

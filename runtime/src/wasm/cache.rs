@@ -33,18 +33,20 @@ impl CompileCache {
         self.dir.join(format!("{hash}-{}.cwasm", self.fingerprint))
     }
 
-    /// The compiled component for `bytes`, from the cache when possible.
-    /// A cache problem is never fatal: the module is compiled instead.
-    pub fn load_or_compile(&self, hash: &str, bytes: &[u8]) -> Result<Component, String> {
+    /// The compiled component for `bytes`, and whether it came from the
+    /// cache. A cache problem is never fatal: the module is compiled instead.
+    pub fn load_or_compile(&self, hash: &str, bytes: &[u8]) -> Result<(Component, bool), String> {
         let entry = self.entry(hash);
-        if entry.exists() {
+        // Read, not mmap: a cache file truncated by someone else while mapped
+        // would crash the process with SIGBUS.
+        if let Ok(cached) = std::fs::read(&entry) {
             // SAFETY: the cache directory is written only by this host, with
             // the output of `precompile_component` for this engine's
             // fingerprint; wasmtime additionally checks the header.
             #[allow(unsafe_code)]
-            let cached = unsafe { Component::deserialize_file(&self.engine, &entry) };
-            match cached {
-                Ok(component) => return Ok(component),
+            let component = unsafe { Component::deserialize(&self.engine, &cached) };
+            match component {
+                Ok(component) => return Ok((component, true)),
                 Err(e) => tracing::warn!(
                     file = %entry.display(),
                     error = %error_chain(&e),
@@ -62,7 +64,7 @@ impl CompileCache {
         // SAFETY: `compiled` was produced by `precompile_component` just now.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(&self.engine, &compiled) };
-        component.map_err(|e| error_chain(&e))
+        component.map(|c| (c, false)).map_err(|e| error_chain(&e))
     }
 
     fn store(&self, entry: &Path, compiled: &[u8]) -> std::io::Result<()> {

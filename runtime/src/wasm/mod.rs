@@ -218,7 +218,7 @@ impl WasmHost {
     pub fn load_bytes(&self, file: &Path, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
         classify(file, bytes)?;
         let hash = blake3::hash(bytes).to_hex().to_string();
-        let component =
+        let (component, from_cache) =
             self.cache
                 .load_or_compile(&hash, bytes)
                 .map_err(|reason| LoadError::Invalid {
@@ -246,6 +246,7 @@ impl WasmHost {
         let mut module = LoadedModule {
             file: file.to_owned(),
             hash,
+            from_cache,
             descriptor: Descriptor {
                 name: String::new(),
                 version: String::new(),
@@ -388,6 +389,8 @@ pub struct LoadedModule {
     pub file: PathBuf,
     /// blake3 of the file: the version id.
     pub hash: String,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
     pub descriptor: Descriptor,
     pre: ProjectionPre<HostState>,
     host: WasmHost,
