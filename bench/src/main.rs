@@ -18,8 +18,8 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use projector::event::{NewRecord, Offsets};
-use projector::registry::Registry;
-use projector::source::{EmbeddedLog, Source};
+use projector::registry::{Registry, Sources};
+use projector::source::{EmbeddedLog, Source, TopicBinding};
 use projector::store::{CommitPositions, Overlay, StateReader, StateStore};
 use projector::wasm::{Limits, WasmHost};
 use projector::worker::WorkerConfig;
@@ -127,14 +127,17 @@ fn run_wasm(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64) -
     // Warm the compile cache so the timing below is the fold, not cranelift.
     host.load(&modules.join("order-totals.wasm"))?;
 
-    let source: Arc<dyn Source> = Arc::new(log.clone());
+    let sources = Sources {
+        embedded: Arc::new(log.clone()),
+        kafka: None,
+    };
     let started = Instant::now();
-    let registry = Registry::start(&host, source.clone(), &modules, &dir.join("wasm"), config)?;
+    let registry = Registry::start(&host, sources, &modules, &dir.join("wasm"), config)?;
     let projection = registry
         .get("order-totals")
         .context("order-totals did not load")?;
     loop {
-        let info = projection.info(source.as_ref())?;
+        let info = projection.info()?;
         if info.events_applied >= events {
             break;
         }
@@ -245,23 +248,19 @@ fn fold(overlay: &mut Overlay, base: &StateReader, payload: &[u8]) -> Result<()>
 
 fn run_native(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64) -> Result<f64> {
     let store = StateStore::open(&dir.join("native/state.redb"))?;
-    let topics = vec!["orders".to_owned()];
+    let topics = [TopicBinding {
+        logical: "orders".into(),
+        physical: "orders".into(),
+    }];
     let started = Instant::now();
+    let mut subscription = log.subscribe("native", &topics, &Offsets::default())?;
     let mut positions = Offsets::default();
     let mut applied = 0u64;
     let mut last_durable = Instant::now();
     let mut batch = Vec::with_capacity(config.batch_max_events);
-    let mut rotate = 0usize;
     while applied < events {
         batch.clear();
-        rotate += 1;
-        log.read_batch(
-            &topics,
-            &positions,
-            config.batch_max_events,
-            rotate,
-            &mut batch,
-        )?;
+        subscription.poll_batch(config.batch_max_events, Duration::ZERO, &mut batch)?;
         ensure!(!batch.is_empty(), "log ended after {applied} events");
         let base = store.reader()?;
         let mut overlay = Overlay::default();

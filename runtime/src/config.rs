@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::source::KafkaConfig;
 use crate::wasm::Limits;
 use crate::worker::WorkerConfig;
 
@@ -24,6 +25,9 @@ pub struct Config {
     /// Largest HTTP request body accepted (appends, query arguments).
     pub max_request_bytes: usize,
     pub limits: Limits,
+    /// Kafka connection; projections read from it unless their sidecar says
+    /// `source = "embedded"`.
+    pub kafka: Option<KafkaConfig>,
 }
 
 impl Default for Config {
@@ -36,6 +40,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             max_request_bytes: 64 << 20,
             limits: Limits::default(),
+            kafka: None,
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct FileConfig {
     pub max_request_bytes: Option<usize>,
     #[serde(default)]
     pub limits: FileLimits,
+    pub kafka: Option<KafkaConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -108,6 +114,10 @@ pub struct Overrides {
     pub batch_max_events: Option<usize>,
     pub batch_linger_ms: Option<u64>,
     pub sync_interval_ms: Option<u64>,
+    /// `bootstrap.servers`; replaces the file's `[kafka] bootstrap`.
+    pub kafka_bootstrap: Option<String>,
+    /// librdkafka properties, added to (and winning over) the file's.
+    pub kafka_properties: Vec<(String, String)>,
 }
 
 impl Config {
@@ -139,7 +149,27 @@ impl Config {
                 .call_timeout_ms
                 .map_or(defaults.limits.call_timeout, Duration::from_millis),
         };
+        let mut kafka = match (file.kafka, overrides.kafka_bootstrap) {
+            (Some(mut kafka), Some(bootstrap)) => {
+                kafka.bootstrap = bootstrap;
+                Some(kafka)
+            }
+            (Some(kafka), None) => Some(kafka),
+            (None, Some(bootstrap)) => Some(KafkaConfig::new(bootstrap)),
+            (None, None) => None,
+        };
+        if !overrides.kafka_properties.is_empty() {
+            let Some(kafka) = kafka.as_mut() else {
+                return Err(ConfigError::Invalid {
+                    name: "kafka property",
+                    value: overrides.kafka_properties[0].0.clone(),
+                    reason: "Kafka properties need a broker: add --kafka BOOTSTRAP",
+                });
+            };
+            kafka.properties.extend(overrides.kafka_properties);
+        }
         let config = Config {
+            kafka,
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)
@@ -203,6 +233,15 @@ impl Config {
                 "allow at least 1024 bytes",
             ));
         }
+        if let Some(kafka) = &self.kafka
+            && kafka.bootstrap.trim().is_empty()
+        {
+            return Err(invalid(
+                "kafka.bootstrap",
+                "\"\"".into(),
+                "name at least one broker, e.g. 127.0.0.1:9092",
+            ));
+        }
         if self.limits.call_timeout.is_zero() {
             return Err(invalid(
                 "limits.call_timeout_ms",
@@ -243,6 +282,44 @@ mod tests {
         assert_eq!(config.worker.batch_max_events, 50);
         assert_eq!(config.limits.call_timeout, Duration::from_secs(2));
         assert_eq!(config.modules_dir, PathBuf::from("./projections"));
+    }
+
+    #[test]
+    fn kafka_comes_from_file_flags_and_properties() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [kafka]
+            bootstrap = "file:9092"
+            commit_group_offsets = true
+            [kafka.properties]
+            "security.protocol" = "plaintext"
+            "#,
+        )
+        .unwrap();
+        let config = Config::resolve(
+            file,
+            Overrides {
+                kafka_bootstrap: Some("flag:9092".into()),
+                kafka_properties: vec![("client.rack".into(), "r1".into())],
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        let kafka = config.kafka.unwrap();
+        assert_eq!(kafka.bootstrap, "flag:9092");
+        assert!(kafka.commit_group_offsets);
+        assert_eq!(kafka.properties["security.protocol"], "plaintext");
+        assert_eq!(kafka.properties["client.rack"], "r1");
+
+        let err = Config::resolve(
+            FileConfig::default(),
+            Overrides {
+                kafka_properties: vec![("a".into(), "b".into())],
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--kafka"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A running projection version: its module, its state file, its status, and
 //! the pool of read-only instances that answer custom queries.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -8,7 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::event::Offsets;
-use crate::source::Source;
+use crate::source::{Source, SourceStatus, TopicBinding};
 use crate::store::{StateReader, StateStore, StoreError};
 use crate::wasm::{Instance, LoadedModule, RunError, bindings};
 
@@ -77,12 +78,19 @@ pub struct ProjectionInfo {
     pub partitions: Vec<PartitionProgress>,
     pub offsets: Offsets,
     pub last_error: Option<String>,
+    /// The source kind, its health and warnings.
+    pub source: SourceStatus,
+    /// Module topic -> real topic, where they differ.
+    pub topic_map: BTreeMap<String, String>,
 }
 
 pub struct ProjectionRuntime {
     pub module: LoadedModule,
     pub store: StateStore,
+    pub source: Arc<dyn Source>,
+    pub topics: Vec<TopicBinding>,
     status: RwLock<Status>,
+    source_status: RwLock<SourceStatus>,
     queries: Mutex<Vec<Instance>>,
     stop: AtomicBool,
 }
@@ -116,10 +124,21 @@ pub enum QueryFailure {
 }
 
 impl ProjectionRuntime {
-    pub fn new(module: LoadedModule, store: StateStore) -> Self {
+    pub fn new(
+        module: LoadedModule,
+        store: StateStore,
+        source: Arc<dyn Source>,
+        topics: Vec<TopicBinding>,
+    ) -> Self {
         Self {
+            source_status: RwLock::new(SourceStatus {
+                kind: source.kind(),
+                ..SourceStatus::default()
+            }),
             module,
             store,
+            source,
+            topics,
             status: RwLock::new(Status::Starting),
             queries: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -146,6 +165,20 @@ impl ProjectionRuntime {
         *self.status.write().unwrap_or_else(PoisonError::into_inner) = status;
     }
 
+    pub fn source_status(&self) -> SourceStatus {
+        self.source_status
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_source_status(&self, status: SourceStatus) {
+        *self
+            .source_status
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -154,14 +187,13 @@ impl ProjectionRuntime {
         self.stop.load(Ordering::Relaxed)
     }
 
-    pub fn info(&self, source: &dyn Source) -> Result<ProjectionInfo, StoreError> {
+    pub fn info(&self) -> Result<ProjectionInfo, StoreError> {
         let reader = self.store.reader()?;
         let offsets = reader.offsets()?;
         let mut partitions = Vec::new();
-        for topic in &self.module.descriptor.sources {
-            // A source error shows as no partitions rather than failing status.
-            let heads = source.heads(topic).unwrap_or_default();
-            for (partition, head) in heads.into_iter().enumerate() {
+        for binding in &self.topics {
+            let topic = &binding.logical;
+            for (partition, head) in self.source.heads(&binding.physical).into_iter().enumerate() {
                 let partition = partition as u32;
                 let offset = offsets.get(topic, partition);
                 partitions.push(PartitionProgress {
@@ -194,6 +226,13 @@ impl ProjectionRuntime {
             partitions,
             offsets,
             last_error,
+            source: self.source_status(),
+            topic_map: self
+                .topics
+                .iter()
+                .filter(|b| b.logical != b.physical)
+                .map(|b| (b.logical.clone(), b.physical.clone()))
+                .collect(),
         })
     }
 

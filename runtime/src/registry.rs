@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::projection::{ProjectionRuntime, SharedProjection};
-use crate::source::Source;
+use crate::source::{Source, TopicBinding};
 use crate::store::StateStore;
 use crate::wasm::WasmHost;
 use crate::worker::{self, WorkerConfig};
@@ -32,11 +32,56 @@ pub enum RegistryError {
     },
 }
 
+/// The sources projections can read from.
+#[derive(Clone)]
+pub struct Sources {
+    pub embedded: Arc<dyn Source>,
+    pub kafka: Option<Arc<dyn Source>>,
+}
+
+impl Sources {
+    fn all(&self) -> impl Iterator<Item = &Arc<dyn Source>> {
+        std::iter::once(&self.embedded).chain(self.kafka.iter())
+    }
+}
+
+/// `<module>.toml` next to `<module>.wasm`: per-projection source settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sidecar {
+    /// `"embedded"` or `"kafka"`; default: Kafka when configured, else the
+    /// embedded log.
+    source: Option<SourceKind>,
+    /// Topic named by the module -> real topic in the source.
+    #[serde(default)]
+    topics: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SourceKind {
+    Embedded,
+    Kafka,
+}
+
+impl Sidecar {
+    fn read(module: &Path) -> Result<(PathBuf, Self), String> {
+        let path = module.with_extension("toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(|sidecar| (path.clone(), sidecar))
+                .map_err(|e| format!("{}: invalid sidecar file: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, Self::default())),
+            Err(e) => Err(format!("{}: cannot read sidecar file: {e}", path.display())),
+        }
+    }
+}
+
 pub struct Registry {
     projections: RwLock<BTreeMap<String, SharedProjection>>,
     rejected: RwLock<Vec<Rejected>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
-    source: Arc<dyn Source>,
+    sources: Sources,
 }
 
 impl std::fmt::Debug for Registry {
@@ -51,7 +96,7 @@ impl Registry {
     /// `data_dir/projections/<name>/<hash>.redb`.
     pub fn start(
         host: &WasmHost,
-        source: Arc<dyn Source>,
+        sources: Sources,
         modules_dir: &Path,
         data_dir: &Path,
         config: &WorkerConfig,
@@ -72,7 +117,7 @@ impl Registry {
             projections: RwLock::new(BTreeMap::new()),
             rejected: RwLock::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
-            source,
+            sources,
         };
         for file in files {
             if let Err(error) = registry.add(host, &file, data_dir, config) {
@@ -106,6 +151,7 @@ impl Registry {
                 existing.module.file.display()
             ));
         }
+        let (source, topics) = self.bind_source(file, &module.descriptor.sources)?;
         let state_file = data_dir
             .join("projections")
             .join(&name)
@@ -116,11 +162,12 @@ impl Registry {
             hash = %module.short_hash(),
             file = %file.display(),
             sources = ?module.descriptor.sources,
+            source_kind = source.kind(),
             compiled_from_cache = module.from_cache,
             "module loaded"
         );
-        let projection = Arc::new(ProjectionRuntime::new(module, store));
-        let handle = worker::spawn(projection.clone(), self.source.clone(), config.clone())
+        let projection = Arc::new(ProjectionRuntime::new(module, store, source, topics));
+        let handle = worker::spawn(projection.clone(), config.clone())
             .map_err(|e| format!("could not start the worker thread: {e}"))?;
         self.workers
             .lock()
@@ -131,6 +178,46 @@ impl Registry {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name, projection);
         Ok(())
+    }
+
+    /// Picks the module's source and real topic names from its sidecar.
+    fn bind_source(
+        &self,
+        file: &Path,
+        module_topics: &[String],
+    ) -> Result<(Arc<dyn Source>, Vec<TopicBinding>), String> {
+        let (path, sidecar) = Sidecar::read(file)?;
+        for topic in sidecar.topics.keys() {
+            if !module_topics.contains(topic) {
+                return Err(format!(
+                    "{}: maps topic {topic:?}, which the module does not subscribe to (it reads: {})",
+                    path.display(),
+                    module_topics.join(", ")
+                ));
+            }
+        }
+        let source = match (sidecar.source, &self.sources.kafka) {
+            (Some(SourceKind::Embedded), _) | (None, None) => self.sources.embedded.clone(),
+            (Some(SourceKind::Kafka) | None, Some(kafka)) => kafka.clone(),
+            (Some(SourceKind::Kafka), None) => {
+                return Err(format!(
+                    "{}: asks for source \"kafka\", but projector runs without Kafka; start it with --kafka BOOTSTRAP",
+                    path.display()
+                ));
+            }
+        };
+        let topics = module_topics
+            .iter()
+            .map(|logical| TopicBinding {
+                logical: logical.clone(),
+                physical: sidecar
+                    .topics
+                    .get(logical)
+                    .cloned()
+                    .unwrap_or_else(|| logical.clone()),
+            })
+            .collect();
+        Ok((source, topics))
     }
 
     pub fn get(&self, name: &str) -> Option<SharedProjection> {
@@ -157,17 +244,15 @@ impl Registry {
             .clone()
     }
 
-    pub fn source(&self) -> &dyn Source {
-        self.source.as_ref()
-    }
-
     /// Stops every worker after its current batch and waits for them; each
     /// makes its last commit durable before it exits.
     pub fn shutdown(&self) {
         for projection in self.all() {
             projection.request_stop();
         }
-        self.source.wake_all();
+        for source in self.sources.all() {
+            source.wake_all();
+        }
         let workers =
             std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
         for worker in workers {

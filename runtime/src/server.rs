@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::registry::{Registry, RegistryError};
-use crate::source::{EmbeddedLog, LogError, Source};
+use crate::registry::{Registry, RegistryError, Sources};
+use crate::source::{EmbeddedLog, KafkaSource, LogError, Source, SourceError};
 use crate::wasm::{EngineError, WasmHost};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,8 @@ pub enum ServerError {
     Log(#[from] LogError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(
@@ -43,10 +45,17 @@ impl Running {
     pub fn start(config: &Config) -> Result<Self, ServerError> {
         let log = EmbeddedLog::open(&config.data_dir.join("log.redb"), config.default_partitions)?;
         let host = WasmHost::new(&config.data_dir.join("cache"), config.limits.clone())?;
-        let source: Arc<dyn Source> = Arc::new(log.clone());
+        let kafka = match &config.kafka {
+            Some(kafka) => Some(Arc::new(KafkaSource::new(kafka.clone())?) as Arc<dyn Source>),
+            None => None,
+        };
+        let sources = Sources {
+            embedded: Arc::new(log.clone()),
+            kafka,
+        };
         let registry = Registry::start(
             &host,
-            source,
+            sources,
             &config.modules_dir,
             &config.data_dir,
             &config.worker,

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::event::Offsets;
 use crate::projection::{ProjectionRuntime, Status, unix_now};
-use crate::source::Source;
+use crate::source::{SourceError, Subscription};
 use crate::store::{CommitPositions, Overlay};
 use crate::wasm::{Instance, RunError, bindings, to_wit_event};
 
 /// How long an idle worker sleeps before it re-checks for a stop request.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// Back-off after a source read error.
-const SOURCE_RETRY: Duration = Duration::from_secs(1);
+const SOURCE_RETRY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -41,14 +41,13 @@ impl Default for WorkerConfig {
 
 pub fn spawn(
     projection: Arc<ProjectionRuntime>,
-    source: Arc<dyn Source>,
     config: WorkerConfig,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("worker-{}", projection.name()))
         .spawn(move || {
             let label = projection.label();
-            let mut worker = match Worker::new(&projection, source.as_ref(), &config) {
+            let mut worker = match Worker::new(&projection, &config) {
                 Ok(worker) => worker,
                 Err(message) => {
                     tracing::error!(projection = %label, "{message}");
@@ -80,7 +79,7 @@ fn failed(event: Option<&bindings::Event>, message: String) -> Status {
 
 struct Worker<'a> {
     projection: &'a ProjectionRuntime,
-    source: &'a dyn Source,
+    subscription: Box<dyn Subscription>,
     config: &'a WorkerConfig,
     label: String,
     instance: Instance,
@@ -88,7 +87,6 @@ struct Worker<'a> {
     events_applied: u64,
     last_durable: Instant,
     dirty: bool,
-    rotate: usize,
 }
 
 /// Whether the worker goes on after a batch.
@@ -98,52 +96,52 @@ enum Flow {
 }
 
 impl<'a> Worker<'a> {
-    fn new(
-        projection: &'a ProjectionRuntime,
-        source: &'a dyn Source,
-        config: &'a WorkerConfig,
-    ) -> Result<Self, String> {
+    fn new(projection: &'a ProjectionRuntime, config: &'a WorkerConfig) -> Result<Self, String> {
         let label = projection.label();
         let instance = projection
             .module
             .instantiate(&label)
             .map_err(|e| e.to_string())?;
         let reader = projection.store.reader().map_err(|e| e.to_string())?;
+        let positions = reader.offsets().map_err(|e| e.to_string())?;
+        let subscription = projection
+            .source
+            .subscribe(projection.name(), &projection.topics, &positions)
+            .map_err(|e| format!("cannot open the source: {e}"))?;
+        projection.set_source_status(subscription.status());
         Ok(Self {
-            positions: reader.offsets().map_err(|e| e.to_string())?,
+            positions,
             events_applied: reader.events_applied().map_err(|e| e.to_string())?,
             projection,
-            source,
+            subscription,
             config,
             label,
             instance,
             last_durable: Instant::now(),
             dirty: false,
-            rotate: 0,
         })
     }
 
     fn run(&mut self) {
-        let topics = self.projection.module.descriptor.sources.clone();
-        let mut raw = Vec::with_capacity(self.config.batch_max_events);
+        let max = self.config.batch_max_events;
+        let mut raw = Vec::with_capacity(max);
         while !self.projection.stop_requested() {
-            let seen = self.source.change_seq();
             raw.clear();
-            if let Err(e) = self.read(&topics, &mut raw) {
-                tracing::warn!(projection = %self.label, error = %e, "reading the source failed; retrying");
-                self.source.wait_for_change(seen, SOURCE_RETRY);
-                continue;
+            let wait = self.idle_wait();
+            let polled = self.poll(max, wait, &mut raw);
+            if polled.is_ok()
+                && !raw.is_empty()
+                && raw.len() < max
+                && !self.config.batch_linger.is_zero()
+            {
+                let _ = self.poll(max - raw.len(), self.config.batch_linger, &mut raw);
             }
             if raw.is_empty() {
-                self.idle(seen);
-                continue;
-            }
-            if raw.len() < self.config.batch_max_events && !self.config.batch_linger.is_zero() {
-                self.source.wait_for_change(seen, self.config.batch_linger);
-                raw.clear();
-                if self.read(&topics, &mut raw).is_err() {
-                    continue;
+                if polled.is_err() {
+                    std::thread::sleep(SOURCE_RETRY);
                 }
+                self.sync_if_due();
+                continue;
             }
             let events: Vec<bindings::Event> = raw.drain(..).map(to_wit_event).collect();
             if let Flow::Halt = self.apply(&events) {
@@ -152,41 +150,48 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn read(
+    fn poll(
         &mut self,
-        topics: &[String],
+        max: usize,
+        wait: Duration,
         out: &mut Vec<crate::event::Event>,
-    ) -> Result<(), crate::source::LogError> {
-        self.rotate = self.rotate.wrapping_add(1);
-        self.source.read_batch(
-            topics,
-            &self.positions,
-            self.config.batch_max_events,
-            self.rotate,
-            out,
-        )
+    ) -> Result<(), SourceError> {
+        let result = self.subscription.poll_batch(max, wait, out);
+        if let Err(e) = &result {
+            tracing::warn!(projection = %self.label, error = %e, "reading the source failed; retrying");
+        }
+        self.projection
+            .set_source_status(self.subscription.status());
+        result
     }
 
-    /// Nothing to read: make pending commits durable when due, then sleep
-    /// until an append wakes us.
-    fn idle(&mut self, seen: u64) {
-        let since_durable = self.last_durable.elapsed();
-        if self.dirty && since_durable >= self.config.sync_interval {
+    /// How long to wait for events: until the next durable commit is due
+    /// when commits are pending, else a while (stop requests wake us).
+    fn idle_wait(&self) -> Duration {
+        if self.dirty {
+            self.config
+                .sync_interval
+                .saturating_sub(self.last_durable.elapsed())
+                .max(Duration::from_millis(1))
+        } else {
+            IDLE_WAIT
+        }
+    }
+
+    /// Makes pending non-durable commits durable once the interval is over.
+    fn sync_if_due(&mut self) {
+        if self.dirty && self.last_durable.elapsed() >= self.config.sync_interval {
             match self.projection.store.sync() {
-                Ok(()) => {
-                    self.dirty = false;
-                    self.last_durable = Instant::now();
-                }
+                Ok(()) => self.mark_durable(),
                 Err(e) => tracing::error!(projection = %self.label, error = %e, "sync failed"),
             }
         }
-        let wait = if self.dirty {
-            self.config.sync_interval.saturating_sub(since_durable)
-        } else {
-            IDLE_WAIT
-        };
-        self.source
-            .wait_for_change(seen, wait.max(Duration::from_millis(1)));
+    }
+
+    fn mark_durable(&mut self) {
+        self.dirty = false;
+        self.last_durable = Instant::now();
+        self.subscription.committed(&self.positions);
     }
 
     fn apply(&mut self, events: &[bindings::Event]) -> Flow {
@@ -281,8 +286,7 @@ impl<'a> Worker<'a> {
                 self.positions = positions;
                 self.events_applied = events_applied;
                 if durable {
-                    self.last_durable = Instant::now();
-                    self.dirty = false;
+                    self.mark_durable();
                 } else {
                     self.dirty = true;
                 }

@@ -91,7 +91,7 @@ async fn list_projections(State(state): State<AppState>) -> Result<Json<Value>, 
         for projection in state.registry.all() {
             projections.push(
                 projection
-                    .info(state.registry.source())
+                    .info()
                     .map_err(|e| ApiError::internal(e.to_string()))?,
             );
         }
@@ -110,7 +110,7 @@ async fn get_projection(
     let projection = projection(&state, &name)?;
     blocking(move || {
         let info = projection
-            .info(state.registry.source())
+            .info()
             .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(Json(json!(info)))
     })
@@ -339,7 +339,7 @@ async fn list_topics(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
         let topics = state.log.topics().map_err(log_error)?;
         let mut out = Vec::new();
         for (name, partitions) in topics {
-            let heads = state.log.heads(&name).map_err(log_error)?;
+            let heads = state.log.heads(&name);
             out.push(json!({ "name": name, "partitions": partitions, "heads": heads }));
         }
         Ok(Json(json!({ "topics": out })))

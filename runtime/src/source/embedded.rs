@@ -19,7 +19,9 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ChangeSignal, Source};
+use super::{
+    ChangeSignal, Source, SourceError, SourceHealth, SourceStatus, Subscription, TopicBinding,
+};
 use crate::event::{Event, NewRecord, Offsets};
 use crate::partitioner::partition_for_key;
 
@@ -493,52 +495,29 @@ impl LogReader {
 }
 
 impl Source for EmbeddedLog {
-    fn read_batch(
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn subscribe(
         &self,
-        topics: &[String],
-        positions: &Offsets,
-        max: usize,
-        rotate: usize,
-        out: &mut Vec<Event>,
-    ) -> Result<(), LogError> {
-        let reader = self.reader()?;
-        let mut streams = Vec::new();
-        for topic in topics {
-            for partition in 0..reader.partitions(topic)? {
-                streams.push((topic.as_str(), partition));
-            }
-        }
-        if streams.is_empty() {
-            return Ok(());
-        }
-        let start = rotate % streams.len();
-        for i in 0..streams.len() {
-            let remaining = max.saturating_sub(out.len());
-            if remaining == 0 {
-                break;
-            }
-            let (topic, partition) = streams[(start + i) % streams.len()];
-            reader.read(
-                topic,
-                partition,
-                positions.get(topic, partition),
-                remaining,
-                out,
-            )?;
-        }
-        Ok(())
+        _projection: &str,
+        topics: &[TopicBinding],
+        from: &Offsets,
+    ) -> Result<Box<dyn Subscription>, SourceError> {
+        Ok(Box::new(EmbeddedSubscription {
+            log: self.clone(),
+            topics: topics.to_vec(),
+            positions: from.clone(),
+            rotate: 0,
+            missing: Vec::new(),
+        }))
     }
 
-    fn heads(&self, topic: &str) -> Result<Vec<u64>, LogError> {
-        self.reader()?.heads(topic)
-    }
-
-    fn change_seq(&self) -> u64 {
-        self.shared.signal.current()
-    }
-
-    fn wait_for_change(&self, seen: u64, timeout: Duration) -> u64 {
-        self.shared.signal.wait_past(seen, timeout)
+    fn heads(&self, topic: &str) -> Vec<u64> {
+        self.reader()
+            .and_then(|reader| reader.heads(topic))
+            .unwrap_or_default()
     }
 
     fn wake_all(&self) {
@@ -546,9 +525,103 @@ impl Source for EmbeddedLog {
     }
 }
 
+/// A projection's cursor over the embedded log; woken by appends.
+struct EmbeddedSubscription {
+    log: EmbeddedLog,
+    topics: Vec<TopicBinding>,
+    /// Next offset per logical topic and partition.
+    positions: Offsets,
+    /// Starting partition of the next read, so no partition starves others.
+    rotate: usize,
+    /// Subscribed topics that do not exist yet.
+    missing: Vec<String>,
+}
+
+impl EmbeddedSubscription {
+    fn read(&mut self, max: usize, out: &mut Vec<Event>) -> Result<(), LogError> {
+        let reader = self.log.reader()?;
+        let mut streams = Vec::new();
+        self.missing.clear();
+        for binding in &self.topics {
+            let partitions = reader.partitions(&binding.physical)?;
+            if partitions == 0 {
+                self.missing.push(binding.physical.clone());
+            }
+            for partition in 0..partitions {
+                streams.push((binding, partition));
+            }
+        }
+        if streams.is_empty() {
+            return Ok(());
+        }
+        self.rotate = self.rotate.wrapping_add(1);
+        let start = self.rotate % streams.len();
+        let first_new = out.len();
+        for i in 0..streams.len() {
+            let remaining = max.saturating_sub(out.len() - first_new);
+            if remaining == 0 {
+                break;
+            }
+            let (binding, partition) = streams[(start + i) % streams.len()];
+            let from = self.positions.get(&binding.logical, partition);
+            let before = out.len();
+            reader.read(&binding.physical, partition, from, remaining, out)?;
+            for event in &mut out[before..] {
+                event.source.clone_from(&binding.logical);
+            }
+            if let Some(last) = out[before..].last() {
+                self.positions
+                    .set(&binding.logical, partition, last.offset + 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Subscription for EmbeddedSubscription {
+    fn poll_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        out: &mut Vec<Event>,
+    ) -> Result<(), SourceError> {
+        let seen = self.log.shared.signal.current();
+        let before = out.len();
+        self.read(max, out)?;
+        if out.len() == before && !wait.is_zero() {
+            self.log.shared.signal.wait_past(seen, wait);
+            self.read(max, out)?;
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> SourceStatus {
+        SourceStatus {
+            kind: "embedded",
+            health: if self.missing.is_empty() {
+                SourceHealth::Ok
+            } else {
+                SourceHealth::WaitingForTopics {
+                    topics: self.missing.clone(),
+                }
+            },
+            warnings: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_all(log: &EmbeddedLog, topic: &str, from: &Offsets, max: usize, out: &mut Vec<Event>) {
+        let binding = TopicBinding {
+            logical: topic.to_owned(),
+            physical: topic.to_owned(),
+        };
+        let mut subscription = log.subscribe("test", &[binding], from).unwrap();
+        subscription.poll_batch(max, Duration::ZERO, out).unwrap();
+    }
 
     fn record(key: Option<&str>, payload: &str) -> NewRecord {
         NewRecord {
@@ -577,13 +650,12 @@ mod tests {
         assert_eq!(receipt.partitions[0].last_offset, 9);
 
         let mut out = Vec::new();
-        log.read_batch(&["orders".into()], &Offsets::default(), 100, 0, &mut out)
-            .unwrap();
+        read_all(&log, "orders", &Offsets::default(), 100, &mut out);
         let payloads: Vec<_> = out.iter().map(|e| e.payload.clone().unwrap()).collect();
         let expected: Vec<_> = (0..10).map(|i| i.to_string().into_bytes()).collect();
         assert_eq!(payloads, expected);
         assert_eq!(out[3].headers, vec![("h".to_string(), vec![0xff])]);
-        assert_eq!(log.heads("orders").unwrap().iter().sum::<u64>(), 10);
+        assert_eq!(log.heads("orders").iter().sum::<u64>(), 10);
         log.shutdown();
     }
 
@@ -597,8 +669,7 @@ mod tests {
         positions.set("t", 0, 8);
         positions.set("t", 1, 10);
         let mut out = Vec::new();
-        log.read_batch(&["t".into()], &positions, 5, 0, &mut out)
-            .unwrap();
+        read_all(&log, "t", &positions, 5, &mut out);
         assert_eq!(out.len(), 2, "partition 0 has 10 events, 8 already read");
         assert!(out.iter().all(|e| e.partition == 0 && e.offset >= 8));
         log.shutdown();
@@ -625,8 +696,7 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        log.read_batch(&["t".into()], &Offsets::default(), 10, 0, &mut out)
-            .unwrap();
+        read_all(&log, "t", &Offsets::default(), 10, &mut out);
         assert_eq!(out[0].payload, None);
         assert_eq!(out[0].key, Some(vec![0xfe, 0x00]));
         assert_eq!(out[1].payload, Some(vec![]));
@@ -644,7 +714,7 @@ mod tests {
         }
         let log = EmbeddedLog::open(&path, 4).unwrap();
         assert_eq!(log.topics().unwrap(), vec![("t".to_string(), 4)]);
-        assert_eq!(log.heads("t").unwrap().iter().sum::<u64>(), 1);
+        assert_eq!(log.heads("t").iter().sum::<u64>(), 1);
         log.shutdown();
     }
 
@@ -688,8 +758,7 @@ mod tests {
             t.join().unwrap();
         }
         let mut out = Vec::new();
-        log.read_batch(&["t".into()], &Offsets::default(), 1000, 0, &mut out)
-            .unwrap();
+        read_all(&log, "t", &Offsets::default(), 1000, &mut out);
         assert_eq!(out.len(), 200);
         log.shutdown();
     }

@@ -1,41 +1,103 @@
 //! Where events come from. Every source yields the same [`Event`] envelope
 //! and leaves positions to the consumer: a projection's own state file holds
-//! the offsets it has reached, so sources keep no consumer state.
+//! the offsets it has reached, and each projection version opens its own
+//! [`Subscription`] at those offsets.
 
 pub mod embedded;
+pub mod kafka;
 mod signal;
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 pub use embedded::{AppendReceipt, EmbeddedLog, LogError, PartitionRange};
+pub use kafka::{KafkaConfig, KafkaSource};
 pub use signal::ChangeSignal;
 
 use crate::event::{Event, Offsets};
 
-/// A readable stream of partitioned topics.
+/// A topic a projection reads: the name its module uses, and the real topic
+/// in the source (the same unless the projection's sidecar maps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicBinding {
+    pub logical: String,
+    pub physical: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("kafka: {0}")]
+    Kafka(String),
+}
+
+/// How a subscription's source is doing, for status and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SourceHealth {
+    #[default]
+    Ok,
+    /// The source cannot be reached; the subscription retries with backoff.
+    Unavailable {
+        /// Seconds since the Unix epoch.
+        since: u64,
+        error: String,
+    },
+    /// Some subscribed topics do not exist (yet); they are picked up when
+    /// they appear.
+    WaitingForTopics { topics: Vec<String> },
+}
+
+/// What status shows about a projection's source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct SourceStatus {
+    pub kind: &'static str,
+    pub health: SourceHealth,
+    /// Lasting conditions worth an operator's attention, e.g. history that
+    /// retention already deleted.
+    pub warnings: Vec<String>,
+}
+
+/// A source of partitioned topics.
 pub trait Source: Send + Sync + 'static {
-    /// Reads up to `max` events of `topics` starting at `positions`, appending
-    /// them to `out` in per-partition order. `rotate` picks the partition to
-    /// start with so that one busy partition cannot starve the others.
-    fn read_batch(
+    /// `"embedded"` or `"kafka"`.
+    fn kind(&self) -> &'static str;
+
+    /// Opens a reader of `topics` for `projection`, positioned at `from`
+    /// (missing partitions start at their beginning).
+    fn subscribe(
         &self,
-        topics: &[String],
-        positions: &Offsets,
-        max: usize,
-        rotate: usize,
-        out: &mut Vec<Event>,
-    ) -> Result<(), LogError>;
+        projection: &str,
+        topics: &[TopicBinding],
+        from: &Offsets,
+    ) -> Result<Box<dyn Subscription>, SourceError>;
 
-    /// Next offset to be written, per partition of `topic` (empty if the
-    /// topic does not exist yet).
-    fn heads(&self, topic: &str) -> Result<Vec<u64>, LogError>;
+    /// Next offset to be written, per partition of the real topic `topic`:
+    /// best effort (possibly stale, empty if unknown), for lag.
+    fn heads(&self, topic: &str) -> Vec<u64>;
 
-    /// A counter that moves whenever new events may be readable.
-    fn change_seq(&self) -> u64;
-
-    /// Blocks until the change counter moves past `seen` or `timeout` passes.
-    fn wait_for_change(&self, seen: u64, timeout: Duration) -> u64;
-
-    /// Wakes every waiter (used on shutdown).
+    /// Wakes every subscription blocked waiting for events (used on shutdown).
     fn wake_all(&self);
+}
+
+/// One projection version's reader: it keeps its own position, starting
+/// where the projection's state says and moving past every event returned.
+pub trait Subscription: Send {
+    /// Appends up to `max` events to `out`, in order within each partition,
+    /// waiting at most `wait` for the first one.
+    fn poll_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        out: &mut Vec<Event>,
+    ) -> Result<(), SourceError>;
+
+    fn status(&self) -> SourceStatus;
+
+    /// Told after `positions` were committed durably with the state, e.g. to
+    /// mirror them into a Kafka consumer group for external lag tools.
+    fn committed(&mut self, _positions: &Offsets) {}
 }

@@ -44,7 +44,9 @@ struct RunArgs {
     /// default_partitions, batch_max_events, batch_linger_ms,
     /// sync_interval_ms, max_request_bytes, [limits] max_memory_bytes,
     /// max_key_bytes, max_value_bytes, max_scan_entries, max_module_bytes,
-    /// call_timeout_ms). Flags and environment variables override it.
+    /// call_timeout_ms, [kafka] bootstrap, commit_group_offsets,
+    /// refresh_interval_ms, request_timeout_ms, [kafka.properties]). Flags
+    /// and environment variables override it.
     #[arg(long, env = "PROJECTOR_CONFIG")]
     config: Option<PathBuf>,
     /// Data folder: embedded log, state files, compiled-module cache [default: ./data]
@@ -68,6 +70,23 @@ struct RunArgs {
     /// Longest time between durable (fsynced) state commits [default: 1000]
     #[arg(long, env = "PROJECTOR_SYNC_INTERVAL_MS", value_name = "MS")]
     sync_interval_ms: Option<u64>,
+    /// Kafka bootstrap servers; projections then read Kafka unless their
+    /// sidecar `<module>.toml` says `source = "embedded"`
+    #[arg(long, env = "PROJECTOR_KAFKA", value_name = "BOOTSTRAP")]
+    kafka: Option<String>,
+    /// A librdkafka property passed through, e.g. `-X security.protocol=ssl`
+    /// (repeatable)
+    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    kafka_properties: Vec<(String, String)>,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +171,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             batch_max_events: args.batch_max_events,
             batch_linger_ms: args.batch_linger_ms,
             sync_interval_ms: args.sync_interval_ms,
+            kafka_bootstrap: args.kafka,
+            kafka_properties: args.kafka_properties,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,430 @@
+//! Kafka (or any Kafka-protocol broker) through librdkafka.
+//!
+//! Each projection version gets its own consumer with *manual* partition
+//! assignment at the offsets in its own state file: the state file is the
+//! source of truth, nothing is auto-committed, and no consumer-group
+//! membership is involved (which also rules out librdkafka's hang when a
+//! subscribed consumer with unread messages is dropped). A periodic refresh
+//! probes the broker, picks up topics and partitions that appear later, and
+//! records the watermarks used for lag and retention warnings.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Deserialize;
+
+use super::{Source, SourceError, SourceHealth, SourceStatus, Subscription, TopicBinding};
+use crate::event::{Event, Offsets};
+use crate::projection::unix_now;
+
+/// Connection settings shared by every Kafka subscription.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Any librdkafka property (`security.protocol`, `sasl.*`, `ssl.*`,
+    /// `client.id` ...), passed through unchanged; they win over our defaults.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Also commit positions to the consumer group `projector.<projection>`
+    /// so standard lag tools see them. Never read back.
+    #[serde(default)]
+    pub commit_group_offsets: bool,
+    /// How often metadata and watermarks are refreshed (new topics and
+    /// partitions, lag, broker liveness), in milliseconds.
+    #[serde(default = "default_refresh_ms")]
+    pub refresh_interval_ms: u64,
+    /// Timeout of one metadata or watermark request, in milliseconds.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+fn default_refresh_ms() -> u64 {
+    1000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    2000
+}
+
+impl KafkaConfig {
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            properties: BTreeMap::new(),
+            commit_group_offsets: false,
+            refresh_interval_ms: default_refresh_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+        }
+    }
+
+    fn client_config(&self, projection: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("projector.{projection}"))
+            .set("client.id", format!("projector.{projection}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            // Positions below the log start (deleted by retention) restart
+            // at the earliest retained offset; status warns about the gap.
+            .set("auto.offset.reset", "earliest")
+            .set("reconnect.backoff.max.ms", "2000");
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Real topic -> next offset to be written per partition, as last seen.
+type HeadsCache = Arc<RwLock<HashMap<String, Vec<u64>>>>;
+
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    config: Arc<KafkaConfig>,
+    heads: HeadsCache,
+}
+
+impl KafkaSource {
+    /// Checks the configuration (librdkafka rejects unknown properties); does
+    /// not contact the broker, which may come up later.
+    pub fn new(config: KafkaConfig) -> Result<Self, SourceError> {
+        let probe: Result<BaseConsumer, KafkaError> = config.client_config("probe").create();
+        probe.map_err(|e| SourceError::Kafka(format!("invalid Kafka configuration: {e}")))?;
+        Ok(Self {
+            config: Arc::new(config),
+            heads: HeadsCache::default(),
+        })
+    }
+}
+
+impl Source for KafkaSource {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn subscribe(
+        &self,
+        projection: &str,
+        topics: &[TopicBinding],
+        from: &Offsets,
+    ) -> Result<Box<dyn Subscription>, SourceError> {
+        let consumer: BaseConsumer = self
+            .config
+            .client_config(projection)
+            .create_with_context(DefaultConsumerContext)
+            .map_err(|e| SourceError::Kafka(format!("cannot create a consumer: {e}")))?;
+        let mut subscription = KafkaSubscription {
+            consumer,
+            config: self.config.clone(),
+            heads: self.heads.clone(),
+            projection: projection.to_owned(),
+            logical_of: topics
+                .iter()
+                .map(|b| (b.physical.clone(), b.logical.clone()))
+                .collect(),
+            bindings: topics.to_vec(),
+            positions: from.clone(),
+            assigned: HashMap::new(),
+            health: SourceHealth::Ok,
+            warnings: Vec::new(),
+            warned: HashSet::new(),
+            next_refresh: Instant::now(),
+        };
+        subscription.refresh();
+        Ok(Box::new(subscription))
+    }
+
+    fn heads(&self, topic: &str) -> Vec<u64> {
+        self.heads
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn wake_all(&self) {
+        // Subscriptions never block longer than the wait they are given.
+    }
+}
+
+struct KafkaSubscription {
+    consumer: BaseConsumer,
+    config: Arc<KafkaConfig>,
+    heads: HeadsCache,
+    projection: String,
+    bindings: Vec<TopicBinding>,
+    /// Real topic -> the name the module knows.
+    logical_of: HashMap<String, String>,
+    /// Next offset per logical topic and partition.
+    positions: Offsets,
+    /// Real topic -> partitions assigned so far (0..n).
+    assigned: HashMap<String, u32>,
+    health: SourceHealth,
+    warnings: Vec<String>,
+    warned: HashSet<(String, u32)>,
+    next_refresh: Instant,
+}
+
+impl KafkaSubscription {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    fn set_unavailable(&mut self, error: String) {
+        match &self.health {
+            SourceHealth::Unavailable { .. } => {}
+            _ => {
+                tracing::warn!(projection = %self.projection, %error, "Kafka source unavailable; retrying");
+                self.health = SourceHealth::Unavailable {
+                    since: unix_now(),
+                    error,
+                };
+            }
+        }
+    }
+
+    fn set_available(&mut self, missing: Vec<String>) {
+        let health = if missing.is_empty() {
+            SourceHealth::Ok
+        } else {
+            SourceHealth::WaitingForTopics { topics: missing }
+        };
+        if health != self.health {
+            match &health {
+                SourceHealth::Ok => {
+                    tracing::info!(projection = %self.projection, "Kafka source available")
+                }
+                SourceHealth::WaitingForTopics { topics } => {
+                    tracing::warn!(projection = %self.projection, ?topics, "waiting for Kafka topics to exist")
+                }
+                SourceHealth::Unavailable { .. } => {}
+            }
+            self.health = health;
+        }
+    }
+
+    /// Probes the broker, assigns partitions that appeared, updates heads and
+    /// retention warnings.
+    fn refresh(&mut self) {
+        self.next_refresh = Instant::now() + Duration::from_millis(self.config.refresh_interval_ms);
+        let metadata = match self.consumer.fetch_metadata(None, self.timeout()) {
+            Ok(metadata) => metadata,
+            Err(e) => return self.set_unavailable(format!("metadata request failed: {e}")),
+        };
+        let mut partitions_of: HashMap<&str, u32> = HashMap::new();
+        for topic in metadata.topics() {
+            if topic.error().is_none() && !topic.partitions().is_empty() {
+                partitions_of.insert(topic.name(), topic.partitions().len() as u32);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut new_assignment = TopicPartitionList::new();
+        let mut counts = Vec::new();
+        for binding in &self.bindings {
+            let Some(&count) = partitions_of.get(binding.physical.as_str()) else {
+                missing.push(binding.physical.clone());
+                continue;
+            };
+            let already = self.assigned.get(&binding.physical).copied().unwrap_or(0);
+            for partition in already..count {
+                let next = self.positions.get(&binding.logical, partition);
+                let offset = if next == 0 {
+                    Offset::Beginning
+                } else {
+                    Offset::Offset(next as i64)
+                };
+                if let Err(e) =
+                    new_assignment.add_partition_offset(&binding.physical, partition as i32, offset)
+                {
+                    return self.set_unavailable(format!("bad assignment: {e}"));
+                }
+            }
+            counts.push((binding.clone(), count));
+        }
+        if new_assignment.count() > 0 {
+            if let Err(e) = self.consumer.incremental_assign(&new_assignment) {
+                return self.set_unavailable(format!("partition assignment failed: {e}"));
+            }
+            for (binding, count) in &counts {
+                let already = self
+                    .assigned
+                    .insert(binding.physical.clone(), *count)
+                    .unwrap_or(0);
+                if already < *count {
+                    tracing::info!(
+                        projection = %self.projection,
+                        topic = %binding.physical,
+                        partitions = ?(already..*count),
+                        "assigned Kafka partitions"
+                    );
+                }
+            }
+        }
+        for (binding, count) in counts {
+            let mut heads = Vec::with_capacity(count as usize);
+            for partition in 0..count {
+                match self.consumer.fetch_watermarks(
+                    &binding.physical,
+                    partition as i32,
+                    self.timeout(),
+                ) {
+                    Ok((low, high)) => {
+                        heads.push(high.max(0) as u64);
+                        self.check_retention(&binding, partition, low.max(0) as u64);
+                    }
+                    Err(e) => {
+                        return self.set_unavailable(format!(
+                            "watermarks of {}/{partition}: {e}",
+                            binding.physical
+                        ));
+                    }
+                }
+            }
+            self.heads
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(binding.physical.clone(), heads);
+        }
+        self.set_available(missing);
+    }
+
+    /// Warns once per partition when events the projection has not applied
+    /// were already deleted by the broker's retention.
+    fn check_retention(&mut self, binding: &TopicBinding, partition: u32, low: u64) {
+        let next = self.positions.get(&binding.logical, partition);
+        if low > next && self.warned.insert((binding.physical.clone(), partition)) {
+            let warning = format!(
+                "history incomplete: {}/{partition} starts at offset {low} but the projection needs offset {next}; events {next}..{low} were deleted by retention and are not in the state",
+                binding.physical
+            );
+            tracing::warn!(projection = %self.projection, "{warning}");
+            self.warnings.push(warning);
+        }
+    }
+
+    fn to_event(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Option<Event> {
+        let logical = self.logical_of.get(message.topic())?;
+        Some(Event {
+            source: logical.clone(),
+            partition: message.partition() as u32,
+            offset: message.offset() as u64,
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl Subscription for KafkaSubscription {
+    fn poll_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        out: &mut Vec<Event>,
+    ) -> Result<(), SourceError> {
+        if Instant::now() >= self.next_refresh {
+            self.refresh();
+        }
+        let deadline = Instant::now() + wait;
+        let before = out.len();
+        while out.len() - before < max {
+            // Block for the first message only; then drain what is buffered.
+            let timeout = if out.len() > before {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            match self.consumer.poll(timeout) {
+                None => {
+                    if out.len() > before || Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                Some(Ok(message)) => {
+                    let Some(event) = self.to_event(&message) else {
+                        continue;
+                    };
+                    // A redelivery after a reconnect: already returned once.
+                    if event.offset < self.positions.get(&event.source, event.partition) {
+                        continue;
+                    }
+                    self.positions
+                        .set(&event.source, event.partition, event.offset + 1);
+                    if matches!(self.health, SourceHealth::Unavailable { .. }) {
+                        self.set_available(Vec::new());
+                    }
+                    out.push(event);
+                }
+                Some(Err(e)) => {
+                    self.set_unavailable(e.to_string());
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> SourceStatus {
+        SourceStatus {
+            kind: "kafka",
+            health: self.health.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    fn committed(&mut self, positions: &Offsets) {
+        if !self.config.commit_group_offsets {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for binding in &self.bindings {
+            for (topic, partition, next) in positions.iter() {
+                if topic == binding.logical {
+                    let _ = list.add_partition_offset(
+                        &binding.physical,
+                        partition as i32,
+                        Offset::Offset(next as i64),
+                    );
+                }
+            }
+        }
+        if list.count() > 0
+            && let Err(e) = self.consumer.commit(&list, CommitMode::Async)
+        {
+            tracing::debug!(projection = %self.projection, error = %e, "group offset commit failed");
+        }
+    }
+}
+
+impl Drop for KafkaSubscription {
+    fn drop(&mut self) {
+        // Manual assignment only, so closing cannot wait on a group
+        // rebalance; unassigning first also drops prefetched messages.
+        let _ = self.consumer.unassign();
+    }
+}
