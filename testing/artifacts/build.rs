@@ -23,6 +23,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("failing", "FAILING"),
     ("missing-export", "MISSING_EXPORT"),
     ("wrong-version", "WRONG_VERSION"),
+    ("recorder", "RECORDER"),
 ];
 
 /// Variables a cargo running this script sets for its own build that must

@@ -5,10 +5,12 @@
 //! source of truth, nothing is auto-committed, and no consumer-group
 //! membership is involved (which also rules out librdkafka's hang when a
 //! subscribed consumer with unread messages is dropped). A periodic refresh
-//! probes the broker, picks up topics and partitions that appear later, and
-//! records the watermarks used for lag and retention warnings.
+//! probes the broker with one metadata request, picks up topics and
+//! partitions that appear later, and reads the watermarks librdkafka cached
+//! from fetch responses for lag and retention warnings.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::CString;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -274,21 +276,12 @@ impl KafkaSubscription {
         for (binding, count) in counts {
             let mut heads = Vec::with_capacity(count as usize);
             for partition in 0..count {
-                match self.consumer.fetch_watermarks(
-                    &binding.physical,
-                    partition as i32,
-                    self.timeout(),
-                ) {
-                    Ok((low, high)) => {
-                        heads.push(high.max(0) as u64);
-                        self.check_retention(&binding, partition, low.max(0) as u64);
-                    }
-                    Err(e) => {
-                        return self.set_unavailable(format!(
-                            "watermarks of {}/{partition}: {e}",
-                            binding.physical
-                        ));
-                    }
+                let (low, high) = self
+                    .cached_watermarks(&binding.physical, partition)
+                    .unwrap_or((None, 0));
+                heads.push(high);
+                if let Some(low) = low {
+                    self.check_retention(&binding, partition, low);
                 }
             }
             self.heads
@@ -297,6 +290,29 @@ impl KafkaSubscription {
                 .insert(binding.physical.clone(), heads);
         }
         self.set_available(missing);
+    }
+
+    /// The watermarks librdkafka last saw in fetch responses, without a
+    /// request (a ListOffsets round trip per partition is slow on some
+    /// brokers). The low watermark is `None` until the broker reported it.
+    fn cached_watermarks(&self, topic: &str, partition: u32) -> Option<(Option<u64>, u64)> {
+        let topic = CString::new(topic).ok()?;
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: the client pointer is valid while `self.consumer` lives,
+        // `topic` is NUL-terminated and outlives the call, and `low`/`high`
+        // are valid for writes; librdkafka only reads its cached state.
+        #[allow(unsafe_code)]
+        let error = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition as i32,
+                &mut low,
+                &mut high,
+            )
+        };
+        let ok = error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+        (ok && high >= 0).then(|| ((low >= 0).then_some(low as u64), high as u64))
     }
 
     /// Warns once per partition when events the projection has not applied

@@ -22,11 +22,14 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+pub mod kafka;
+
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub url: String,
     child: Option<Child>,
     port: u16,
+    extra_args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -88,7 +91,14 @@ impl Server {
             url: format!("http://127.0.0.1:{port}"),
             child: None,
             port,
+            extra_args: Vec::new(),
         }
+    }
+
+    /// Adds flags to `projector run`.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.extra_args.extend(args.iter().map(|a| a.to_string()));
+        self
     }
 
     pub fn with_modules(modules: &[&str]) -> Self {
@@ -123,14 +133,20 @@ impl Server {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        // Small batches by default so a test exercises many commits.
+        let batch: &[&str] = if self.extra_args.iter().any(|a| a == "--batch-max-events") {
+            &[]
+        } else {
+            &["--batch-max-events", "7"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_projector"))
             .args(["run", "--data"])
             .arg(self.data_dir())
             .arg("--modules")
             .arg(self.modules_dir())
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            // Small batches so a test exercises many commits.
-            .args(["--batch-max-events", "7"])
+            .args(batch)
+            .args(&self.extra_args)
             .env("PROJECTOR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -160,6 +176,10 @@ impl Server {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Graceful stop (SIGTERM), waiting for the process to exit.
@@ -216,6 +236,34 @@ impl Server {
         let reply = self.get(&format!("/v1/projections/{name}"));
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.body
+    }
+
+    /// Waits until `check` holds for `name`'s listing, or it fails.
+    pub fn wait_for(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let info = self.projection(name);
+            if check(&info) {
+                return info;
+            }
+            assert_ne!(
+                info["status"]["state"], "failed",
+                "{name} failed while waiting for {what}: {info}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{name}: gave up waiting for {what}: {info}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `name` has applied `count` events in all.
+    pub fn wait_applied(&self, name: &str, count: u64) -> Value {
+        self.wait_for(name, &format!("{count} events applied"), |info| {
+            info["events_applied"].as_u64() == Some(count)
+        })
     }
 
     /// Waits until `name` has applied everything up to each partition's

@@ -9,6 +9,8 @@
 //! - [`MISSING_EXPORT`]: a component whose `handler` interface lacks `query`.
 //! - [`WRONG_VERSION`]: a working projection built against
 //!   `projector:projection@0.2.0`.
+//! - [`RECORDER`]: `recorder`, topics `t1`, `t2`, `t3`: records every event
+//!   and fails on a duplicate or out-of-order delivery.
 //! - [`EXAMPLE_EVENTS_DIR`]: `orders.jsonl` and `accounts.jsonl` (one JSON
 //!   event per line) and `orders.expected.json`, `accounts.expected.json`:
 //!   the state the examples must reach, as one JSON object mapping every key
