@@ -383,3 +383,37 @@ fn order_totals_runs_unchanged_on_kafka() {
         common::read_json(&common::events_file("orders.expected.json"))
     );
 }
+
+/// History deleted by retention before the projection read it: status and
+/// logs say so. The mock cluster keeps about 5 MiB per partition.
+#[test]
+fn history_lost_to_retention_is_reported() {
+    let mock = MockCluster::new(1).unwrap();
+    let topics = ["ret-one", "ret-two", "ret-three"];
+    mock.create_topic("ret-one", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let producer = TestProducer::new(&bootstrap);
+    let filler = "x".repeat(4096);
+    for i in 0..3_000 {
+        producer.send(&Produced {
+            topic: "ret-one".into(),
+            key: Some(b"k".to_vec()),
+            payload: Some(format!("{{\"i\":{i},\"pad\":\"{filler}\"}}").into_bytes()),
+            headers: Vec::new(),
+        });
+        if i % 100 == 99 {
+            producer.flush();
+        }
+    }
+    producer.flush();
+    let server = recorder_server(&bootstrap, topics, &[]);
+    let info = server.wait_for("recorder", "a retention warning", |i| {
+        !i["source"]["warnings"].as_array().unwrap().is_empty()
+    });
+    let warning = info["source"]["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("history incomplete: ret-one/0"),
+        "{warning}"
+    );
+    assert!(server.log().contains("history incomplete"));
+}

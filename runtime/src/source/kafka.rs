@@ -140,6 +140,7 @@ impl Source for KafkaSource {
             health: SourceHealth::Ok,
             warnings: Vec::new(),
             warned: HashSet::new(),
+            started: HashSet::new(),
             next_refresh: Instant::now(),
         };
         subscription.refresh();
@@ -175,6 +176,8 @@ struct KafkaSubscription {
     health: SourceHealth,
     warnings: Vec<String>,
     warned: HashSet<(String, u32)>,
+    /// Partitions (logical topic) this subscription has read from.
+    started: HashSet<(String, u32)>,
     next_refresh: Instant,
 }
 
@@ -319,14 +322,29 @@ impl KafkaSubscription {
     /// were already deleted by the broker's retention.
     fn check_retention(&mut self, binding: &TopicBinding, partition: u32, low: u64) {
         let next = self.positions.get(&binding.logical, partition);
-        if low > next && self.warned.insert((binding.physical.clone(), partition)) {
-            let warning = format!(
-                "history incomplete: {}/{partition} starts at offset {low} but the projection needs offset {next}; events {next}..{low} were deleted by retention and are not in the state",
-                binding.physical
-            );
-            tracing::warn!(projection = %self.projection, "{warning}");
-            self.warnings.push(warning);
+        if low > next {
+            let logical = binding.logical.clone();
+            self.report_gap(&logical, partition, next, low);
         }
+    }
+
+    /// The log no longer holds offsets `next..first` the projection needs
+    /// (deleted by retention, or compacted away).
+    fn report_gap(&mut self, logical: &str, partition: u32, next: u64, first: u64) {
+        let physical = self
+            .bindings
+            .iter()
+            .find(|b| b.logical == logical)
+            .map_or(logical, |b| b.physical.as_str())
+            .to_owned();
+        if !self.warned.insert((physical.clone(), partition)) {
+            return;
+        }
+        let warning = format!(
+            "history incomplete: {physical}/{partition} starts at offset {first} but the projection needs offset {next}; events {next}..{first} are gone from the log (retention or compaction) and are not in the state"
+        );
+        tracing::warn!(projection = %self.projection, "{warning}");
+        self.warnings.push(warning);
     }
 
     fn to_event(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Option<Event> {
@@ -385,9 +403,14 @@ impl Subscription for KafkaSubscription {
                     let Some(event) = self.to_event(&message) else {
                         continue;
                     };
+                    let expected = self.positions.get(&event.source, event.partition);
                     // A redelivery after a reconnect: already returned once.
-                    if event.offset < self.positions.get(&event.source, event.partition) {
+                    if event.offset < expected {
                         continue;
+                    }
+                    let first_read = self.started.insert((event.source.clone(), event.partition));
+                    if first_read && event.offset > expected {
+                        self.report_gap(&event.source, event.partition, expected, event.offset);
                     }
                     self.positions
                         .set(&event.source, event.partition, event.offset + 1);
