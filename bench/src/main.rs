@@ -8,6 +8,10 @@
 //!
 //! Prints events/s for each and the ratio Wasm/native, and checks that both
 //! produced identical state.
+//!
+//! `-- --kafka --partitions 8`: produces the events into a Tansu broker
+//! instead and compares order-totals reading Kafka with a bare rdkafka
+//! consumer that only counts the messages.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +28,8 @@ use projector::store::{CommitPositions, Overlay, StateReader, StateStore};
 use projector::wasm::{Limits, WasmHost};
 use projector::worker::WorkerConfig;
 
+mod kafka;
+
 #[derive(Debug, Parser)]
 struct Args {
     /// Events to append and fold.
@@ -38,23 +44,32 @@ struct Args {
     /// Partitions of the `orders` topic.
     #[arg(long, default_value_t = 3)]
     partitions: u32,
+    /// Read from a Kafka broker (a Tansu process started here) instead of
+    /// the embedded log, against a bare rdkafka consumer.
+    #[arg(long)]
+    kafka: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let log = EmbeddedLog::open(&dir.path().join("log.redb"), args.partitions)?;
-
-    let started = Instant::now();
-    append_orders(&log, &args)?;
-    let append_secs = started.elapsed().as_secs_f64();
-
     let config = WorkerConfig {
         batch_max_events: args.batch,
         batch_linger: Duration::ZERO,
         sync_interval: Duration::from_secs(1),
     };
-    let wasm_secs = run_wasm(&log, dir.path(), &config, args.events)?;
+    if args.kafka {
+        return kafka::run(&args, dir.path(), &config, &log);
+    }
+    let started = Instant::now();
+    append_orders(&log, &args)?;
+    let append_secs = started.elapsed().as_secs_f64();
+    let sources = Sources {
+        embedded: Arc::new(log.clone()),
+        kafka: None,
+    };
+    let wasm_secs = run_wasm(sources, dir.path(), "wasm", &config, args.events)?;
     let native_secs = run_native(&log, dir.path(), &config, args.events)?;
     compare_states(dir.path())?;
 
@@ -86,37 +101,51 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn append_orders(log: &EmbeddedLog, args: &Args) -> Result<()> {
-    const CHUNK: u64 = 10_000;
+/// The benchmark's events, as (key, JSON payload): every tenth event
+/// cancels the order placed just before it; keyed by order id so a cancel
+/// lands in its order's partition.
+fn order_events(events: u64, customers: u64) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
     let mut next_order = 0u64;
-    let mut written = 0u64;
-    while written < args.events {
-        let n = CHUNK.min(args.events - written);
-        let mut records = Vec::with_capacity(n as usize);
-        for i in written..written + n {
-            let customer = format!("c{}", i % args.customers);
-            // Every tenth event cancels the order placed just before it.
-            let payload = if i % 10 == 9 {
-                serde_json::json!({"type": "OrderCancelled", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 0})
-            } else {
-                next_order += 1;
-                serde_json::json!({"type": "OrderPlaced", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 100 + i % 900})
-            };
-            // Keyed by order so a cancel lands in its order's partition.
-            let order_key = payload["order_id"].as_str().unwrap_or_default().to_owned();
-            records.push(NewRecord {
-                key: Some(order_key.into_bytes()),
-                payload: Some(serde_json::to_vec(&payload)?),
+    (0..events).map(move |i| {
+        let customer = format!("c{}", i % customers);
+        let payload = if i % 10 == 9 {
+            serde_json::json!({"type": "OrderCancelled", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 0})
+        } else {
+            next_order += 1;
+            serde_json::json!({"type": "OrderPlaced", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 100 + i % 900})
+        };
+        let key = payload["order_id"].as_str().unwrap_or_default().as_bytes().to_vec();
+        (key, payload.to_string().into_bytes())
+    })
+}
+
+fn append_orders(log: &EmbeddedLog, args: &Args) -> Result<()> {
+    const CHUNK: usize = 10_000;
+    let mut events = order_events(args.events, args.customers).peekable();
+    while events.peek().is_some() {
+        let records = events
+            .by_ref()
+            .take(CHUNK)
+            .map(|(key, payload)| NewRecord {
+                key: Some(key),
+                payload: Some(payload),
                 headers: Vec::new(),
-            });
-        }
+            })
+            .collect();
         log.append("orders", records)?;
-        written += n;
     }
     Ok(())
 }
 
-fn run_wasm(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64) -> Result<f64> {
+/// Time for the real worker to fold `events` through order-totals, read
+/// from `sources` (Kafka when it has one), state under `dir/<state>`.
+fn run_wasm(
+    sources: Sources,
+    dir: &Path,
+    state: &str,
+    config: &WorkerConfig,
+    events: u64,
+) -> Result<f64> {
     let modules = dir.join("modules");
     std::fs::create_dir_all(&modules)?;
     std::fs::copy(
@@ -127,12 +156,8 @@ fn run_wasm(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64) -
     // Warm the compile cache so the timing below is the fold, not cranelift.
     host.load(&modules.join("order-totals.wasm"))?;
 
-    let sources = Sources {
-        embedded: Arc::new(log.clone()),
-        kafka: None,
-    };
     let started = Instant::now();
-    let registry = Registry::start(&host, sources, &modules, &dir.join("wasm"), config)?;
+    let registry = Registry::start(&host, sources, &modules, &dir.join(state), config)?;
     let projection = registry
         .get("order-totals")
         .context("order-totals did not load")?;

@@ -417,3 +417,70 @@ fn history_lost_to_retention_is_reported() {
     );
     assert!(server.log().contains("history incomplete"));
 }
+
+/// With `commit_group_offsets`, positions are mirrored into the consumer
+/// group `projector.<name>` for external lag tools.
+#[test]
+fn positions_are_mirrored_to_the_consumer_group_when_asked() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("g-one", 2, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let producer = TestProducer::new(&bootstrap);
+    let produced = orders(&["g-one"], 500, 9);
+    for event in &produced {
+        producer.send(event);
+    }
+    producer.flush();
+
+    let server = Server::with_modules(&[RECORDER]);
+    server.add_file(
+        "recorder.toml",
+        b"[topics]\nt1 = \"g-one\"\nt2 = \"g-two\"\nt3 = \"g-three\"\n",
+    );
+    let config = server.dir.path().join("projector.toml");
+    std::fs::write(
+        &config,
+        format!("[kafka]\nbootstrap = \"{bootstrap}\"\ncommit_group_offsets = true\n"),
+    )
+    .unwrap();
+    let server = server.args(&["--config", config.to_str().unwrap()]).start();
+    let info = server.wait_applied("recorder", 500);
+    let reached: u64 = info["offsets"]["t1"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(reached, 500);
+
+    let lag_tool: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "projector.recorder")
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    partitions.add_partition("g-one", 0);
+    partitions.add_partition("g-one", 1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let committed = lag_tool
+            .committed_offsets(partitions.clone(), Duration::from_secs(5))
+            .unwrap();
+        let sum: i64 = committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum();
+        if sum == 500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "group offsets stayed at {sum}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
