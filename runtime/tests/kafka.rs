@@ -382,6 +382,28 @@ fn order_totals_runs_unchanged_on_kafka() {
         server.state("order-totals"),
         common::read_json(&common::events_file("orders.expected.json"))
     );
+
+    // `projector publish --kafka` produces straight to the broker.
+    let file = server.dir.path().join("more.jsonl");
+    std::fs::write(
+        &file,
+        "{\"type\":\"OrderPlaced\",\"order_id\":\"k-1\",\"customer\":\"zed\",\"amount_cents\":700}\n",
+    )
+    .unwrap();
+    let output = server.cli(&[
+        "publish",
+        "orders",
+        file.to_str().unwrap(),
+        "--key-field",
+        "customer",
+        "--kafka",
+        &tansu.bootstrap,
+    ]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(common::stdout(&output).contains("published 1 events to Kafka topic orders"));
+    server.wait_applied("order-totals", count + 1);
+    let zed = server.get("/v1/projections/order-totals/state/customer%2Fzed").body;
+    assert_eq!(zed, serde_json::json!({"orders": 1, "total_cents": 700}));
 }
 
 /// History deleted by retention before the projection read it: status and
@@ -483,4 +505,42 @@ fn positions_are_mirrored_to_the_consumer_group_when_asked() {
         assert!(Instant::now() < deadline, "group offsets stayed at {sum}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Projector starts before its broker: status says the source is
+/// unavailable, and it consumes once the broker is up.
+#[test]
+fn a_broker_that_is_down_at_start_is_waited_for() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let topics = ["d-one", "d-two", "d-three"];
+    let server = recorder_server(&bootstrap, topics, &[]);
+    let info = server.wait_for("recorder", "the outage in status", |i| {
+        source_state(i) == "unavailable"
+    });
+    assert!(
+        info["source"]["health"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("metadata"),
+        "{info}"
+    );
+
+    let tansu = Tansu::start_on(port);
+    for topic in topics {
+        tansu.create_topic(topic, 2);
+    }
+    let producer = TestProducer::new(&tansu.bootstrap);
+    let produced = orders(&topics, 1_000, 10);
+    for event in &produced {
+        producer.send(event);
+    }
+    producer.flush();
+    server.wait_applied("recorder", 1_000);
+    assert_eq!(source_state(&server.projection("recorder")), "ok");
+    assert_recorded_exactly(&server.state("recorder"), &produced, &logical_of(topics));
 }

@@ -44,6 +44,11 @@ impl Tansu {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(port)
+    }
+
+    /// Starts a broker on `port` (e.g. one a client was already pointed at).
+    pub fn start_on(port: u16) -> Self {
         let binary = tansu_binary();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(&binary)

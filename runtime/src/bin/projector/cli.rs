@@ -111,6 +111,10 @@ struct PublishArgs {
     /// Print the server's receipts as JSON instead of a summary
     #[arg(long)]
     json: bool,
+    /// Produce straight to this Kafka cluster (bootstrap servers) instead
+    /// of a running projector's embedded log
+    #[arg(long, value_name = "BOOTSTRAP", conflicts_with = "json")]
+    kafka: Option<String>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -225,8 +229,30 @@ fn chunks(bytes: &[u8], max: usize) -> Vec<(usize, &[u8])> {
 }
 
 fn publish(args: PublishArgs) -> Result<ExitCode> {
-    let client = Client::new(&args.server.server);
     let bytes = read_input(args.file.as_ref())?;
+    if let Some(bootstrap) = &args.kafka {
+        let params = projector::api::ingest::AppendParams {
+            key_field: args.key_field.clone(),
+            key: args.key.clone(),
+            ..Default::default()
+        };
+        let delivered = crate::kafka_publish::publish(bootstrap, &args.topic, &bytes, &params)?;
+        let total: u64 = delivered.values().map(|d| d.2).sum();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "published {total} events to Kafka topic {}",
+            args.topic
+        )?;
+        for (partition, (first, last, count)) in &delivered {
+            writeln!(
+                out,
+                "  partition {partition}: offsets {first}..={last} ({count} events)"
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = Client::new(&args.server.server);
     let mut query = Vec::new();
     if let Some(field) = &args.key_field {
         query.push(format!("key_field={}", encode_segment(field)));

@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod kafka_publish;
 
 use std::process::ExitCode;
 
