@@ -402,7 +402,9 @@ fn order_totals_runs_unchanged_on_kafka() {
     assert!(output.status.success(), "{}", common::stderr(&output));
     assert!(common::stdout(&output).contains("published 1 events to Kafka topic orders"));
     server.wait_applied("order-totals", count + 1);
-    let zed = server.get("/v1/projections/order-totals/state/customer%2Fzed").body;
+    let zed = server
+        .get("/v1/projections/order-totals/state/customer%2Fzed")
+        .body;
     assert_eq!(zed, serde_json::json!({"orders": 1, "total_cents": 700}));
 }
 

@@ -457,6 +457,9 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
                     .unwrap_or_default()
             )?;
         }
+        for note in source_notes(&p["source"]) {
+            writeln!(out, "  {note}")?;
+        }
     }
     if projections.is_empty() {
         writeln!(
@@ -475,9 +478,68 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What status says about a projection's source when it is not simply ok.
+fn source_notes(source: &Value) -> Vec<String> {
+    let kind = source["kind"].as_str().unwrap_or("source");
+    let health = &source["health"];
+    let mut notes = Vec::new();
+    match health["state"].as_str() {
+        Some("unavailable") => {
+            let since = health["since"].as_u64().unwrap_or_default();
+            let ago = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |now| now.as_secs().saturating_sub(since));
+            notes.push(format!(
+                "{kind} source unavailable since {ago}s ago: {}",
+                health["error"].as_str().unwrap_or_default()
+            ));
+        }
+        Some("waiting_for_topics") => {
+            let topics: Vec<&str> = health["topics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            notes.push(format!("waiting for topic {}", topics.join(", ")));
+        }
+        _ => {}
+    }
+    for warning in source["warnings"].as_array().into_iter().flatten() {
+        notes.push(format!("warning: {}", warning.as_str().unwrap_or_default()));
+    }
+    notes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_problems_are_spelled_out() {
+        let notes = source_notes(&json!({
+            "kind": "kafka",
+            "health": {"state": "waiting_for_topics", "topics": ["a", "b"]},
+            "warnings": ["history incomplete: a/0"],
+        }));
+        assert_eq!(
+            notes,
+            ["waiting for topic a, b", "warning: history incomplete: a/0"]
+        );
+        let notes = source_notes(&json!({
+            "kind": "kafka",
+            "health": {"state": "unavailable", "since": 0, "error": "metadata request failed"},
+            "warnings": [],
+        }));
+        assert!(
+            notes[0].starts_with("kafka source unavailable since"),
+            "{notes:?}"
+        );
+        assert!(
+            source_notes(&json!({"kind": "embedded", "health": {"state": "ok"}, "warnings": []}))
+                .is_empty()
+        );
+    }
 
     #[test]
     fn chunks_keep_whole_lines_and_their_numbers() {
