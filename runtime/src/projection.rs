@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -34,6 +35,10 @@ pub enum Status {
         since: u64,
     },
     Stopped,
+    /// The module file was removed; the state is kept.
+    Removed {
+        since: u64,
+    },
 }
 
 impl Status {
@@ -43,6 +48,7 @@ impl Status {
             Status::Running => "running",
             Status::Failed { .. } => "failed",
             Status::Stopped => "stopped",
+            Status::Removed { .. } => "removed",
         }
     }
 }
@@ -82,13 +88,58 @@ pub struct ProjectionInfo {
     pub source: SourceStatus,
     /// Module topic -> real topic, where they differ.
     pub topic_map: BTreeMap<String, String>,
+    /// Set while this version is being built in the shadow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<BuildProgressInfo>,
+}
+
+/// How far a shadow build is.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildProgressInfo {
+    /// Events applied since the build started.
+    pub events_done: u64,
+    /// Events the build had to apply when it started (heads then).
+    pub events_total: u64,
+    pub events_per_second: f64,
+    pub eta_seconds: Option<f64>,
+    pub elapsed_seconds: f64,
+}
+
+/// Serving answers queries; building catches up in the shadow.
+#[derive(Debug, Clone)]
+pub enum Role {
+    Serving,
+    Building {
+        started: Instant,
+        /// Sum of offsets when the build started.
+        start_position: u64,
+        /// Sum of source heads when the build started.
+        start_heads: u64,
+    },
+}
+
+/// What a worker tells the registry.
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
+    /// A building version read everything there was: it can be swapped in.
+    CaughtUp { name: String, hash: String },
+    /// A version halted (an event failed, or storage failed).
+    Halted {
+        name: String,
+        hash: String,
+        message: String,
+    },
 }
 
 pub struct ProjectionRuntime {
     pub module: LoadedModule,
-    pub store: StateStore,
+    /// Shared with the next version on a swap that keeps the state.
+    pub store: Arc<StateStore>,
     pub source: Arc<dyn Source>,
     pub topics: Vec<TopicBinding>,
+    role: RwLock<Role>,
+    events: Option<Box<dyn Fn(WorkerEvent) + Send + Sync>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
     status: RwLock<Status>,
     source_status: RwLock<SourceStatus>,
     queries: Mutex<Vec<Instance>>,
@@ -126,11 +177,14 @@ pub enum QueryFailure {
 impl ProjectionRuntime {
     pub fn new(
         module: LoadedModule,
-        store: StateStore,
+        store: Arc<StateStore>,
         source: Arc<dyn Source>,
         topics: Vec<TopicBinding>,
     ) -> Self {
         Self {
+            role: RwLock::new(Role::Serving),
+            events: None,
+            worker: Mutex::new(None),
             source_status: RwLock::new(SourceStatus {
                 kind: source.kind(),
                 ..SourceStatus::default()
@@ -142,6 +196,55 @@ impl ProjectionRuntime {
             status: RwLock::new(Status::Starting),
             queries: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Reports catch-up and halts to `events`.
+    pub fn with_events(mut self, events: impl Fn(WorkerEvent) + Send + Sync + 'static) -> Self {
+        self.events = Some(Box::new(events));
+        self
+    }
+
+    pub fn set_role(&self, role: Role) {
+        *self.role.write().unwrap_or_else(PoisonError::into_inner) = role;
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn is_building(&self) -> bool {
+        matches!(self.role(), Role::Building { .. })
+    }
+
+    pub(crate) fn notify(&self, event: WorkerEvent) {
+        if let Some(events) = &self.events {
+            events(event);
+        }
+    }
+
+    /// Starts the worker thread.
+    pub fn start(self: &Arc<Self>, config: crate::worker::WorkerConfig) -> std::io::Result<()> {
+        let handle = crate::worker::spawn(self.clone(), config)?;
+        *self.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        Ok(())
+    }
+
+    /// Asks the worker to stop after its current batch and waits for it;
+    /// the state stays readable.
+    pub fn stop_and_join(&self) {
+        self.request_stop();
+        self.source.wake_all();
+        let handle = self
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
         }
     }
 
@@ -210,8 +313,35 @@ impl ProjectionRuntime {
             Status::Failed { message, .. } => Some(message.clone()),
             _ => None,
         };
+        let progress = match self.role() {
+            Role::Serving => None,
+            Role::Building {
+                started,
+                start_position,
+                start_heads,
+            } => {
+                let position: u64 = offsets.iter().map(|(_, _, o)| o).sum();
+                let events_done = position.saturating_sub(start_position);
+                let events_total = start_heads.saturating_sub(start_position);
+                let elapsed = started.elapsed().as_secs_f64();
+                let rate = if elapsed > 0.0 {
+                    events_done as f64 / elapsed
+                } else {
+                    0.0
+                };
+                let heads: u64 = partitions.iter().map(|p| p.head).sum();
+                Some(BuildProgressInfo {
+                    events_done,
+                    events_total,
+                    events_per_second: rate,
+                    eta_seconds: (rate > 0.0).then(|| heads.saturating_sub(position) as f64 / rate),
+                    elapsed_seconds: elapsed,
+                })
+            }
+        };
         let descriptor = &self.module.descriptor;
         Ok(ProjectionInfo {
+            progress,
             name: descriptor.name.clone(),
             version: descriptor.version.clone(),
             hash: self.module.hash.clone(),

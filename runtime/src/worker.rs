@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::event::Offsets;
-use crate::projection::{ProjectionRuntime, Status, unix_now};
+use crate::projection::{ProjectionRuntime, Status, WorkerEvent, unix_now};
 use crate::source::{SourceError, Subscription};
 use crate::store::{CommitPositions, Overlay};
 use crate::wasm::{Instance, RunError, bindings, to_wit_event};
@@ -87,6 +87,8 @@ struct Worker<'a> {
     events_applied: u64,
     last_durable: Instant,
     dirty: bool,
+    /// A building version reports reaching the head once.
+    reported_caught_up: bool,
 }
 
 /// Whether the worker goes on after a batch.
@@ -119,6 +121,7 @@ impl<'a> Worker<'a> {
             instance,
             last_durable: Instant::now(),
             dirty: false,
+            reported_caught_up: false,
         })
     }
 
@@ -139,6 +142,8 @@ impl<'a> Worker<'a> {
             if raw.is_empty() {
                 if polled.is_err() {
                     std::thread::sleep(SOURCE_RETRY);
+                } else {
+                    self.report_caught_up();
                 }
                 self.sync_if_due();
                 continue;
@@ -148,6 +153,28 @@ impl<'a> Worker<'a> {
                 return;
             }
         }
+    }
+
+    /// Nothing left to read: a shadow build has reached the live head. Its
+    /// progress is made durable first so the swap hands over synced state.
+    fn report_caught_up(&mut self) {
+        if self.reported_caught_up || !self.projection.is_building() {
+            return;
+        }
+        if self.dirty {
+            match self.projection.store.sync() {
+                Ok(()) => self.mark_durable(),
+                Err(e) => {
+                    tracing::error!(projection = %self.label, error = %e, "sync failed");
+                    return;
+                }
+            }
+        }
+        self.reported_caught_up = true;
+        self.projection.notify(WorkerEvent::CaughtUp {
+            name: self.projection.name().to_owned(),
+            hash: self.projection.module.hash.clone(),
+        });
     }
 
     fn poll(
@@ -307,7 +334,15 @@ impl<'a> Worker<'a> {
             ),
             None => tracing::error!(projection = %self.label, "projection halted: {message}"),
         }
-        self.projection.set_status(failed(event, message));
+        self.projection.set_status(failed(event, message.clone()));
+        let at = event.map_or(String::new(), |e| {
+            format!(" at {}/{}@{}", e.source, e.partition, e.offset)
+        });
+        self.projection.notify(WorkerEvent::Halted {
+            name: self.projection.name().to_owned(),
+            hash: self.projection.module.hash.clone(),
+            message: format!("{message}{at}"),
+        });
         Flow::Halt
     }
 }

@@ -44,6 +44,7 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .route("/v1/projections/{name}/state", get(scan_state))
         .route("/v1/projections/{name}/state/{*key}", get(get_key))
         .route("/v1/projections/{name}/query/{query}", post(run_query))
+        .route("/v1/projections/{name}/replay", post(replay))
         .route("/v1/topics", get(list_topics))
         .route("/v1/topics/{topic}", post(create_topic))
         .route("/v1/topics/{topic}/events", post(append_events))
@@ -76,6 +77,70 @@ fn projection(state: &AppState, name: &str) -> Result<SharedProjection, ApiError
         .ok_or_else(|| ApiError::unknown_projection(name))
 }
 
+/// `?version=`: `serving` (default), `building`, or a prefix of a version's
+/// content hash.
+#[derive(Debug, Deserialize, Default)]
+struct VersionParam {
+    version: Option<String>,
+}
+
+fn projection_version(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<SharedProjection, ApiError> {
+    let serving = projection(state, name)?;
+    let building = state.registry.get_building(name);
+    match version {
+        None | Some("serving") => Ok(serving),
+        Some("building") => building.ok_or_else(|| {
+            ApiError::not_found(
+                "no_building_version",
+                format!("projection {name:?} has no version building in the shadow"),
+            )
+        }),
+        Some(prefix) => [Some(serving), building]
+            .into_iter()
+            .flatten()
+            .find(|p| !prefix.is_empty() && p.module.hash.starts_with(prefix))
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "unknown_version",
+                    format!(
+                        "projection {name:?} has no version {prefix:?}; use serving, building or a hash prefix"
+                    ),
+                )
+            }),
+    }
+}
+
+fn version_param(
+    params: Result<Query<VersionParam>, axum::extract::rejection::QueryRejection>,
+) -> Result<Option<String>, ApiError> {
+    params
+        .map(|Query(p)| p.version)
+        .map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))
+}
+
+fn listing(
+    projection: &SharedProjection,
+    building: Option<&SharedProjection>,
+) -> Result<Value, ApiError> {
+    let mut info = json!(
+        projection
+            .info()
+            .map_err(|e| ApiError::internal(e.to_string()))?
+    );
+    if let Some(building) = building {
+        info["building"] = json!(
+            building
+                .info()
+                .map_err(|e| ApiError::internal(e.to_string()))?
+        );
+    }
+    Ok(info)
+}
+
 /// Runs blocking storage or Wasm work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -88,12 +153,8 @@ async fn blocking<T: Send + 'static>(
 async fn list_projections(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let mut projections = Vec::new();
-        for projection in state.registry.all() {
-            projections.push(
-                projection
-                    .info()
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
+        for (serving, building) in state.registry.versions() {
+            projections.push(listing(&serving, building.as_ref())?);
         }
         Ok(Json(json!({
             "projections": projections,
@@ -108,11 +169,22 @@ async fn get_projection(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let projection = projection(&state, &name)?;
+    let building = state.registry.get_building(&name);
+    blocking(move || Ok(Json(listing(&projection, building.as_ref())?))).await
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    projection(&state, &name)?;
+    let registry = state.registry.clone();
     blocking(move || {
-        let info = projection
-            .info()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(Json(json!(info)))
+        registry
+            .replay(&name)
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, "replay_refused", e.to_string()))?;
+        let building = registry.get_building(&name).map(|b| b.module.hash.clone());
+        Ok(Json(json!({ "projection": name, "building": building })))
     })
     .await
 }
@@ -175,9 +247,11 @@ fn decode_key(raw: &str) -> Result<Vec<u8>, ApiError> {
 async fn get_key(
     State(state): State<AppState>,
     Path((name, _)): Path<(String, String)>,
+    version: Result<Query<VersionParam>, axum::extract::rejection::QueryRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let projection = projection(&state, &name)?;
+    let version = version_param(version)?;
+    let projection = projection_version(&state, &name, version.as_deref())?;
     // Decode from the raw path: keys are bytes and may contain `/` or `%2F`.
     let prefix = format!("/v1/projections/{name}/state/");
     let raw = uri.path().strip_prefix(&prefix).unwrap_or_default();
@@ -217,6 +291,7 @@ struct ScanParams {
     prefix: String,
     start_after: Option<String>,
     limit: Option<usize>,
+    version: Option<String>,
 }
 
 /// A stored value as JSON: the value itself if it is JSON, else its text.
@@ -240,9 +315,9 @@ async fn scan_state(
     Path(name): Path<String>,
     params: Result<Query<ScanParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let projection = projection(&state, &name)?;
     let Query(params) =
         params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
+    let projection = projection_version(&state, &name, params.version.as_deref())?;
     let limit = params.limit.unwrap_or(DEFAULT_SCAN_LIMIT);
     if limit == 0 || limit > MAX_SCAN_LIMIT {
         return Err(ApiError::bad_request(
@@ -301,9 +376,11 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
 async fn run_query(
     State(state): State<AppState>,
     Path((name, query)): Path<(String, String)>,
+    version: Result<Query<VersionParam>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let projection = projection(&state, &name)?;
+    let version = version_param(version)?;
+    let projection = projection_version(&state, &name, version.as_deref())?;
     let body = body_or_error(body)?;
     let args = if body.iter().all(u8::is_ascii_whitespace) {
         Bytes::from_static(b"{}")

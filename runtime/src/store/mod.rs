@@ -15,6 +15,8 @@ use crate::event::Offsets;
 
 /// Key/value pairs in ascending key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+/// One key/value pair.
+pub type Entry = (Vec<u8>, Vec<u8>);
 
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 /// (topic, partition) -> next offset to apply.
@@ -143,6 +145,46 @@ impl StateStore {
         txn.commit().map_err(|e| self.storage(e))
     }
 
+    /// Bulk load for restoring a snapshot into a fresh file: inserts
+    /// `entries` in one large non-durable write transaction. Nothing is
+    /// durable until [`StateStore::finish_import`].
+    pub fn import_entries(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| self.storage(e))?;
+        {
+            let mut state = txn.open_table(STATE).map_err(|e| self.storage(e))?;
+            for (key, value) in entries {
+                state
+                    .insert(key.as_slice(), value.as_slice())
+                    .map_err(|e| self.storage(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.storage(e))
+    }
+
+    /// Ends a bulk load: replaces the offsets with `positions` and commits
+    /// durably, making every earlier [`StateStore::import_entries`] durable
+    /// with it.
+    pub fn finish_import(&self, positions: CommitPositions<'_>) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| self.storage(e))?;
+        {
+            let mut offsets = txn.open_table(OFFSETS).map_err(|e| self.storage(e))?;
+            offsets.retain(|_, _| false).map_err(|e| self.storage(e))?;
+            for (topic, partition, next) in positions.offsets.iter() {
+                offsets
+                    .insert((topic, partition), next)
+                    .map_err(|e| self.storage(e))?;
+            }
+            let mut meta = txn.open_table(META).map_err(|e| self.storage(e))?;
+            meta.insert(EVENTS_APPLIED, positions.events_applied)
+                .map_err(|e| self.storage(e))?;
+        }
+        txn.commit().map_err(|e| self.storage(e))
+    }
+
     /// Makes every earlier non-durable commit durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
@@ -174,6 +216,24 @@ impl StateReader {
             path: self.path.clone(),
             source: err.into(),
         }
+    }
+
+    /// The state file this reader reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every state entry, ascending, from this reader's one transaction:
+    /// a streaming full scan (for snapshots), so the state is never held in
+    /// memory whole.
+    pub fn iter_all(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<Entry, StoreError>> + '_, StoreError> {
+        let range = self.state.iter().map_err(|e| self.storage(e))?;
+        Ok(range.map(|entry| {
+            let (key, value) = entry.map_err(|e| self.storage(e))?;
+            Ok((key.value().to_vec(), value.value().to_vec()))
+        }))
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -36,6 +36,17 @@ enum Command {
     Query(QueryArgs),
     /// Show every projection's status, offsets and lag, and rejected modules.
     Status(StatusArgs),
+    /// Rebuild a projection from the beginning in the shadow; the serving
+    /// version answers queries until the rebuild has caught up.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Projection name
+    projection: String,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +149,9 @@ struct QueryArgs {
     /// JSON arguments of the custom query
     #[arg(long, requires = "query", default_value = "{}")]
     args: String,
+    /// Which version answers: serving (default), building, or a hash prefix
+    #[arg(long = "version", value_name = "VERSION")]
+    version: Option<String>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -157,6 +171,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Publish(args) => publish(args),
         Command::Query(args) => query(args),
         Command::Status(args) => status(args),
+        Command::Replay(args) => replay(args),
     }
 }
 
@@ -317,11 +332,19 @@ fn publish(args: PublishArgs) -> Result<ExitCode> {
 fn query(args: QueryArgs) -> Result<ExitCode> {
     let client = Client::new(&args.server.server);
     let projection = encode_segment(&args.projection);
+    let version = args
+        .version
+        .as_deref()
+        .map(|v| format!("version={}", encode_segment(v)));
     let mut out = std::io::stdout().lock();
     if let Some(key) = &args.key {
         let answer = client.get(&format!(
-            "/v1/projections/{projection}/state/{}",
-            encode_segment(key)
+            "/v1/projections/{projection}/state/{}{}",
+            encode_segment(key),
+            version
+                .as_deref()
+                .map(|v| format!("?{v}"))
+                .unwrap_or_default()
         ))?;
         if !answer.ok() {
             eprintln!("{}", answer.error_message());
@@ -340,6 +363,9 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
                 "/v1/projections/{projection}/state?prefix={}&limit={page}",
                 encode_segment(prefix)
             );
+            if let Some(v) = &version {
+                path.push_str(&format!("&{v}"));
+            }
             if let Some(after) = &start_after {
                 path.push_str(&format!("&start_after={}", encode_segment(after)));
             }
@@ -460,11 +486,14 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
         for note in source_notes(&p["source"]) {
             writeln!(out, "  {note}")?;
         }
+        if let Some(building) = p.get("building") {
+            writeln!(out, "  {}", building_note(building))?;
+        }
     }
     if projections.is_empty() {
         writeln!(
             out,
-            "(no projections: put .wasm modules in the modules folder and restart)"
+            "(no projections: put .wasm modules in the modules folder)"
         )?;
     }
     for rejected in listing["rejected"].as_array().into_iter().flatten() {
@@ -475,6 +504,47 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
             rejected["error"].as_str().unwrap_or_default()
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A shadow build's progress, one line.
+fn building_note(building: &Value) -> String {
+    let hash: String = building["hash"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
+    let progress = &building["progress"];
+    let done = progress["events_done"].as_u64().unwrap_or_default();
+    let total = progress["events_total"].as_u64().unwrap_or_default();
+    let rate = progress["events_per_second"].as_f64().unwrap_or_default();
+    let eta = progress["eta_seconds"]
+        .as_f64()
+        .map_or_else(|| "unknown".to_owned(), |s| format!("{s:.0}s"));
+    let state = building["status"]["state"].as_str().unwrap_or_default();
+    format!("building {hash} ({state}): {done}/{total} events, {rate:.0} events/s, ETA {eta}")
+}
+
+fn replay(args: ReplayArgs) -> Result<ExitCode> {
+    let client = Client::new(&args.server.server);
+    let answer = client.post(
+        &format!(
+            "/v1/projections/{}/replay",
+            encode_segment(&args.projection)
+        ),
+        "application/json",
+        b"{}",
+    )?;
+    if !answer.ok() {
+        eprintln!("{}", answer.error_message());
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "rebuilding {} in the shadow as {}; `projector status` shows progress",
+        args.projection,
+        answer.body["building"].as_str().unwrap_or("?")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

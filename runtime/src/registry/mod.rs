@@ -1,0 +1,587 @@
+//! The set of projections and their versions. Loads every module in the
+//! modules folder at start, then reacts to module files appearing, changing
+//! and disappearing: a new version builds in the shadow while the serving
+//! one keeps answering, and replaces it atomically once caught up. All
+//! changes go through one controller thread, so versions of a projection
+//! never race each other.
+
+mod sidecar;
+mod state_files;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::projection::{ProjectionRuntime, Role, SharedProjection, Status, WorkerEvent, unix_now};
+use crate::source::Source;
+use crate::wasm::{LoadedModule, WasmHost};
+use crate::worker::WorkerConfig;
+use state_files::StateFiles;
+
+/// A module file that was not accepted, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub file: String,
+    /// Content hash, when the file could be read.
+    pub hash: Option<String>,
+    pub error: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("modules folder {path} cannot be read: {source}")]
+    ModulesDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the registry is shut down")]
+    Closed,
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The sources projections can read from.
+#[derive(Clone)]
+pub struct Sources {
+    pub embedded: Arc<dyn Source>,
+    pub kafka: Option<Arc<dyn Source>>,
+}
+
+impl Sources {
+    fn all(&self) -> impl Iterator<Item = &Arc<dyn Source>> {
+        std::iter::once(&self.embedded).chain(self.kafka.iter())
+    }
+}
+
+/// What the controller thread acts on.
+pub enum Command {
+    /// A module file appeared or changed (and is complete).
+    Changed(PathBuf),
+    /// A module file disappeared.
+    Removed(PathBuf),
+    Worker(WorkerEvent),
+    /// Rebuild a projection from the beginning in the shadow.
+    Replay(String, Sender<Result<(), String>>),
+    Shutdown,
+}
+
+/// One projection name: the version answering queries, and the one being
+/// built to replace it.
+#[derive(Default, Clone)]
+struct Slot {
+    serving: Option<SharedProjection>,
+    building: Option<SharedProjection>,
+}
+
+struct Inner {
+    host: WasmHost,
+    sources: Sources,
+    modules_dir: PathBuf,
+    files: StateFiles,
+    config: WorkerConfig,
+    slots: RwLock<BTreeMap<String, Slot>>,
+    rejected: RwLock<Vec<Rejected>>,
+    commands: Mutex<Sender<Command>>,
+}
+
+pub struct Registry {
+    inner: Arc<Inner>,
+    controller: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Loads every `*.wasm` in `modules_dir` (created if missing), starts a
+    /// worker for each accepted module, and starts the controller that
+    /// applies later changes. State lives under
+    /// `data_dir/projections/<name>/<hash>.redb`.
+    pub fn start(
+        host: &WasmHost,
+        sources: Sources,
+        modules_dir: &Path,
+        data_dir: &Path,
+        config: &WorkerConfig,
+    ) -> Result<Self, RegistryError> {
+        let dir_err = |source| RegistryError::ModulesDir {
+            path: modules_dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(modules_dir).map_err(dir_err)?;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(modules_dir)
+            .map_err(dir_err)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| is_module_file(path) && path.is_file())
+            .collect();
+        files.sort();
+
+        let (commands, inbox) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            host: host.clone(),
+            sources,
+            modules_dir: modules_dir.to_owned(),
+            files: StateFiles::new(data_dir.join("projections")),
+            config: config.clone(),
+            slots: RwLock::new(BTreeMap::new()),
+            rejected: RwLock::new(Vec::new()),
+            commands: Mutex::new(commands),
+        });
+        for file in files {
+            inner.changed(&file);
+        }
+        let controller = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("registry".into())
+                .spawn(move || inner.run(&inbox))
+                .map_err(dir_err)?
+        };
+        Ok(Self {
+            inner,
+            controller: Mutex::new(Some(controller)),
+        })
+    }
+
+    /// A sender for module-file changes (the folder watcher feeds it).
+    pub fn commands(&self) -> Sender<Command> {
+        self.inner
+            .commands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn modules_dir(&self) -> &Path {
+        &self.inner.modules_dir
+    }
+
+    /// The serving version of `name`.
+    pub fn get(&self, name: &str) -> Option<SharedProjection> {
+        self.inner.slot(name).and_then(|slot| slot.serving)
+    }
+
+    /// The version of `name` being built in the shadow, if any.
+    pub fn get_building(&self, name: &str) -> Option<SharedProjection> {
+        self.inner.slot(name).and_then(|slot| slot.building)
+    }
+
+    /// Every serving version, by name.
+    pub fn all(&self) -> Vec<SharedProjection> {
+        self.versions()
+            .into_iter()
+            .map(|(serving, _)| serving)
+            .collect()
+    }
+
+    /// Every projection: its serving version and the one building, by name.
+    pub fn versions(&self) -> Vec<(SharedProjection, Option<SharedProjection>)> {
+        self.inner
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter_map(|slot| {
+                slot.serving
+                    .clone()
+                    .map(|serving| (serving, slot.building.clone()))
+            })
+            .collect()
+    }
+
+    pub fn rejected(&self) -> Vec<Rejected> {
+        self.inner
+            .rejected
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts rebuilding `name` from the beginning in the shadow; the
+    /// serving version answers until the rebuild has caught up.
+    pub fn replay(&self, name: &str) -> Result<(), RegistryError> {
+        let (reply, answer) = mpsc::channel();
+        self.commands()
+            .send(Command::Replay(name.to_owned(), reply))
+            .map_err(|_| RegistryError::Closed)?;
+        answer
+            .recv()
+            .map_err(|_| RegistryError::Closed)?
+            .map_err(RegistryError::Refused)
+    }
+
+    /// Stops the controller and every worker after its current batch; each
+    /// makes its last commit durable before it exits.
+    pub fn shutdown(&self) {
+        let _ = self.commands().send(Command::Shutdown);
+        let controller = self
+            .controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(controller) = controller {
+            let _ = controller.join();
+        }
+        for source in self.inner.sources.all() {
+            source.wake_all();
+        }
+        let slots: Vec<Slot> = self
+            .inner
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            for version in slot.serving.iter().chain(slot.building.iter()) {
+                version.request_stop();
+            }
+        }
+        for slot in self
+            .inner
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+        {
+            for version in slot.serving.iter().chain(slot.building.iter()) {
+                version.stop_and_join();
+            }
+        }
+    }
+}
+
+pub fn is_module_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    name.ends_with(".wasm") && !name.starts_with('.')
+}
+
+impl Inner {
+    fn slot(&self, name: &str) -> Option<Slot> {
+        self.slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    fn update_slot(&self, name: &str, update: impl FnOnce(&mut Slot)) {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        update(slots.entry(name.to_owned()).or_default());
+    }
+
+    fn run(&self, inbox: &Receiver<Command>) {
+        while let Ok(command) = inbox.recv() {
+            match command {
+                Command::Changed(path) => self.changed(&path),
+                Command::Removed(path) => self.removed(&path),
+                Command::Worker(WorkerEvent::CaughtUp { name, hash }) => {
+                    self.caught_up(&name, &hash)
+                }
+                Command::Worker(WorkerEvent::Halted {
+                    name,
+                    hash,
+                    message,
+                }) => self.halted(&name, &hash, &message),
+                Command::Replay(name, reply) => {
+                    let _ = reply.send(self.replay(&name));
+                }
+                Command::Shutdown => return,
+            }
+        }
+    }
+
+    fn reject(&self, file: &Path, hash: Option<String>, error: String) {
+        tracing::error!(file = %file.display(), hash = ?hash, "module rejected: {error}");
+        let mut rejected = self
+            .rejected
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        rejected.retain(|r| r.file != file.display().to_string());
+        rejected.push(Rejected {
+            file: file.display().to_string(),
+            hash,
+            error,
+            at: unix_now(),
+        });
+    }
+
+    fn accepted(&self, file: &Path) {
+        self.rejected
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|r| r.file != file.display().to_string());
+    }
+
+    /// The version of the projection that `file` provides, if any.
+    fn slot_of_file(&self, file: &Path) -> Option<(String, Slot)> {
+        self.slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(_, slot)| {
+                slot.serving
+                    .iter()
+                    .chain(slot.building.iter())
+                    .any(|v| v.module.file == file)
+            })
+            .map(|(name, slot)| (name.clone(), slot.clone()))
+    }
+
+    fn changed(&self, file: &Path) {
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return self.reject(file, None, format!("{}: cannot read: {e}", file.display()));
+            }
+        };
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        if let Some((_, slot)) = self.slot_of_file(file) {
+            let unchanged = |v: &Option<SharedProjection>| {
+                v.as_ref().is_some_and(|v| {
+                    v.module.hash == hash && !matches!(v.status(), Status::Removed { .. })
+                })
+            };
+            if unchanged(&slot.serving) || unchanged(&slot.building) {
+                return;
+            }
+        }
+        let started = Instant::now();
+        let module = match self.host.load_bytes(file, &bytes) {
+            Ok(module) => module,
+            Err(e) => return self.reject(file, Some(hash), e.to_string()),
+        };
+        let name = module.descriptor.name.clone();
+        let result = match self.slot(&name).and_then(|slot| slot.serving) {
+            None => self.start_serving(module),
+            Some(serving) if serving.module.file != file => Err(format!(
+                "{}: projection name {name:?} is already served by {}; give each module its own name",
+                file.display(),
+                serving.module.file.display()
+            )),
+            Some(serving) => self.update(&serving, module),
+        };
+        match result {
+            Ok(()) => {
+                self.accepted(file);
+                tracing::info!(projection = %name, hash = %&hash[..12], took_ms = started.elapsed().as_millis() as u64, "module accepted");
+            }
+            Err(error) => self.reject(file, Some(hash), error),
+        }
+    }
+
+    fn runtime(
+        &self,
+        module: LoadedModule,
+        store: Arc<crate::store::StateStore>,
+    ) -> Result<ProjectionRuntime, String> {
+        let (source, topics) = sidecar::bind_source(&self.sources, &module)?;
+        let commands = self
+            .commands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Ok(
+            ProjectionRuntime::new(module, store, source, topics).with_events(move |event| {
+                let _ = commands.send(Command::Worker(event));
+            }),
+        )
+    }
+
+    /// A projection with no serving version: it serves at once, from its
+    /// retained state file if this exact version ran before.
+    fn start_serving(&self, module: LoadedModule) -> Result<(), String> {
+        let name = module.descriptor.name.clone();
+        let store = self.files.open(&name, &module.hash, None)?;
+        let projection = Arc::new(self.runtime(module, store)?);
+        projection
+            .start(self.config.clone())
+            .map_err(|e| format!("could not start the worker thread: {e}"))?;
+        tracing::info!(
+            projection = %name,
+            hash = %projection.module.short_hash(),
+            file = %projection.module.file.display(),
+            source_kind = projection.source.kind(),
+            compiled_from_cache = projection.module.from_cache,
+            "projection started"
+        );
+        self.update_slot(&name, |slot| slot.serving = Some(projection));
+        Ok(())
+    }
+
+    /// A new version of a projection that has a serving version.
+    fn update(&self, serving: &SharedProjection, module: LoadedModule) -> Result<(), String> {
+        let name = module.descriptor.name.clone();
+        if let Some(building) = self.slot(&name).and_then(|s| s.building) {
+            tracing::info!(projection = %name, hash = %building.module.short_hash(), "abandoning the shadow build for a newer module");
+            building.stop_and_join();
+            self.update_slot(&name, |slot| slot.building = None);
+        }
+        let removed = matches!(serving.status(), Status::Removed { .. });
+        if module.hash == serving.module.hash
+            || module.descriptor.state_version == serving.module.descriptor.state_version
+        {
+            return self.take_over(serving, module, removed);
+        }
+        self.start_build(serving, module, None)
+    }
+
+    /// Same state layout: the new version takes over the serving state at
+    /// once, without replay.
+    fn take_over(
+        &self,
+        serving: &SharedProjection,
+        module: LoadedModule,
+        removed: bool,
+    ) -> Result<(), String> {
+        let name = module.descriptor.name.clone();
+        serving.stop_and_join();
+        self.files.alias(&name, &module.hash, &serving.store)?;
+        let next = Arc::new(self.runtime(module, serving.store.clone())?);
+        next.start(self.config.clone())
+            .map_err(|e| format!("could not start the worker thread: {e}"))?;
+        tracing::info!(
+            projection = %name,
+            from = %serving.module.short_hash(),
+            to = %next.module.short_hash(),
+            restored = removed,
+            "swapped without replay (same state version)"
+        );
+        self.update_slot(&name, |slot| slot.serving = Some(next));
+        Ok(())
+    }
+
+    /// A new state layout: build the new version in the shadow from the
+    /// beginning (or from its retained state file) while `serving` serves.
+    fn start_build(
+        &self,
+        serving: &SharedProjection,
+        module: LoadedModule,
+        fresh_file: Option<&str>,
+    ) -> Result<(), String> {
+        let name = module.descriptor.name.clone();
+        let store = self.files.open(&name, &module.hash, fresh_file)?;
+        let building = Arc::new(self.runtime(module, store)?);
+        let position: u64 = building
+            .store
+            .reader()
+            .and_then(|r| r.offsets())
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|(_, _, o)| o)
+            .sum();
+        let heads: u64 = building
+            .topics
+            .iter()
+            .map(|b| building.source.heads(&b.physical).iter().sum::<u64>())
+            .sum();
+        building.set_role(Role::Building {
+            started: Instant::now(),
+            start_position: position,
+            start_heads: heads.max(position),
+        });
+        building
+            .start(self.config.clone())
+            .map_err(|e| format!("could not start the worker thread: {e}"))?;
+        tracing::info!(
+            projection = %name,
+            serving = %serving.module.short_hash(),
+            building = %building.module.short_hash(),
+            from_position = position,
+            "building a new version in the shadow"
+        );
+        self.update_slot(&name, |slot| slot.building = Some(building));
+        Ok(())
+    }
+
+    fn caught_up(&self, name: &str, hash: &str) {
+        let Some(slot) = self.slot(name) else { return };
+        let Some(building) = slot.building.filter(|b| b.module.hash == hash) else {
+            return;
+        };
+        building.set_role(Role::Serving);
+        // One write: readers see the old version or the new one, never none.
+        self.update_slot(name, |slot| {
+            slot.serving = Some(building.clone());
+            slot.building = None;
+        });
+        if let Some(old) = slot.serving {
+            old.stop_and_join();
+            tracing::info!(
+                projection = %name,
+                from = %old.module.short_hash(),
+                to = %building.module.short_hash(),
+                "swapped to the rebuilt version"
+            );
+        }
+        if let Err(e) = self.files.promote(name, hash, &building.store) {
+            tracing::warn!(projection = %name, "{e}");
+        }
+    }
+
+    fn halted(&self, name: &str, hash: &str, message: &str) {
+        let Some(slot) = self.slot(name) else { return };
+        let Some(building) = slot.building.filter(|b| b.module.hash == hash) else {
+            return;
+        };
+        building.stop_and_join();
+        self.update_slot(name, |slot| slot.building = None);
+        self.reject(
+            &building.module.file,
+            Some(hash.to_owned()),
+            format!(
+                "{}: failed during replay, the serving version keeps serving: {message}",
+                building.module.file.display()
+            ),
+        );
+    }
+
+    fn removed(&self, file: &Path) {
+        self.accepted(file);
+        let Some((name, slot)) = self.slot_of_file(file) else {
+            return;
+        };
+        if let Some(building) = slot.building {
+            building.stop_and_join();
+            self.update_slot(&name, |slot| slot.building = None);
+        }
+        if let Some(serving) = slot.serving {
+            serving.stop_and_join();
+            serving.set_status(Status::Removed { since: unix_now() });
+            tracing::info!(projection = %name, file = %file.display(), "module removed; projection stopped, state kept");
+        }
+    }
+
+    fn replay(&self, name: &str) -> Result<(), String> {
+        let serving = self
+            .slot(name)
+            .and_then(|slot| slot.serving)
+            .ok_or_else(|| format!("no projection named {name:?}"))?;
+        if matches!(serving.status(), Status::Removed { .. }) {
+            return Err(format!(
+                "projection {name:?} was removed; put its module back first"
+            ));
+        }
+        if let Some(building) = self.slot(name).and_then(|s| s.building) {
+            building.stop_and_join();
+            self.update_slot(name, |slot| slot.building = None);
+        }
+        let fresh = format!("replay-{}", unix_now());
+        self.start_build(&serving, serving.module.clone(), Some(&fresh))
+    }
+}

@@ -1,0 +1,101 @@
+//! Where each version's state lives: `<root>/<name>/<hash>.redb`.
+//!
+//! A version that takes over another's state (same state version) gets a
+//! hard link under its own hash, so a restart finds its state by hash. A
+//! file stays open at most once in the process (redb locks it), so stores are
+//! shared through a table keyed by the file's inode.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use crate::store::StateStore;
+
+pub(super) struct StateFiles {
+    root: PathBuf,
+    /// (device, inode) -> the store open on that file.
+    open: Mutex<HashMap<(u64, u64), Weak<StateStore>>>,
+}
+
+fn inode(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl StateFiles {
+    pub(super) fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn canonical(&self, name: &str, hash: &str) -> PathBuf {
+        self.root.join(name).join(format!("{hash}.redb"))
+    }
+
+    /// Opens the state of version `hash` of `name` (creating it empty), or
+    /// with `fresh` a new file `<hash>.<fresh>.redb` for a rebuild.
+    pub(super) fn open(
+        &self,
+        name: &str,
+        hash: &str,
+        fresh: Option<&str>,
+    ) -> Result<Arc<StateStore>, String> {
+        let path = match fresh {
+            Some(tag) => self.root.join(name).join(format!("{hash}.{tag}.redb")),
+            None => self.canonical(name, hash),
+        };
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(store) = inode(&path)
+            .and_then(|id| open.get(&id))
+            .and_then(Weak::upgrade)
+        {
+            return Ok(store);
+        }
+        let store = Arc::new(StateStore::open(&path).map_err(|e| e.to_string())?);
+        if let Some(id) = inode(&path) {
+            open.insert(id, Arc::downgrade(&store));
+        }
+        open.retain(|_, store| store.strong_count() > 0);
+        Ok(store)
+    }
+
+    /// Makes `<hash>.redb` of `name` name the file `store` uses.
+    pub(super) fn alias(&self, name: &str, hash: &str, store: &StateStore) -> Result<(), String> {
+        let target = self.canonical(name, hash);
+        if inode(&target).is_some() && inode(&target) == inode(store.path()) {
+            return Ok(());
+        }
+        if target.exists() {
+            std::fs::remove_file(&target)
+                .map_err(|e| format!("cannot replace {}: {e}", target.display()))?;
+        }
+        std::fs::hard_link(store.path(), &target).map_err(|e| {
+            format!(
+                "cannot link {} to {}: {e}",
+                target.display(),
+                store.path().display()
+            )
+        })
+    }
+
+    /// After a rebuild into `<hash>.<tag>.redb` replaced the serving file of
+    /// the same hash, makes `<hash>.redb` name the rebuilt file (the old one
+    /// is kept beside it as `<hash>.replaced-<time>.redb`).
+    pub(super) fn promote(&self, name: &str, hash: &str, store: &StateStore) -> Result<(), String> {
+        let canonical = self.canonical(name, hash);
+        if inode(&canonical).is_some() && inode(&canonical) == inode(store.path()) {
+            return Ok(());
+        }
+        if canonical.exists() {
+            let kept = self.root.join(name).join(format!(
+                "{hash}.replaced-{}.redb",
+                crate::projection::unix_now()
+            ));
+            std::fs::rename(&canonical, &kept)
+                .map_err(|e| format!("cannot move {} aside: {e}", canonical.display()))?;
+        }
+        self.alias(name, hash, store)
+    }
+}

@@ -1,0 +1,124 @@
+//! Taking a snapshot: one read transaction streamed into a temp file, which
+//! is fsynced and renamed into place, then older snapshots are pruned.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::checksum::HashingWriter;
+use super::format::{self, SnapshotMeta, ZSTD_LEVEL};
+use super::layout::{self, TMP_SUFFIX};
+use super::{SnapshotError, SnapshotInfo, body, retention};
+use crate::store::StateReader;
+
+/// The projection version a snapshot belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectionVersion<'a> {
+    pub name: &'a str,
+    /// Content hash of the module file.
+    pub hash: &'a str,
+    pub state_version: u32,
+}
+
+/// Default number of snapshots kept per projection version.
+pub const DEFAULT_KEEP: usize = 3;
+
+/// Writes what `reader` sees (its one transaction: state, offsets and
+/// events applied all from the same instant) to
+/// `<dir>/<name>/<hash>/<created-unix-ms>-<events_applied>.snap`, then
+/// deletes all but the newest `keep` snapshots of that version.
+pub fn write(
+    dir: &Path,
+    version: ProjectionVersion<'_>,
+    reader: &StateReader,
+    keep: usize,
+) -> Result<SnapshotInfo, SnapshotError> {
+    if keep == 0 {
+        return Err(SnapshotError::InvalidRetention { keep });
+    }
+    let folder = layout::version_dir(dir, version.name, version.hash)?;
+    let meta = SnapshotMeta {
+        name: version.name.to_owned(),
+        hash: version.hash.to_owned(),
+        state_version: version.state_version,
+        created_unix_ms: now_unix_ms(),
+        events_applied: reader.events_applied()?,
+        offsets: reader.offsets()?,
+        key_count: reader.key_count()?,
+    };
+    std::fs::create_dir_all(&folder).map_err(SnapshotError::io("create", &folder))?;
+    // Dropped (and so deleted) on any error: no partial file is ever named
+    // like a snapshot.
+    let tmp = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(TMP_SUFFIX)
+        .tempfile_in(&folder)
+        .map_err(SnapshotError::io("create a temp file in", &folder))?;
+    let tmp_path = tmp.path().to_owned();
+    let write_err = SnapshotError::io("write", &tmp_path);
+
+    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
+    out.write_all(&format::encode_header(&meta))
+        .map_err(write_err)?;
+    let body_start = out.written();
+    {
+        let encoder = zstd::stream::write::Encoder::new(&mut out, ZSTD_LEVEL)
+            .map_err(SnapshotError::io("start compressing into", &tmp_path))?;
+        // rmp writes a few bytes at a time; the encoder wants big writes.
+        let mut entries = BufWriter::with_capacity(64 << 10, encoder);
+        let written =
+            body::write_entries(&mut entries, reader.iter_all()?, reader.path(), &tmp_path)?;
+        if written != meta.key_count {
+            return Err(SnapshotError::Malformed {
+                path: tmp_path,
+                detail: format!(
+                    "the read transaction listed {written} entries but counted {}",
+                    meta.key_count
+                ),
+            });
+        }
+        entries
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|encoder| encoder.finish())
+            .map_err(SnapshotError::io("write", &tmp_path))?;
+    }
+    let body_len = out.written() - body_start;
+    out.write_all(&body_len.to_le_bytes())
+        .map_err(SnapshotError::io("write", &tmp_path))?;
+    let (checksum, mut file_out) = out.finish();
+    file_out
+        .write_all(checksum.as_bytes())
+        .and_then(|()| file_out.flush())
+        .map_err(SnapshotError::io("write", &tmp_path))?;
+    drop(file_out);
+    tmp.as_file()
+        .sync_all()
+        .map_err(SnapshotError::io("sync", &tmp_path))?;
+
+    let path = folder.join(layout::file_name(meta.created_unix_ms, meta.events_applied));
+    // A same-named file is a snapshot of the same instant and events: the
+    // same state, so replacing it is harmless.
+    tmp.persist(&path)
+        .map_err(|e| SnapshotError::io("rename into place", &path)(e.error))?;
+    layout::sync_dir(&folder)?;
+    let size_bytes = std::fs::metadata(&path)
+        .map_err(SnapshotError::io("read", &path))?
+        .len();
+
+    // The new snapshot is safe; failing to prune is only untidy.
+    if let Err(e) = retention::prune(dir, version.name, version.hash, keep) {
+        tracing::warn!(error = %e, "could not prune old snapshots");
+    }
+    Ok(SnapshotInfo {
+        path,
+        size_bytes,
+        meta,
+    })
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
