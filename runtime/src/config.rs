@@ -28,6 +28,8 @@ pub struct Config {
     /// Kafka connection; projections read from it unless their sidecar says
     /// `source = "embedded"`.
     pub kafka: Option<KafkaConfig>,
+    /// How long a module file must stay unchanged before it is loaded.
+    pub watch_settle: Duration,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             max_request_bytes: 64 << 20,
             limits: Limits::default(),
             kafka: None,
+            watch_settle: Duration::from_millis(250),
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub limits: FileLimits,
     pub kafka: Option<KafkaConfig>,
+    pub watch_settle_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +174,9 @@ impl Config {
         }
         let config = Config {
             kafka,
+            watch_settle: file
+                .watch_settle_ms
+                .map_or(defaults.watch_settle, Duration::from_millis),
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::registry::Command;
 use crate::registry::{Registry, RegistryError, Sources};
 use crate::source::{EmbeddedLog, KafkaSource, LogError, Source, SourceError};
 use crate::wasm::{EngineError, WasmHost};
+use crate::watcher::{ModuleEvent, ModuleWatcher, WatchError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -17,6 +19,8 @@ pub enum ServerError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(
@@ -38,6 +42,7 @@ pub enum ServerError {
 pub struct Running {
     pub registry: Arc<Registry>,
     pub log: EmbeddedLog,
+    watcher: std::sync::Mutex<Option<ModuleWatcher>>,
 }
 
 impl Running {
@@ -53,6 +58,19 @@ impl Running {
             embedded: Arc::new(log.clone()),
             kafka,
         };
+        std::fs::create_dir_all(&config.modules_dir).map_err(|source| {
+            RegistryError::ModulesDir {
+                path: config.modules_dir.clone(),
+                source,
+            }
+        })?;
+        // Watch before the registry lists the folder, so no change is lost;
+        // changes seen twice are recognised by their content hash.
+        let (changes, inbox) = std::sync::mpsc::channel();
+        let watcher =
+            ModuleWatcher::start(&config.modules_dir, config.watch_settle, move |event| {
+                let _ = changes.send(event);
+            })?;
         let registry = Registry::start(
             &host,
             sources,
@@ -60,14 +78,41 @@ impl Running {
             &config.data_dir,
             &config.worker,
         )?;
+        let commands = registry.commands();
+        std::thread::Builder::new()
+            .name("module-changes".into())
+            .spawn(move || {
+                for event in inbox {
+                    let command = match event {
+                        ModuleEvent::Changed(path) => Command::Changed(path),
+                        ModuleEvent::Removed(path) => Command::Removed(path),
+                    };
+                    if commands.send(command).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| RegistryError::ModulesDir {
+                path: config.modules_dir.clone(),
+                source,
+            })?;
         Ok(Self {
             registry: Arc::new(registry),
             log,
+            watcher: std::sync::Mutex::new(Some(watcher)),
         })
     }
 
     /// Stops the workers (each makes its state durable) and the log.
     pub fn shutdown(&self) {
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(watcher) = watcher {
+            watcher.stop();
+        }
         self.registry.shutdown();
         self.log.shutdown();
     }

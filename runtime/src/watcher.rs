@@ -29,6 +29,8 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// How often a missing folder is looked for.
 const MISSING_DIR_POLL: Duration = Duration::from_millis(200);
+/// Most notifications handled between two looks at the deadlines.
+const MAX_BATCH: usize = 4096;
 
 /// A settled change of one module file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -355,8 +357,9 @@ impl Worker {
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Ok(Msg::Fs(event)) => {
                     self.note(event, &mut batch);
-                    // Coalesce a burst (a `cp` is many writes) into one pass.
-                    loop {
+                    // Coalesce a burst (a `cp` is many writes) into one pass,
+                    // bounded so that other files' deadlines are still met.
+                    for _ in 0..MAX_BATCH {
                         match rx.try_recv() {
                             Ok(Msg::Fs(event)) => self.note(event, &mut batch),
                             Ok(Msg::Stop) | Err(mpsc::TryRecvError::Disconnected) => return,
@@ -651,6 +654,23 @@ mod tests {
         let seen = watch.next();
         assert_eq!(seen.event, changed(&file));
         assert_eq!(seen.len, Some(content.len() as u64));
+        watch.assert_quiet(tmp.path());
+    }
+
+    #[test]
+    fn many_writes_are_one_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let watch = Harness::start(tmp.path(), SETTLE);
+        let file = tmp.path().join("copied.wasm");
+        let mut out = fs::File::create(&file).unwrap();
+        for _ in 0..256 {
+            // Unbuffered: one notification per write, as from `cp`.
+            out.write_all(&[1u8; 4096]).unwrap();
+        }
+        drop(out);
+        let seen = watch.next();
+        assert_eq!(seen.event, changed(&file));
+        assert_eq!(seen.len, Some(256 * 4096));
         watch.assert_quiet(tmp.path());
     }
 

@@ -24,6 +24,9 @@ const GUESTS: &[(&str, &str)] = &[
     ("missing-export", "MISSING_EXPORT"),
     ("wrong-version", "WRONG_VERSION"),
     ("recorder", "RECORDER"),
+    ("order-totals-v2", "ORDER_TOTALS_V2"),
+    ("order-totals-query", "ORDER_TOTALS_QUERY"),
+    ("order-totals-trap", "ORDER_TOTALS_TRAP"),
 ];
 
 /// Variables a cargo running this script sets for its own build that must

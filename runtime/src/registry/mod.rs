@@ -120,12 +120,7 @@ impl Registry {
             source,
         };
         std::fs::create_dir_all(modules_dir).map_err(dir_err)?;
-        let mut files: Vec<PathBuf> = std::fs::read_dir(modules_dir)
-            .map_err(dir_err)?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| is_module_file(path) && path.is_file())
-            .collect();
-        files.sort();
+        let files = crate::watcher::module_files(modules_dir).map_err(dir_err)?;
 
         let (commands, inbox) = mpsc::channel();
         let inner = Arc::new(Inner {
@@ -260,6 +255,40 @@ impl Registry {
                 version.stop_and_join();
             }
         }
+    }
+}
+
+/// How long a swap waits for the new version to reach the frozen serving
+/// version's offsets (it is normally a few batches behind).
+const SWAP_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until `building` has applied everything `serving` had.
+fn wait_until_reached(
+    building: &SharedProjection,
+    serving: &SharedProjection,
+) -> Result<(), String> {
+    let target = serving
+        .store
+        .reader()
+        .and_then(|r| r.offsets())
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + SWAP_CATCH_UP;
+    loop {
+        let reached = building
+            .store
+            .reader()
+            .and_then(|r| r.offsets())
+            .map_err(|e| e.to_string())?;
+        if reached.reached(&target) {
+            return Ok(());
+        }
+        if let Status::Failed { message, .. } = building.status() {
+            return Err(format!("failed while catching up: {message}"));
+        }
+        if Instant::now() >= deadline {
+            return Err("did not reach the serving version's offsets in time".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
@@ -514,6 +543,23 @@ impl Inner {
         let Some(building) = slot.building.filter(|b| b.module.hash == hash) else {
             return;
         };
+        // Freeze the serving version (it keeps answering reads), then let
+        // the new one reach exactly its offsets: answers never go back.
+        if let Some(old) = &slot.serving {
+            old.stop_and_join();
+            if let Err(reason) = wait_until_reached(&building, old) {
+                tracing::warn!(projection = %name, "swap abandoned: {reason}");
+                building.stop_and_join();
+                self.update_slot(name, |slot| slot.building = None);
+                self.reject(
+                    &building.module.file,
+                    Some(hash.to_owned()),
+                    format!("{}: {reason}", building.module.file.display()),
+                );
+                self.restart(old);
+                return;
+            }
+        }
         building.set_role(Role::Serving);
         // One write: readers see the old version or the new one, never none.
         self.update_slot(name, |slot| {
@@ -521,7 +567,6 @@ impl Inner {
             slot.building = None;
         });
         if let Some(old) = slot.serving {
-            old.stop_and_join();
             tracing::info!(
                 projection = %name,
                 from = %old.module.short_hash(),
@@ -531,6 +576,26 @@ impl Inner {
         }
         if let Err(e) = self.files.promote(name, hash, &building.store) {
             tracing::warn!(projection = %name, "{e}");
+        }
+    }
+
+    /// Starts a fresh worker for a stopped version (same module and state).
+    fn restart(&self, stopped: &SharedProjection) {
+        let name = stopped.name().to_owned();
+        let restarted = self
+            .runtime(stopped.module.clone(), stopped.store.clone())
+            .and_then(|runtime| {
+                let runtime = Arc::new(runtime);
+                runtime
+                    .start(self.config.clone())
+                    .map_err(|e| format!("could not start the worker thread: {e}"))?;
+                Ok(runtime)
+            });
+        match restarted {
+            Ok(runtime) => self.update_slot(&name, |slot| slot.serving = Some(runtime)),
+            Err(e) => {
+                tracing::error!(projection = %name, "could not restart the serving version: {e}")
+            }
         }
     }
 

@@ -26,21 +26,20 @@ pub(crate) const MAX_PART_BYTES: usize = 256 << 20;
 const BATCH_ENTRIES: usize = 100_000;
 const BATCH_BYTES: usize = 64 << 20;
 
-/// Writes every entry from `entries`, which must be ascending; returns how
-/// many there were.
+/// Writes every entry from `entries`, which must be ascending (the header
+/// has already promised their number; readers check it).
 pub(crate) fn write_entries(
     out: &mut impl Write,
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>,
     state_path: &Path,
     out_path: &Path,
-) -> Result<u64, SnapshotError> {
+) -> Result<(), SnapshotError> {
     let write_err = |source| SnapshotError::Io {
         action: "write",
         path: out_path.to_owned(),
         source,
     };
     let mut chunk = Vec::with_capacity(CHUNK_ENTRIES);
-    let mut count = 0u64;
     for entry in entries {
         let (key, value) = entry?;
         for part in [&key, &value] {
@@ -55,15 +54,13 @@ pub(crate) fn write_entries(
         chunk.push((key, value));
         if chunk.len() == CHUNK_ENTRIES {
             write_chunk(out, &chunk).map_err(write_err)?;
-            count += chunk.len() as u64;
             chunk.clear();
         }
     }
     if !chunk.is_empty() {
         write_chunk(out, &chunk).map_err(write_err)?;
-        count += chunk.len() as u64;
     }
-    Ok(count)
+    Ok(())
 }
 
 fn write_chunk(out: &mut impl Write, chunk: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {

@@ -31,8 +31,14 @@ pub enum StateAccess {
     Query { base: StateReader },
 }
 
+/// The guest's last stderr lines: a Rust panic message lands there just
+/// before the trap, and is the best explanation of it.
+pub type RecentStderr = Arc<std::sync::Mutex<Vec<String>>>;
+const RECENT_STDERR_LINES: usize = 4;
+
 /// Per-instance host data in the wasmtime store.
 pub struct HostState {
+    pub(super) recent_stderr: RecentStderr,
     pub(super) access: StateAccess,
     pub(super) limits: StoreLimits,
     /// `name@short-hash`, attached to every log line of the module.
@@ -46,14 +52,17 @@ pub struct HostState {
 
 impl HostState {
     pub fn new(label: Arc<str>, limits: &Limits) -> Self {
+        let recent_stderr = RecentStderr::default();
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(GuestOutput {
             label: label.clone(),
             stream: "stdout",
+            recent: None,
         })
         .stderr(GuestOutput {
             label: label.clone(),
             stream: "stderr",
+            recent: Some(recent_stderr.clone()),
         })
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
@@ -64,6 +73,7 @@ impl HostState {
         .allow_udp(false)
         .allow_ip_name_lookup(false);
         Self {
+            recent_stderr,
             access: StateAccess::None,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory_bytes)
@@ -209,6 +219,7 @@ impl HostMonotonicClock for FrozenClock {
 struct GuestOutput {
     label: Arc<str>,
     stream: &'static str,
+    recent: Option<RecentStderr>,
 }
 
 impl IsTerminal for GuestOutput {
@@ -237,12 +248,21 @@ const MAX_PENDING_LINE: usize = 16 * 1024;
 impl LineLogger {
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
         tracing::info!(
             projection = &*self.output.label,
             stream = self.output.stream,
-            "{}",
-            text.trim_end()
+            "{text}"
         );
+        if let Some(recent) = &self.output.recent {
+            let mut recent = recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if recent.len() == RECENT_STDERR_LINES {
+                recent.remove(0);
+            }
+            recent.push(text.to_owned());
+        }
     }
 
     fn flush_lines(&mut self) {

@@ -457,10 +457,21 @@ impl Instance {
 
     fn trap(&mut self, err: &wasmtime::Error) -> RunError {
         self.poisoned = true;
-        let reason = if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
-            "time budget exceeded (limits.call_timeout)".to_owned()
-        } else {
-            error_chain(err)
+        let stderr: Vec<String> = std::mem::take(
+            &mut *self
+                .store
+                .data()
+                .recent_stderr
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let reason = match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => "time budget exceeded (limits.call_timeout)".to_owned(),
+            // The trap's own text carries a wasm backtrace; what the guest
+            // printed last (a panic message) says more.
+            Some(trap) if !stderr.is_empty() => format!("{trap}: {}", stderr.join(" | ")),
+            Some(trap) => trap.to_string(),
+            None => error_chain(err),
         };
         RunError::Trap(reason)
     }

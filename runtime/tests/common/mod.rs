@@ -259,6 +259,23 @@ impl Server {
         }
     }
 
+    /// Waits until `check` holds for the whole listing.
+    pub fn wait_for_listing(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let listing = self.get("/v1/projections").body;
+            if check(&listing) {
+                return listing;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what}: {listing}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until `name` has applied `count` events in all.
     pub fn wait_applied(&self, name: &str, count: u64) -> Value {
         self.wait_for(name, &format!("{count} events applied"), |info| {

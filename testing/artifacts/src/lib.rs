@@ -11,6 +11,10 @@
 //!   `projector:projection@0.2.0`.
 //! - [`RECORDER`]: `recorder`, topics `t1`, `t2`, `t3`: records every event
 //!   and fails on a duplicate or out-of-order delivery.
+//! - [`ORDER_TOTALS_V2`], [`ORDER_TOTALS_QUERY`], [`ORDER_TOTALS_TRAP`]:
+//!   versions of `order-totals` for hot reload: a new state layout and logic
+//!   (counts placed orders under `placed/<customer>`), the same layout with a
+//!   new `customer-count` query, and one that traps on its 10th event.
 //! - [`EXAMPLE_EVENTS_DIR`]: `orders.jsonl` and `accounts.jsonl` (one JSON
 //!   event per line) and `orders.expected.json`, `accounts.expected.json`:
 //!   the state the examples must reach, as one JSON object mapping every key
