@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::source::KafkaConfig;
 use crate::wasm::Limits;
-use crate::worker::WorkerConfig;
+use crate::worker::{SnapshotPolicy, WorkerConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
@@ -64,6 +64,29 @@ pub struct FileConfig {
     pub limits: FileLimits,
     pub kafka: Option<KafkaConfig>,
     pub watch_settle_ms: Option<u64>,
+    #[serde(default)]
+    pub snapshots: FileSnapshots,
+}
+
+/// `[snapshots]`: periodic snapshots of every projection version.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSnapshots {
+    pub enabled: bool,
+    pub every_events: u64,
+    pub every_seconds: u64,
+    pub keep: usize,
+}
+
+impl Default for FileSnapshots {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            every_events: 100_000,
+            every_seconds: 300,
+            keep: crate::snapshot::DEFAULT_KEEP,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,10 +226,30 @@ impl Config {
                     .sync_interval_ms
                     .or(file.sync_interval_ms)
                     .map_or(defaults.worker.sync_interval, Duration::from_millis),
+                snapshots: None,
             },
             max_request_bytes: file.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             limits,
         };
+        let mut config = config;
+        if file.snapshots.enabled {
+            if file.snapshots.keep == 0 || file.snapshots.every_events == 0 {
+                return Err(ConfigError::Invalid {
+                    name: "snapshots",
+                    value: format!(
+                        "keep = {}, every_events = {}",
+                        file.snapshots.keep, file.snapshots.every_events
+                    ),
+                    reason: "keep at least one snapshot and take one every 1 or more events (or set enabled = false)",
+                });
+            }
+            config.worker.snapshots = Some(SnapshotPolicy {
+                dir: config.data_dir.join("snapshots"),
+                every_events: file.snapshots.every_events,
+                every: Duration::from_secs(file.snapshots.every_seconds),
+                keep: file.snapshots.keep,
+            });
+        }
         config.validate()?;
         Ok(config)
     }

@@ -27,6 +27,21 @@ pub struct WorkerConfig {
     /// Longest time between durable commits. Commits in between are
     /// non-durable: a crash rolls state and offsets back together.
     pub sync_interval: Duration,
+    /// Periodic snapshots of the state; `None` takes none.
+    pub snapshots: Option<SnapshotPolicy>,
+}
+
+/// When to snapshot a projection version's state, and where.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    /// `data/snapshots`.
+    pub dir: std::path::PathBuf,
+    /// After this many events since the last snapshot...
+    pub every_events: u64,
+    /// ...or this long, if any event was applied since.
+    pub every: Duration,
+    /// Snapshots kept per version.
+    pub keep: usize,
 }
 
 impl Default for WorkerConfig {
@@ -35,6 +50,7 @@ impl Default for WorkerConfig {
             batch_max_events: 1000,
             batch_linger: Duration::ZERO,
             sync_interval: Duration::from_millis(1000),
+            snapshots: None,
         }
     }
 }
@@ -89,6 +105,9 @@ struct Worker<'a> {
     dirty: bool,
     /// A building version reports reaching the head once.
     reported_caught_up: bool,
+    /// `events_applied` and time of the last snapshot taken.
+    last_snapshot: (u64, Instant),
+    snapshot_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Whether the worker goes on after a batch.
@@ -111,9 +130,10 @@ impl<'a> Worker<'a> {
             .subscribe(projection.name(), &projection.topics, &positions)
             .map_err(|e| format!("cannot open the source: {e}"))?;
         projection.set_source_status(subscription.status());
+        let events_applied = reader.events_applied().map_err(|e| e.to_string())?;
         Ok(Self {
             positions,
-            events_applied: reader.events_applied().map_err(|e| e.to_string())?,
+            events_applied,
             projection,
             subscription,
             config,
@@ -122,6 +142,8 @@ impl<'a> Worker<'a> {
             last_durable: Instant::now(),
             dirty: false,
             reported_caught_up: false,
+            last_snapshot: (events_applied, Instant::now()),
+            snapshot_running: Arc::default(),
         })
     }
 
@@ -219,6 +241,62 @@ impl<'a> Worker<'a> {
         self.dirty = false;
         self.last_durable = Instant::now();
         self.subscription.committed(&self.positions);
+        self.snapshot_if_due();
+    }
+
+    /// Snapshots durable state in the background when the policy says so;
+    /// the read transaction keeps it consistent while batches go on.
+    fn snapshot_if_due(&mut self) {
+        let Some(policy) = &self.config.snapshots else {
+            return;
+        };
+        let (events, at) = self.last_snapshot;
+        let since = self.events_applied.saturating_sub(events);
+        let due = since >= policy.every_events || (since > 0 && at.elapsed() >= policy.every);
+        if !due || self.snapshot_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        self.last_snapshot = (self.events_applied, Instant::now());
+        let reader = match self.projection.store.reader() {
+            Ok(reader) => reader,
+            Err(e) => {
+                tracing::warn!(projection = %self.label, error = %e, "snapshot skipped");
+                self.snapshot_running.store(false, std::sync::atomic::Ordering::Release);
+                return;
+            }
+        };
+        let policy = policy.clone();
+        let running = self.snapshot_running.clone();
+        let label = self.label.clone();
+        let module = &self.projection.module;
+        let (name, hash, state_version) = (
+            module.descriptor.name.clone(),
+            module.hash.clone(),
+            module.descriptor.state_version,
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("snapshot-{name}"))
+            .spawn(move || {
+                let version = crate::snapshot::ProjectionVersion {
+                    name: &name,
+                    hash: &hash,
+                    state_version,
+                };
+                match crate::snapshot::write(&policy.dir, version, &reader, policy.keep) {
+                    Ok(info) => tracing::info!(
+                        projection = %label,
+                        file = %info.path.display(),
+                        bytes = info.size_bytes,
+                        events = info.meta.events_applied,
+                        "snapshot written"
+                    ),
+                    Err(e) => tracing::warn!(projection = %label, "snapshot failed: {e}"),
+                }
+                running.store(false, std::sync::atomic::Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.snapshot_running.store(false, std::sync::atomic::Ordering::Release);
+        }
     }
 
     fn apply(&mut self, events: &[bindings::Event]) -> Flow {

@@ -127,7 +127,7 @@ impl Registry {
             host: host.clone(),
             sources,
             modules_dir: modules_dir.to_owned(),
-            files: StateFiles::new(data_dir.join("projections")),
+            files: StateFiles::new(data_dir.join("projections"), data_dir.join("snapshots")),
             config: config.clone(),
             slots: RwLock::new(BTreeMap::new()),
             rejected: RwLock::new(Vec::new()),

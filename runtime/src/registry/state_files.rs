@@ -14,6 +14,8 @@ use crate::store::StateStore;
 
 pub(super) struct StateFiles {
     root: PathBuf,
+    /// `data/snapshots`: a missing state file is restored from there.
+    snapshots: PathBuf,
     /// (device, inode) -> the store open on that file.
     open: Mutex<HashMap<(u64, u64), Weak<StateStore>>>,
 }
@@ -23,9 +25,10 @@ fn inode(path: &Path) -> Option<(u64, u64)> {
 }
 
 impl StateFiles {
-    pub(super) fn new(root: PathBuf) -> Self {
+    pub(super) fn new(root: PathBuf, snapshots: PathBuf) -> Self {
         Self {
             root,
+            snapshots,
             open: Mutex::new(HashMap::new()),
         }
     }
@@ -53,12 +56,40 @@ impl StateFiles {
         {
             return Ok(store);
         }
+        if fresh.is_none() && !path.exists() {
+            self.restore_latest(name, hash, &path);
+        }
         let store = Arc::new(StateStore::open(&path).map_err(|e| e.to_string())?);
         if let Some(id) = inode(&path) {
             open.insert(id, Arc::downgrade(&store));
         }
         open.retain(|_, store| store.strong_count() > 0);
         Ok(store)
+    }
+
+    /// Restores the newest valid snapshot of this version into `path`, if
+    /// there is one; corrupt snapshots are skipped with a warning. Without
+    /// one the state starts empty and is rebuilt from the sources.
+    fn restore_latest(&self, name: &str, hash: &str, path: &Path) {
+        let latest = match crate::snapshot::latest_valid(&self.snapshots, name, hash) {
+            Ok(Some(latest)) => latest,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(projection = %name, "cannot look for snapshots: {e}");
+                return;
+            }
+        };
+        let started = std::time::Instant::now();
+        match crate::snapshot::restore(&latest.path, path) {
+            Ok(info) => tracing::info!(
+                projection = %name,
+                snapshot = %info.path.display(),
+                events_applied = info.meta.events_applied,
+                took_ms = started.elapsed().as_millis() as u64,
+                "state restored from snapshot; replaying the tail"
+            ),
+            Err(e) => tracing::warn!(projection = %name, "restoring a snapshot failed, rebuilding from the sources: {e}"),
+        }
     }
 
     /// Makes `<hash>.redb` of `name` name the file `store` uses.
