@@ -253,7 +253,11 @@ impl<'a> Worker<'a> {
         let (events, at) = self.last_snapshot;
         let since = self.events_applied.saturating_sub(events);
         let due = since >= policy.every_events || (since > 0 && at.elapsed() >= policy.every);
-        if !due || self.snapshot_running.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        if !due
+            || self
+                .snapshot_running
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             return;
         }
         self.last_snapshot = (self.events_applied, Instant::now());
@@ -261,7 +265,8 @@ impl<'a> Worker<'a> {
             Ok(reader) => reader,
             Err(e) => {
                 tracing::warn!(projection = %self.label, error = %e, "snapshot skipped");
-                self.snapshot_running.store(false, std::sync::atomic::Ordering::Release);
+                self.snapshot_running
+                    .store(false, std::sync::atomic::Ordering::Release);
                 return;
             }
         };
@@ -295,7 +300,8 @@ impl<'a> Worker<'a> {
                 running.store(false, std::sync::atomic::Ordering::Release);
             });
         if spawned.is_err() {
-            self.snapshot_running.store(false, std::sync::atomic::Ordering::Release);
+            self.snapshot_running
+                .store(false, std::sync::atomic::Ordering::Release);
         }
     }
 

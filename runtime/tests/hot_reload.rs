@@ -302,3 +302,159 @@ fn manual_replay_rebuilds_in_the_shadow_and_swaps() {
     let unknown = server.post("/v1/projections/nope/replay", "application/json", b"{}");
     assert_eq!(unknown.status, 404);
 }
+
+fn snapshot_files(server: &Server) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let root = server.data_dir().join("snapshots/order-totals");
+    for version in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(version.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if file.path().extension().is_some_and(|e| e == "snap") {
+                files.push(file.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn with_snapshots_every(server: Server, events: u64) -> Server {
+    let config = server.dir.path().join("projector.toml");
+    std::fs::write(
+        &config,
+        format!("[snapshots]\nevery_events = {events}\nevery_seconds = 3600\nkeep = 5\n"),
+    )
+    .unwrap();
+    server.args(&["--config", config.to_str().unwrap()])
+}
+
+fn state_files(server: &Server) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(server.data_dir().join("projections/order-totals"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+#[test]
+fn a_lost_state_file_is_restored_from_a_snapshot_plus_the_tail() {
+    let mut server = with_snapshots_every(Server::with_modules(&[ORDER_TOTALS]), 100).start();
+    let lines: Vec<String> = (0..150)
+        .map(|i| order(i, ["a", "b", "c"][i % 3], "OrderPlaced"))
+        .collect();
+    publish(&server, &lines);
+    server.wait_caught_up("order-totals");
+    server.wait_for("order-totals", "a snapshot", |_| {
+        !snapshot_files(&server).is_empty()
+    });
+    let more: Vec<String> = (150..220).map(|i| order(i, "d", "OrderPlaced")).collect();
+    publish(&server, &more);
+    server.wait_applied("order-totals", 220);
+    let state = server.state("order-totals");
+    server.stop();
+
+    for file in state_files(&server) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let server = server.start();
+    let info = server.wait_applied("order-totals", 220);
+    assert_eq!(info["status"]["state"], "running");
+    assert_eq!(server.state("order-totals"), state);
+    assert!(
+        server.log().contains("state restored from snapshot"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_corrupt_snapshot_is_skipped_for_an_older_one() {
+    let mut server = with_snapshots_every(Server::with_modules(&[ORDER_TOTALS]), 50).start();
+    let first: Vec<String> = (0..60).map(|i| order(i, "a", "OrderPlaced")).collect();
+    publish(&server, &first);
+    server.wait_for("order-totals", "a first snapshot", |_| {
+        snapshot_files(&server).len() == 1
+    });
+    let second: Vec<String> = (60..120).map(|i| order(i, "b", "OrderPlaced")).collect();
+    publish(&server, &second);
+    server.wait_for("order-totals", "a second snapshot", |_| {
+        snapshot_files(&server).len() == 2
+    });
+    server.wait_applied("order-totals", 120);
+    let state = server.state("order-totals");
+    server.stop();
+
+    let snapshots = snapshot_files(&server);
+    let newest = snapshots.last().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(newest, bytes).unwrap();
+    for file in state_files(&server) {
+        std::fs::remove_file(file).unwrap();
+    }
+
+    let server = server.start();
+    server.wait_applied("order-totals", 120);
+    assert_eq!(server.state("order-totals"), state);
+    let log = server.log();
+    let newest_name = newest.file_name().unwrap().to_str().unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains(newest_name)),
+        "the corrupt snapshot is named in a warning:\n{log}"
+    );
+    let oldest_name = snapshots[0].file_name().unwrap().to_str().unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("state restored from snapshot") && l.contains(oldest_name)),
+        "restored from the older snapshot:\n{log}"
+    );
+}
+
+#[test]
+fn rolling_back_to_an_earlier_module_replays_only_the_tail() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let v1 = file_hash(ORDER_TOTALS);
+    let first: Vec<String> = (0..400)
+        .map(|i| order(i, ["a", "b"][i % 2], "OrderPlaced"))
+        .collect();
+    publish(&server, &first);
+    server.wait_caught_up("order-totals");
+
+    deploy(&server, ORDER_TOTALS_V2);
+    let v2 = file_hash(ORDER_TOTALS_V2);
+    server.wait_for("order-totals", "v2 serving", |info| {
+        info["hash"] == v2.as_str()
+    });
+    let second: Vec<String> = (400..450).map(|i| order(i, "c", "OrderPlaced")).collect();
+    publish(&server, &second);
+    server.wait_applied("order-totals", 450);
+
+    deploy(&server, ORDER_TOTALS);
+    let info = server.wait_for("order-totals", "v1 serving again", |info| {
+        info["hash"] == v1.as_str()
+    });
+    let info = if info["events_applied"] == 450 {
+        info
+    } else {
+        server.wait_applied("order-totals", 450)
+    };
+    assert_eq!(info["events_applied"], 450);
+    let log = server.log();
+    let rebuild = log
+        .lines()
+        .filter(|l| l.contains("building a new version in the shadow"))
+        .last()
+        .unwrap();
+    assert!(
+        rebuild.contains("from_position=400"),
+        "only the tail was replayed: {rebuild}"
+    );
+    let customers = server.state("order-totals");
+    assert_eq!(customers["customer/a"]["orders"], 200);
+    assert_eq!(customers["customer/c"]["orders"], 50);
+}

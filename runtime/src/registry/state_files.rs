@@ -88,7 +88,9 @@ impl StateFiles {
                 took_ms = started.elapsed().as_millis() as u64,
                 "state restored from snapshot; replaying the tail"
             ),
-            Err(e) => tracing::warn!(projection = %name, "restoring a snapshot failed, rebuilding from the sources: {e}"),
+            Err(e) => {
+                tracing::warn!(projection = %name, "restoring a snapshot failed, rebuilding from the sources: {e}")
+            }
         }
     }
 
