@@ -458,3 +458,57 @@ fn rolling_back_to_an_earlier_module_replays_only_the_tail() {
     assert_eq!(customers["customer/a"]["orders"], 200);
     assert_eq!(customers["customer/c"]["orders"], 50);
 }
+
+#[test]
+fn snapshots_are_listed_created_exported_and_restored_from_the_cli() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let lines: Vec<String> = (0..120)
+        .map(|i| order(i, ["a", "b"][i % 2], "OrderPlaced"))
+        .collect();
+    publish(&server, &lines);
+    server.wait_caught_up("order-totals");
+
+    let created = server.cli(&["snapshot", "create", "order-totals"]);
+    assert!(created.status.success(), "{}", common::stderr(&created));
+    assert!(
+        stdout(&created).contains("120 events"),
+        "{}",
+        stdout(&created)
+    );
+    let listed = stdout(&server.cli(&["snapshot", "list", "order-totals"]));
+    let file = listed.split_whitespace().next().unwrap().to_owned();
+    assert!(file.ends_with(".snap"), "{listed}");
+
+    let backup = server.dir.path().join("backup.snap");
+    let exported = server.cli(&[
+        "snapshot",
+        "export",
+        "order-totals",
+        &file,
+        backup.to_str().unwrap(),
+    ]);
+    assert!(exported.status.success(), "{}", common::stderr(&exported));
+    assert_eq!(
+        std::fs::read(&backup).unwrap(),
+        std::fs::read(snapshot_files(&server).last().unwrap()).unwrap()
+    );
+
+    let more: Vec<String> = (120..150).map(|i| order(i, "c", "OrderPlaced")).collect();
+    publish(&server, &more);
+    server.wait_applied("order-totals", 150);
+    let state = server.state("order-totals");
+    let restored = server.cli(&["snapshot", "restore", "order-totals", &file]);
+    assert!(restored.status.success(), "{}", common::stderr(&restored));
+    server.wait_for("order-totals", "the restored version to serve", |_| {
+        server.log().contains("swapped to the rebuilt version")
+    });
+    let info = server.wait_applied("order-totals", 150);
+    assert_eq!(info["status"]["state"], "running");
+    assert_eq!(
+        server.state("order-totals"),
+        state,
+        "snapshot plus the tail"
+    );
+    let missing = server.cli(&["snapshot", "restore", "order-totals", "nope.snap"]);
+    assert_eq!(missing.status.code(), Some(1));
+}

@@ -45,6 +45,18 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .route("/v1/projections/{name}/state/{*key}", get(get_key))
         .route("/v1/projections/{name}/query/{query}", post(run_query))
         .route("/v1/projections/{name}/replay", post(replay))
+        .route(
+            "/v1/projections/{name}/snapshots",
+            get(list_snapshots).post(create_snapshot),
+        )
+        .route(
+            "/v1/projections/{name}/snapshots/{file}",
+            get(export_snapshot),
+        )
+        .route(
+            "/v1/projections/{name}/snapshots/{file}/restore",
+            post(restore_snapshot),
+        )
         .route("/v1/topics", get(list_topics))
         .route("/v1/topics/{topic}", post(create_topic))
         .route("/v1/topics/{topic}/events", post(append_events))
@@ -171,6 +183,125 @@ async fn get_projection(
     let projection = projection(&state, &name)?;
     let building = state.registry.get_building(&name);
     blocking(move || Ok(Json(listing(&projection, building.as_ref())?))).await
+}
+
+fn snapshot_json(listed: &crate::snapshot::Listed) -> Value {
+    use crate::snapshot::Listed;
+    let file = listed
+        .path()
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match listed {
+        Listed::Valid(info) => json!({
+            "file": file,
+            "valid": true,
+            "hash": info.meta.hash,
+            "state_version": info.meta.state_version,
+            "created_unix_ms": info.meta.created_unix_ms,
+            "events_applied": info.meta.events_applied,
+            "keys": info.meta.key_count,
+            "offsets": info.meta.offsets,
+            "size_bytes": info.size_bytes,
+        }),
+        Listed::Invalid { reason, .. } => json!({
+            "file": file,
+            "valid": false,
+            "reason": reason.to_string(),
+        }),
+    }
+}
+
+/// The snapshot file `file` of projection `name`, by file name.
+fn find_snapshot(state: &AppState, name: &str, file: &str) -> Result<std::path::PathBuf, ApiError> {
+    let listed = crate::snapshot::list(state.registry.snapshots_dir(), name)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    listed
+        .iter()
+        .map(|l| l.path().to_owned())
+        .find(|p| p.file_name().is_some_and(|f| f == file))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_snapshot",
+                format!("projection {name:?} has no snapshot {file:?}; GET /v1/projections/{name}/snapshots lists them"),
+            )
+        })
+}
+
+async fn list_snapshots(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    projection(&state, &name)?;
+    blocking(move || {
+        let listed = crate::snapshot::list(state.registry.snapshots_dir(), &name)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Json(
+            json!({ "snapshots": listed.iter().map(snapshot_json).collect::<Vec<_>>() }),
+        ))
+    })
+    .await
+}
+
+async fn create_snapshot(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let projection = projection(&state, &name)?;
+    blocking(move || {
+        let reader = projection
+            .store
+            .reader()
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let module = &projection.module;
+        let version = crate::snapshot::ProjectionVersion {
+            name: &module.descriptor.name,
+            hash: &module.hash,
+            state_version: module.descriptor.state_version,
+        };
+        let info = crate::snapshot::write(
+            state.registry.snapshots_dir(),
+            version,
+            &reader,
+            state.registry.snapshots_keep(),
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Json(snapshot_json(&crate::snapshot::Listed::Valid(info))))
+    })
+    .await
+}
+
+async fn export_snapshot(
+    State(state): State<AppState>,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    projection(&state, &name)?;
+    blocking(move || {
+        let path = find_snapshot(&state, &name, &file)?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
+        Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    })
+    .await
+}
+
+async fn restore_snapshot(
+    State(state): State<AppState>,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    projection(&state, &name)?;
+    let registry = state.registry.clone();
+    blocking(move || {
+        let path = find_snapshot(&state, &name, &file)?;
+        registry
+            .restore(&name, &path)
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, "restore_refused", e.to_string()))?;
+        let building = registry.get_building(&name).map(|b| b.module.hash.clone());
+        Ok(Json(
+            json!({ "projection": name, "snapshot": file, "building": building }),
+        ))
+    })
+    .await
 }
 
 async fn replay(

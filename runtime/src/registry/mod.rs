@@ -70,6 +70,8 @@ pub enum Command {
     Worker(WorkerEvent),
     /// Rebuild a projection from the beginning in the shadow.
     Replay(String, Sender<Result<(), String>>),
+    /// Rebuild a projection in the shadow from a snapshot plus the tail.
+    Restore(String, PathBuf, Sender<Result<(), String>>),
     Shutdown,
 }
 
@@ -216,6 +218,37 @@ impl Registry {
             .map_err(RegistryError::Refused)
     }
 
+    /// Rebuilds `name` in the shadow from `snapshot` plus the events after
+    /// it; the serving version answers until then.
+    pub fn restore(&self, name: &str, snapshot: &Path) -> Result<(), RegistryError> {
+        let (reply, answer) = mpsc::channel();
+        self.commands()
+            .send(Command::Restore(
+                name.to_owned(),
+                snapshot.to_owned(),
+                reply,
+            ))
+            .map_err(|_| RegistryError::Closed)?;
+        answer
+            .recv()
+            .map_err(|_| RegistryError::Closed)?
+            .map_err(RegistryError::Refused)
+    }
+
+    /// `data/snapshots`.
+    pub fn snapshots_dir(&self) -> &Path {
+        self.inner.files.snapshots_dir()
+    }
+
+    /// Snapshots kept per version.
+    pub fn snapshots_keep(&self) -> usize {
+        self.inner
+            .config
+            .snapshots
+            .as_ref()
+            .map_or(crate::snapshot::DEFAULT_KEEP, |p| p.keep)
+    }
+
     /// Stops the controller and every worker after its current batch; each
     /// makes its last commit durable before it exits.
     pub fn shutdown(&self) {
@@ -329,6 +362,9 @@ impl Inner {
                 }) => self.halted(&name, &hash, &message),
                 Command::Replay(name, reply) => {
                     let _ = reply.send(self.replay(&name));
+                }
+                Command::Restore(name, snapshot, reply) => {
+                    let _ = reply.send(self.restore(&name, &snapshot));
                 }
                 Command::Shutdown => return,
             }
@@ -505,6 +541,16 @@ impl Inner {
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
         let store = self.files.open(&name, &module.hash, fresh_file)?;
+        self.build_with(serving, module, store)
+    }
+
+    fn build_with(
+        &self,
+        serving: &SharedProjection,
+        module: LoadedModule,
+        store: Arc<crate::store::StateStore>,
+    ) -> Result<(), String> {
+        let name = module.descriptor.name.clone();
         let building = Arc::new(self.runtime(module, store)?);
         let position: u64 = building
             .store
@@ -630,6 +676,35 @@ impl Inner {
             serving.set_status(Status::Removed { since: unix_now() });
             tracing::info!(projection = %name, file = %file.display(), "module removed; projection stopped, state kept");
         }
+    }
+
+    fn restore(&self, name: &str, snapshot: &Path) -> Result<(), String> {
+        let serving = self
+            .slot(name)
+            .and_then(|slot| slot.serving)
+            .ok_or_else(|| format!("no projection named {name:?}"))?;
+        let info = crate::snapshot::verify(snapshot).map_err(|e| e.to_string())?;
+        let module = &serving.module;
+        if info.meta.name != name || info.meta.state_version != module.descriptor.state_version {
+            return Err(format!(
+                "snapshot {} is of {} state version {}, but the serving {name} module has state version {}",
+                snapshot.display(),
+                info.meta.name,
+                info.meta.state_version,
+                module.descriptor.state_version
+            ));
+        }
+        if let Some(building) = self.slot(name).and_then(|s| s.building) {
+            building.stop_and_join();
+            self.update_slot(name, |slot| slot.building = None);
+        }
+        let store = self.files.restore_fresh(
+            name,
+            &module.hash,
+            snapshot,
+            &format!("restore-{}", unix_now()),
+        )?;
+        self.build_with(&serving, module.clone(), store)
     }
 
     fn replay(&self, name: &str) -> Result<(), String> {

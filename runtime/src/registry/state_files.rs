@@ -67,6 +67,26 @@ impl StateFiles {
         Ok(store)
     }
 
+    pub(super) fn snapshots_dir(&self) -> &Path {
+        &self.snapshots
+    }
+
+    /// Restores `snapshot` into a new file `<hash>.<tag>.redb` and opens it.
+    pub(super) fn restore_fresh(
+        &self,
+        name: &str,
+        hash: &str,
+        snapshot: &Path,
+        tag: &str,
+    ) -> Result<Arc<StateStore>, String> {
+        let path = self.root.join(name).join(format!("{hash}.{tag}.redb"));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        crate::snapshot::restore(snapshot, &path).map_err(|e| e.to_string())?;
+        self.open(name, hash, Some(tag))
+    }
+
     /// Restores the newest valid snapshot of this version into `path`, if
     /// there is one; corrupt snapshots are skipped with a warning. Without
     /// one the state starts empty and is rebuilt from the sources.

@@ -39,6 +39,42 @@ enum Command {
     /// Rebuild a projection from the beginning in the shadow; the serving
     /// version answers queries until the rebuild has caught up.
     Replay(ReplayArgs),
+    /// List, take, restore or export snapshots of a projection's state.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Snapshots of a projection, newest first
+    List {
+        projection: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Take a snapshot of the serving version now
+    Create {
+        projection: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Rebuild from a snapshot plus the events after it (in the shadow)
+    Restore {
+        projection: String,
+        /// Snapshot file name, as `snapshot list` shows it
+        snapshot: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Copy a snapshot file out, e.g. for a backup
+    Export {
+        projection: String,
+        snapshot: String,
+        /// Where to write it
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +208,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => query(args),
         Command::Status(args) => status(args),
         Command::Replay(args) => replay(args),
+        Command::Snapshot(command) => snapshot(command),
     }
 }
 
@@ -524,6 +561,110 @@ fn building_note(building: &Value) -> String {
         .map_or_else(|| "unknown".to_owned(), |s| format!("{s:.0}s"));
     let state = building["status"]["state"].as_str().unwrap_or_default();
     format!("building {hash} ({state}): {done}/{total} events, {rate:.0} events/s, ETA {eta}")
+}
+
+fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let (client, answer) = match &command {
+        SnapshotCommand::List { projection, server } => {
+            let client = Client::new(&server.server);
+            let answer = client.get(&format!(
+                "/v1/projections/{}/snapshots",
+                encode_segment(projection)
+            ))?;
+            (client, answer)
+        }
+        SnapshotCommand::Create { projection, server } => {
+            let client = Client::new(&server.server);
+            let answer = client.post(
+                &format!("/v1/projections/{}/snapshots", encode_segment(projection)),
+                "application/json",
+                b"{}",
+            )?;
+            (client, answer)
+        }
+        SnapshotCommand::Restore {
+            projection,
+            snapshot,
+            server,
+        } => {
+            let client = Client::new(&server.server);
+            let answer = client.post(
+                &format!(
+                    "/v1/projections/{}/snapshots/{}/restore",
+                    encode_segment(projection),
+                    encode_segment(snapshot)
+                ),
+                "application/json",
+                b"{}",
+            )?;
+            (client, answer)
+        }
+        SnapshotCommand::Export {
+            projection,
+            snapshot,
+            file,
+            server,
+        } => {
+            let client = Client::new(&server.server);
+            let bytes = client.get_bytes(&format!(
+                "/v1/projections/{}/snapshots/{}",
+                encode_segment(projection),
+                encode_segment(snapshot)
+            ))?;
+            std::fs::write(file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+            writeln!(out, "wrote {} ({} bytes)", file.display(), bytes.len())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    drop(client);
+    if !answer.ok() {
+        eprintln!("{}", answer.error_message());
+        return Ok(ExitCode::from(1));
+    }
+    match command {
+        SnapshotCommand::List { .. } => {
+            for snap in answer.body["snapshots"].as_array().into_iter().flatten() {
+                if snap["valid"] == Value::Bool(true) {
+                    writeln!(
+                        out,
+                        "{}  version {}  {} events  {} keys  {} bytes",
+                        snap["file"].as_str().unwrap_or_default(),
+                        snap["hash"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(12)
+                            .collect::<String>(),
+                        snap["events_applied"],
+                        snap["keys"],
+                        snap["size_bytes"]
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  INVALID: {}",
+                        snap["file"].as_str().unwrap_or_default(),
+                        snap["reason"].as_str().unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+        SnapshotCommand::Create { .. } => writeln!(
+            out,
+            "snapshot {} written ({} events, {} keys, {} bytes)",
+            answer.body["file"].as_str().unwrap_or_default(),
+            answer.body["events_applied"],
+            answer.body["keys"],
+            answer.body["size_bytes"]
+        )?,
+        _ => writeln!(
+            out,
+            "restoring in the shadow as {}; `projector status` shows progress",
+            answer.body["building"].as_str().unwrap_or("?")
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn replay(args: ReplayArgs) -> Result<ExitCode> {

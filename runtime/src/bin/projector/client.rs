@@ -98,6 +98,26 @@ impl Client {
         )
     }
 
+    /// GET of raw bytes that must succeed.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let mut response = self.agent.get(&url).call().with_context(|| {
+            format!("cannot reach projector at {}; pass --server URL", self.base)
+        })?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()?;
+        if !(200..300).contains(&status) {
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let answer = Answer { status, body };
+            bail!("{} (HTTP {status})", answer.error_message());
+        }
+        Ok(bytes)
+    }
+
     /// GET that must succeed.
     pub fn get_ok(&self, path: &str) -> Result<Value> {
         let answer = self.get(path)?;
