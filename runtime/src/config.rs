@@ -64,6 +64,8 @@ pub struct FileConfig {
     pub limits: FileLimits,
     pub kafka: Option<KafkaConfig>,
     pub watch_settle_ms: Option<u64>,
+    /// Hours the state files of removed or replaced versions are kept.
+    pub state_retention_hours: Option<u64>,
     #[serde(default)]
     pub snapshots: FileSnapshots,
 }
@@ -227,6 +229,11 @@ impl Config {
                     .or(file.sync_interval_ms)
                     .map_or(defaults.worker.sync_interval, Duration::from_millis),
                 snapshots: None,
+                state_retention: file
+                    .state_retention_hours
+                    .map_or(defaults.worker.state_retention, |h| {
+                        Duration::from_secs(h * 3600)
+                    }),
             },
             max_request_bytes: file.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             limits,

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod event;
 pub mod partitioner;
+pub mod progress;
 pub mod projection;
 pub mod registry;
 pub mod server;

@@ -149,9 +149,13 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         },
         config.max_request_bytes,
     );
+    let bars = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        .then(|| crate::progress::ProgressBars::start(started.registry.clone()).ok())
+        .flatten();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    drop(bars);
     tracing::info!("shutting down: finishing current batches");
     let running = Arc::new(started);
     tokio::task::spawn_blocking(move || running.shutdown())

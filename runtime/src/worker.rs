@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     pub sync_interval: Duration,
     /// Periodic snapshots of the state; `None` takes none.
     pub snapshots: Option<SnapshotPolicy>,
+    /// How long the state files of removed or replaced versions are kept.
+    pub state_retention: Duration,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -51,6 +53,7 @@ impl Default for WorkerConfig {
             batch_linger: Duration::ZERO,
             sync_interval: Duration::from_millis(1000),
             snapshots: None,
+            state_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -348,7 +348,14 @@ impl Inner {
     }
 
     fn run(&self, inbox: &Receiver<Command>) {
+        self.files.sweep(self.config.state_retention);
         while let Ok(command) = inbox.recv() {
+            if matches!(
+                command,
+                Command::Worker(WorkerEvent::CaughtUp { .. }) | Command::Removed(_)
+            ) {
+                self.files.sweep(self.config.state_retention);
+            }
             match command {
                 Command::Changed(path) => self.changed(&path),
                 Command::Removed(path) => self.removed(&path),

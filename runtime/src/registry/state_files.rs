@@ -67,6 +67,46 @@ impl StateFiles {
         Ok(store)
     }
 
+    /// Deletes state files no version has open and nobody touched for
+    /// `retention` (kept that long so a removed or replaced module can come
+    /// back without replay).
+    pub(super) fn sweep(&self, retention: std::time::Duration) {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let in_use = |path: &Path| {
+            inode(path)
+                .and_then(|id| open.get(&id))
+                .is_some_and(|store| store.strong_count() > 0)
+        };
+        let projections = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten();
+        for file in projections.flat_map(|dir| {
+            std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        }) {
+            let path = file.path();
+            let old = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= retention);
+            if path.extension().is_some_and(|e| e == "redb") && old && !in_use(&path) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::info!(file = %path.display(), "deleted state file past its retention")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), "cannot delete old state file: {e}")
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn snapshots_dir(&self) -> &Path {
         &self.snapshots
     }
@@ -150,5 +190,40 @@ impl StateFiles {
                 .map_err(|e| format!("cannot move {} aside: {e}", canonical.display()))?;
         }
         self.alias(name, hash, store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_deletes_only_files_nobody_has_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles::new(dir.path().join("projections"), dir.path().join("snapshots"));
+        let serving = files.open("p", "aaa", None).unwrap();
+        drop(files.open("p", "bbb", None).unwrap());
+        files.sweep(std::time::Duration::ZERO);
+        assert!(serving.path().exists(), "an open file is kept");
+        assert!(!dir.path().join("projections/p/bbb.redb").exists());
+        files.sweep(std::time::Duration::from_secs(3600));
+        assert!(serving.path().exists());
+    }
+
+    #[test]
+    fn alias_and_promote_name_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles::new(dir.path().join("projections"), dir.path().join("snapshots"));
+        let store = files.open("p", "aaa", None).unwrap();
+        files.alias("p", "bbb", &store).unwrap();
+        let again = files.open("p", "bbb", None).unwrap();
+        assert!(Arc::ptr_eq(&store, &again), "one open store per file");
+
+        let rebuilt = files.open("p", "aaa", Some("replay-1")).unwrap();
+        files.promote("p", "aaa", &rebuilt).unwrap();
+        assert_eq!(
+            inode(&dir.path().join("projections/p/aaa.redb")),
+            inode(rebuilt.path())
+        );
     }
 }
