@@ -58,6 +58,8 @@ fn main() -> Result<()> {
         batch_max_events: args.batch,
         batch_linger: Duration::ZERO,
         sync_interval: Duration::from_secs(1),
+        // Measure the fold alone, as the native baseline has no snapshots.
+        ..WorkerConfig::default()
     };
     if args.kafka {
         return kafka::run(&args, dir.path(), &config, &log);

@@ -447,8 +447,7 @@ fn rolling_back_to_an_earlier_module_replays_only_the_tail() {
     let log = server.log();
     let rebuild = log
         .lines()
-        .filter(|l| l.contains("building a new version in the shadow"))
-        .last()
+        .rfind(|l| l.contains("building a new version in the shadow"))
         .unwrap();
     assert!(
         rebuild.contains("from_position=400"),
