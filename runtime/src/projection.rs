@@ -137,6 +137,8 @@ pub struct ProjectionRuntime {
     pub store: Arc<StateStore>,
     pub source: Arc<dyn Source>,
     pub topics: Vec<TopicBinding>,
+    /// Batching, durability and snapshot settings of this projection.
+    pub config: crate::worker::WorkerConfig,
     role: RwLock<Role>,
     events: Option<Box<dyn Fn(WorkerEvent) + Send + Sync>>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -180,8 +182,10 @@ impl ProjectionRuntime {
         store: Arc<StateStore>,
         source: Arc<dyn Source>,
         topics: Vec<TopicBinding>,
+        config: crate::worker::WorkerConfig,
     ) -> Self {
         Self {
+            config,
             role: RwLock::new(Role::Serving),
             events: None,
             worker: Mutex::new(None),
@@ -227,8 +231,8 @@ impl ProjectionRuntime {
     }
 
     /// Starts the worker thread.
-    pub fn start(self: &Arc<Self>, config: crate::worker::WorkerConfig) -> std::io::Result<()> {
-        let handle = crate::worker::spawn(self.clone(), config)?;
+    pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        let handle = crate::worker::spawn(self.clone(), self.config.clone())?;
         *self.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         Ok(())
     }

@@ -511,3 +511,34 @@ fn snapshots_are_listed_created_exported_and_restored_from_the_cli() {
     let missing = server.cli(&["snapshot", "restore", "order-totals", "nope.snap"]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+#[test]
+fn a_corrupt_state_file_is_set_aside_and_rebuilt_from_a_snapshot() {
+    let mut server = with_snapshots_every(Server::with_modules(&[ORDER_TOTALS]), 50).start();
+    let lines: Vec<String> = (0..80)
+        .map(|i| order(i, ["a", "b"][i % 2], "OrderPlaced"))
+        .collect();
+    publish(&server, &lines);
+    server.wait_for("order-totals", "a snapshot", |_| {
+        !snapshot_files(&server).is_empty()
+    });
+    server.wait_applied("order-totals", 80);
+    let state = server.state("order-totals");
+    server.stop();
+
+    let files = state_files(&server);
+    assert_eq!(files.len(), 1);
+    std::fs::write(&files[0], b"this is not a redb file any more").unwrap();
+    let server = server.start();
+    server.wait_applied("order-totals", 80);
+    assert_eq!(server.state("order-totals"), state);
+    let log = server.log();
+    assert!(log.contains("moving it aside and rebuilding"), "{log}");
+    assert!(log.contains("state restored from snapshot"), "{log}");
+    assert!(
+        state_files(&server)
+            .iter()
+            .any(|f| f.to_string_lossy().contains(".corrupt-")),
+        "the damaged file is kept for inspection"
+    );
+}

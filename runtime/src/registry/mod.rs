@@ -462,16 +462,20 @@ impl Inner {
         module: LoadedModule,
         store: Arc<crate::store::StateStore>,
     ) -> Result<ProjectionRuntime, String> {
-        let (source, topics) = sidecar::bind_source(&self.sources, &module)?;
+        let (source, topics, snapshots) = sidecar::bind_source(&self.sources, &module)?;
+        let mut config = self.config.clone();
+        snapshots.apply(&mut config);
         let commands = self
             .commands
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         Ok(
-            ProjectionRuntime::new(module, store, source, topics).with_events(move |event| {
-                let _ = commands.send(Command::Worker(event));
-            }),
+            ProjectionRuntime::new(module, store, source, topics, config).with_events(
+                move |event| {
+                    let _ = commands.send(Command::Worker(event));
+                },
+            ),
         )
     }
 
@@ -482,7 +486,7 @@ impl Inner {
         let store = self.files.open(&name, &module.hash, None)?;
         let projection = Arc::new(self.runtime(module, store)?);
         projection
-            .start(self.config.clone())
+            .start()
             .map_err(|e| format!("could not start the worker thread: {e}"))?;
         tracing::info!(
             projection = %name,
@@ -525,7 +529,7 @@ impl Inner {
         serving.stop_and_join();
         self.files.alias(&name, &module.hash, &serving.store)?;
         let next = Arc::new(self.runtime(module, serving.store.clone())?);
-        next.start(self.config.clone())
+        next.start()
             .map_err(|e| format!("could not start the worker thread: {e}"))?;
         tracing::info!(
             projection = %name,
@@ -578,7 +582,7 @@ impl Inner {
             start_heads: heads.max(position),
         });
         building
-            .start(self.config.clone())
+            .start()
             .map_err(|e| format!("could not start the worker thread: {e}"))?;
         tracing::info!(
             projection = %name,
@@ -640,7 +644,7 @@ impl Inner {
             .and_then(|runtime| {
                 let runtime = Arc::new(runtime);
                 runtime
-                    .start(self.config.clone())
+                    .start()
                     .map_err(|e| format!("could not start the worker thread: {e}"))?;
                 Ok(runtime)
             });

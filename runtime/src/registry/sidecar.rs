@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::Sources;
 use crate::source::{Source, TopicBinding};
 use crate::wasm::LoadedModule;
+use crate::worker::WorkerConfig;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +21,35 @@ pub(super) struct Sidecar {
     /// Topic named by the module -> real topic in the source.
     #[serde(default)]
     topics: BTreeMap<String, String>,
+    /// This projection's snapshot schedule, over the global `[snapshots]`.
+    #[serde(default)]
+    snapshots: SnapshotOverrides,
+}
+
+/// `[snapshots]` in a sidecar: each key overrides the global setting.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SnapshotOverrides {
+    enabled: Option<bool>,
+    every_events: Option<u64>,
+    every_seconds: Option<u64>,
+    keep: Option<usize>,
+}
+
+impl SnapshotOverrides {
+    pub(super) fn apply(&self, config: &mut WorkerConfig) {
+        if self.enabled == Some(false) {
+            config.snapshots = None;
+            return;
+        }
+        if let Some(policy) = config.snapshots.as_mut() {
+            policy.every_events = self.every_events.unwrap_or(policy.every_events).max(1);
+            policy.every = self
+                .every_seconds
+                .map_or(policy.every, std::time::Duration::from_secs);
+            policy.keep = self.keep.unwrap_or(policy.keep).max(1);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -42,11 +72,12 @@ impl Sidecar {
     }
 }
 
-/// Picks the module's source and real topic names from its sidecar.
+/// Picks the module's source, real topic names and snapshot schedule from
+/// its sidecar.
 pub(super) fn bind_source(
     sources: &Sources,
     module: &LoadedModule,
-) -> Result<(Arc<dyn Source>, Vec<TopicBinding>), String> {
+) -> Result<(Arc<dyn Source>, Vec<TopicBinding>, SnapshotOverrides), String> {
     let module_topics = &module.descriptor.sources;
     let (path, sidecar) = Sidecar::read(&module.file)?;
     for topic in sidecar.topics.keys() {
@@ -79,5 +110,35 @@ pub(super) fn bind_source(
                 .unwrap_or_else(|| logical.clone()),
         })
         .collect();
-    Ok((source, topics))
+    Ok((source, topics, sidecar.snapshots))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::SnapshotPolicy;
+
+    #[test]
+    fn sidecar_snapshot_settings_override_the_global_ones() {
+        let mut config = WorkerConfig {
+            snapshots: Some(SnapshotPolicy {
+                dir: "snapshots".into(),
+                every_events: 100_000,
+                every: std::time::Duration::from_secs(300),
+                keep: 3,
+            }),
+            ..WorkerConfig::default()
+        };
+        let sidecar: Sidecar =
+            toml::from_str("[snapshots]\nevery_events = 500\nkeep = 7\n").unwrap();
+        sidecar.snapshots.apply(&mut config);
+        let policy = config.snapshots.clone().unwrap();
+        assert_eq!((policy.every_events, policy.keep), (500, 7));
+        assert_eq!(policy.every, std::time::Duration::from_secs(300));
+
+        let off: Sidecar = toml::from_str("[snapshots]\nenabled = false\n").unwrap();
+        off.snapshots.apply(&mut config);
+        assert!(config.snapshots.is_none());
+        assert!(toml::from_str::<Sidecar>("[snapshots]\nevery = 1\n").is_err());
+    }
 }

@@ -59,7 +59,27 @@ impl StateFiles {
         if fresh.is_none() && !path.exists() {
             self.restore_latest(name, hash, &path);
         }
-        let store = Arc::new(StateStore::open(&path).map_err(|e| e.to_string())?);
+        let store = match StateStore::open(&path) {
+            Ok(store) => store,
+            // A damaged file is moved aside (never deleted) and the state
+            // comes back from a snapshot plus the tail, or a full replay.
+            Err(e) if fresh.is_none() && path.exists() => {
+                let aside =
+                    path.with_extension(format!("corrupt-{}", crate::projection::unix_now()));
+                tracing::warn!(
+                    projection = %name,
+                    file = %path.display(),
+                    moved_to = %aside.display(),
+                    "state file cannot be opened ({e}); moving it aside and rebuilding"
+                );
+                std::fs::rename(&path, &aside)
+                    .map_err(|e| format!("cannot move {} aside: {e}", path.display()))?;
+                self.restore_latest(name, hash, &path);
+                StateStore::open(&path).map_err(|e| e.to_string())?
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let store = Arc::new(store);
         if let Some(id) = inode(&path) {
             open.insert(id, Arc::downgrade(&store));
         }
