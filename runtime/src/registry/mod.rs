@@ -462,9 +462,10 @@ impl Inner {
         module: LoadedModule,
         store: Arc<crate::store::StateStore>,
     ) -> Result<ProjectionRuntime, String> {
-        let (source, topics, snapshots) = sidecar::bind_source(&self.sources, &module)?;
+        let binding = sidecar::bind_source(&self.sources, &module)?;
         let mut config = self.config.clone();
-        snapshots.apply(&mut config);
+        binding.snapshots.apply(&mut config);
+        let (source, topics) = (binding.source, binding.topics);
         let commands = self
             .commands
             .lock()

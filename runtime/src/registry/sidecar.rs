@@ -72,12 +72,16 @@ impl Sidecar {
     }
 }
 
+/// What a module's sidecar decides.
+pub(super) struct Binding {
+    pub(super) source: Arc<dyn Source>,
+    pub(super) topics: Vec<TopicBinding>,
+    pub(super) snapshots: SnapshotOverrides,
+}
+
 /// Picks the module's source, real topic names and snapshot schedule from
 /// its sidecar.
-pub(super) fn bind_source(
-    sources: &Sources,
-    module: &LoadedModule,
-) -> Result<(Arc<dyn Source>, Vec<TopicBinding>, SnapshotOverrides), String> {
+pub(super) fn bind_source(sources: &Sources, module: &LoadedModule) -> Result<Binding, String> {
     let module_topics = &module.descriptor.sources;
     let (path, sidecar) = Sidecar::read(&module.file)?;
     for topic in sidecar.topics.keys() {
@@ -110,7 +114,11 @@ pub(super) fn bind_source(
                 .unwrap_or_else(|| logical.clone()),
         })
         .collect();
-    Ok((source, topics, sidecar.snapshots))
+    Ok(Binding {
+        source,
+        topics,
+        snapshots: sidecar.snapshots,
+    })
 }
 
 #[cfg(test)]
