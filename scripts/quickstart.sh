@@ -10,7 +10,7 @@ server="http://$listen"
 work=".quickstart"
 
 rustup target add wasm32-wasip2 >/dev/null
-echo "==> building the runtime (first build: about 5 minutes on 2 cores)"
+echo "==> building the runtime (first build: about 8 minutes on 2 cores)"
 cargo build --release -p projector
 echo "==> building the example projections (wasm32-wasip2 components)"
 cargo build --profile guest --target wasm32-wasip2 --target-dir target/guests \
@@ -60,6 +60,7 @@ Try, in another terminal:
   echo '{"type":"OrderPlaced","order_id":"o-9000","customer":"alice","amount_cents":500}' \\
     | $bin publish orders --key-field customer
 
-Press Ctrl-C to stop.
+Drop another .wasm into $work/projections to load it, or a new version over
+an existing one to hot-reload it. Press Ctrl-C to stop.
 TXT
 wait "$pid"
