@@ -70,7 +70,12 @@ pub fn spawn(
                 Ok(worker) => worker,
                 Err(message) => {
                     tracing::error!(projection = %label, "{message}");
-                    projection.set_status(failed(None, message));
+                    projection.set_status(failed(None, message.clone()));
+                    projection.notify(WorkerEvent::Halted {
+                        name: projection.name().to_owned(),
+                        hash: projection.module.hash.clone(),
+                        message,
+                    });
                     return;
                 }
             };
@@ -164,10 +169,16 @@ impl<'a> Worker<'a> {
             {
                 let _ = self.poll(max - raw.len(), self.config.batch_linger, &mut raw);
             }
+            if polled.is_err() {
+                // A failed poll returns nothing to apply (sources promise
+                // it); back off and try again.
+                raw.clear();
+                std::thread::sleep(SOURCE_RETRY);
+                self.sync_if_due();
+                continue;
+            }
             if raw.is_empty() {
-                if polled.is_err() {
-                    std::thread::sleep(SOURCE_RETRY);
-                } else {
+                if self.subscription.at_head() {
                     self.report_caught_up();
                 }
                 self.sync_if_due();
@@ -243,7 +254,10 @@ impl<'a> Worker<'a> {
     fn mark_durable(&mut self) {
         self.dirty = false;
         self.last_durable = Instant::now();
-        self.subscription.committed(&self.positions);
+        // Only the serving version speaks for the projection to lag tools.
+        if !self.projection.is_building() {
+            self.subscription.committed(&self.positions);
+        }
         self.snapshot_if_due();
     }
 

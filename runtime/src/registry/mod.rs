@@ -295,24 +295,59 @@ impl Registry {
 /// version's offsets (it is normally a few batches behind).
 const SWAP_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Waits until `building` has applied everything `serving` had.
-fn wait_until_reached(
-    building: &SharedProjection,
-    serving: &SharedProjection,
-) -> Result<(), String> {
-    let target = serving
+/// A file tag no other rebuild in this process uses.
+fn unique_tag(kind: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{kind}-{millis}-{n}")
+}
+
+/// A version's offsets keyed by real topic, so versions that name their
+/// topics differently can be compared.
+fn physical_offsets(version: &SharedProjection) -> Result<BTreeMap<(String, u32), u64>, String> {
+    let offsets = version
         .store
         .reader()
         .and_then(|r| r.offsets())
         .map_err(|e| e.to_string())?;
+    Ok(offsets
+        .iter()
+        .filter_map(|(logical, partition, next)| {
+            version
+                .topics
+                .iter()
+                .find(|b| b.logical == logical)
+                .map(|b| ((b.physical.clone(), partition), next))
+        })
+        .collect())
+}
+
+/// Waits until `building` has applied everything `serving` had, on the
+/// real topics both read.
+fn wait_until_reached(
+    building: &SharedProjection,
+    serving: &SharedProjection,
+) -> Result<(), String> {
+    let shared: Vec<&str> = building
+        .topics
+        .iter()
+        .map(|b| b.physical.as_str())
+        .filter(|t| serving.topics.iter().any(|s| s.physical == *t))
+        .collect();
+    let target: Vec<((String, u32), u64)> = physical_offsets(serving)?
+        .into_iter()
+        .filter(|((topic, _), _)| shared.contains(&topic.as_str()))
+        .collect();
     let deadline = Instant::now() + SWAP_CATCH_UP;
     loop {
-        let reached = building
-            .store
-            .reader()
-            .and_then(|r| r.offsets())
-            .map_err(|e| e.to_string())?;
-        if reached.reached(&target) {
+        let reached = physical_offsets(building)?;
+        if target
+            .iter()
+            .all(|(at, next)| reached.get(at).copied().unwrap_or(0) >= *next)
+        {
             return Ok(());
         }
         if let Status::Failed { message, .. } = building.status() {
@@ -323,14 +358,6 @@ fn wait_until_reached(
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-}
-
-pub fn is_module_file(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    name.ends_with(".wasm") && !name.starts_with('.')
 }
 
 impl Inner {
@@ -423,13 +450,24 @@ impl Inner {
             }
         };
         let hash = blake3::hash(&bytes).to_hex().to_string();
-        if let Some((_, slot)) = self.slot_of_file(file) {
+        if let Some((name, slot)) = self.slot_of_file(file) {
             let unchanged = |v: &Option<SharedProjection>| {
                 v.as_ref().is_some_and(|v| {
                     v.module.hash == hash && !matches!(v.status(), Status::Removed { .. })
                 })
             };
-            if unchanged(&slot.serving) || unchanged(&slot.building) {
+            if unchanged(&slot.building) {
+                return;
+            }
+            if unchanged(&slot.serving) {
+                // The file went back to the serving version: a build of
+                // the version it had in between is no longer wanted.
+                if let Some(building) = slot.building {
+                    tracing::info!(projection = %name, hash = %building.module.short_hash(), "module file reverted; abandoning the shadow build");
+                    building.stop_and_join();
+                    self.update_slot(&name, |slot| slot.building = None);
+                }
+                self.accepted(file);
                 return;
             }
         }
@@ -441,6 +479,14 @@ impl Inner {
         let name = module.descriptor.name.clone();
         let result = match self.slot(&name).and_then(|slot| slot.serving) {
             None => self.start_serving(module),
+            // A renamed or replaced file may take over a removed projection.
+            Some(serving)
+                if serving.module.file != file
+                    && (matches!(serving.status(), Status::Removed { .. })
+                        || !serving.module.file.exists()) =>
+            {
+                self.update(&serving, module)
+            }
             Some(serving) if serving.module.file != file => Err(format!(
                 "{}: projection name {name:?} is already served by {}; give each module its own name",
                 file.display(),
@@ -527,11 +573,14 @@ impl Inner {
         removed: bool,
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
-        serving.stop_and_join();
-        self.files.alias(&name, &module.hash, &serving.store)?;
+        // Everything that can fail happens while the old version still runs.
         let next = Arc::new(self.runtime(module, serving.store.clone())?);
-        next.start()
-            .map_err(|e| format!("could not start the worker thread: {e}"))?;
+        self.files.alias(&name, &next.module.hash, &serving.store)?;
+        serving.stop_and_join();
+        if let Err(e) = next.start() {
+            self.restart(serving);
+            return Err(format!("could not start the worker thread: {e}"));
+        }
         tracing::info!(
             projection = %name,
             from = %serving.module.short_hash(),
@@ -618,6 +667,18 @@ impl Inner {
                 return;
             }
         }
+        // Name the rebuilt file first, so a crash after the swap restarts
+        // from what was swapped in.
+        if let Err(e) = self.files.promote(name, hash, &building.store) {
+            tracing::warn!(projection = %name, "swap abandoned: {e}");
+            building.stop_and_join();
+            self.update_slot(name, |slot| slot.building = None);
+            self.reject(&building.module.file, Some(hash.to_owned()), e);
+            if let Some(old) = &slot.serving {
+                self.restart(old);
+            }
+            return;
+        }
         building.set_role(Role::Serving);
         // One write: readers see the old version or the new one, never none.
         self.update_slot(name, |slot| {
@@ -631,9 +692,6 @@ impl Inner {
                 to = %building.module.short_hash(),
                 "swapped to the rebuilt version"
             );
-        }
-        if let Err(e) = self.files.promote(name, hash, &building.store) {
-            tracing::warn!(projection = %name, "{e}");
         }
     }
 
@@ -695,6 +753,11 @@ impl Inner {
             .slot(name)
             .and_then(|slot| slot.serving)
             .ok_or_else(|| format!("no projection named {name:?}"))?;
+        if matches!(serving.status(), Status::Removed { .. }) {
+            return Err(format!(
+                "projection {name:?} was removed; put its module back first"
+            ));
+        }
         let info = crate::snapshot::verify(snapshot).map_err(|e| e.to_string())?;
         let module = &serving.module;
         if info.meta.name != name || info.meta.state_version != module.descriptor.state_version {
@@ -710,12 +773,9 @@ impl Inner {
             building.stop_and_join();
             self.update_slot(name, |slot| slot.building = None);
         }
-        let store = self.files.restore_fresh(
-            name,
-            &module.hash,
-            snapshot,
-            &format!("restore-{}", unix_now()),
-        )?;
+        let store =
+            self.files
+                .restore_fresh(name, &module.hash, snapshot, &unique_tag("restore"))?;
         self.build_with(&serving, module.clone(), store)
     }
 
@@ -733,7 +793,7 @@ impl Inner {
             building.stop_and_join();
             self.update_slot(name, |slot| slot.building = None);
         }
-        let fresh = format!("replay-{}", unix_now());
+        let fresh = unique_tag("replay");
         self.start_build(&serving, serving.module.clone(), Some(&fresh))
     }
 }

@@ -63,7 +63,7 @@ impl StateFiles {
             Ok(store) => store,
             // A damaged file is moved aside (never deleted) and the state
             // comes back from a snapshot plus the tail, or a full replay.
-            Err(e) if fresh.is_none() && path.exists() => {
+            Err(e) if fresh.is_none() && e.is_corrupt() => {
                 let aside =
                     path.with_extension(format!("corrupt-{}", crate::projection::unix_now()));
                 tracing::warn!(
@@ -202,10 +202,10 @@ impl StateFiles {
             return Ok(());
         }
         if canonical.exists() {
-            let kept = self.root.join(name).join(format!(
-                "{hash}.replaced-{}.redb",
-                crate::projection::unix_now()
-            ));
+            let kept = self
+                .root
+                .join(name)
+                .join(format!("{hash}.{}.redb", super::unique_tag("replaced")));
             std::fs::rename(&canonical, &kept)
                 .map_err(|e| format!("cannot move {} aside: {e}", canonical.display()))?;
         }

@@ -556,24 +556,30 @@ impl EmbeddedSubscription {
         }
         self.rotate = self.rotate.wrapping_add(1);
         let start = self.rotate % streams.len();
+        // All or nothing: on an error nothing is returned and the position
+        // does not move, so the same events are never handed out twice.
         let first_new = out.len();
+        let mut positions = self.positions.clone();
         for i in 0..streams.len() {
             let remaining = max.saturating_sub(out.len() - first_new);
             if remaining == 0 {
                 break;
             }
             let (binding, partition) = streams[(start + i) % streams.len()];
-            let from = self.positions.get(&binding.logical, partition);
+            let from = positions.get(&binding.logical, partition);
             let before = out.len();
-            reader.read(&binding.physical, partition, from, remaining, out)?;
+            if let Err(e) = reader.read(&binding.physical, partition, from, remaining, out) {
+                out.truncate(first_new);
+                return Err(e);
+            }
             for event in &mut out[before..] {
                 event.source.clone_from(&binding.logical);
             }
             if let Some(last) = out[before..].last() {
-                self.positions
-                    .set(&binding.logical, partition, last.offset + 1);
+                positions.set(&binding.logical, partition, last.offset + 1);
             }
         }
+        self.positions = positions;
         Ok(())
     }
 }
@@ -593,6 +599,19 @@ impl Subscription for EmbeddedSubscription {
             self.read(max, out)?;
         }
         Ok(())
+    }
+
+    fn at_head(&self) -> bool {
+        let Ok(reader) = self.log.reader() else {
+            return false;
+        };
+        self.topics.iter().all(|binding| {
+            reader.heads(&binding.physical).is_ok_and(|heads| {
+                heads.iter().enumerate().all(|(partition, head)| {
+                    self.positions.get(&binding.logical, partition as u32) >= *head
+                })
+            })
+        })
     }
 
     fn status(&self) -> SourceStatus {
@@ -736,6 +755,40 @@ mod tests {
             log.create_topic("t", 3),
             Err(LogError::PartitionMismatch { existing: 2, .. })
         ));
+        log.shutdown();
+    }
+
+    #[test]
+    fn a_corrupt_record_fails_the_poll_without_handing_out_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 1).unwrap();
+        log.append("t", (0..5).map(|i| record(None, &i.to_string())).collect())
+            .unwrap();
+        let txn = log.shared.db.begin_write().unwrap();
+        txn.open_table(RECORDS)
+            .unwrap()
+            .insert(("t", 0, 3), &b"\xc1 not msgpack"[..])
+            .unwrap();
+        txn.commit().unwrap();
+
+        let binding = TopicBinding {
+            logical: "t".into(),
+            physical: "t".into(),
+        };
+        let mut subscription = log
+            .subscribe("test", &[binding], &Offsets::default())
+            .unwrap();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            let err = subscription
+                .poll_batch(10, Duration::ZERO, &mut out)
+                .unwrap_err();
+            assert!(err.to_string().contains("t/0@3"), "{err}");
+            assert!(
+                out.is_empty(),
+                "events before the bad record are not returned"
+            );
+        }
         log.shutdown();
     }
 

@@ -428,6 +428,23 @@ impl Subscription for KafkaSubscription {
         Ok(())
     }
 
+    fn at_head(&self) -> bool {
+        if matches!(self.health, SourceHealth::Unavailable { .. }) {
+            return false;
+        }
+        // Every assigned partition read up to the high watermark librdkafka
+        // last saw; unknown until its first fetch answered.
+        self.bindings.iter().all(|binding| {
+            let assigned = self.assigned.get(&binding.physical).copied().unwrap_or(0);
+            (0..assigned).all(|partition| {
+                self.cached_watermarks(&binding.physical, partition)
+                    .is_some_and(|(_, high)| {
+                        self.positions.get(&binding.logical, partition) >= high
+                    })
+            })
+        })
+    }
+
     fn status(&self) -> SourceStatus {
         SourceStatus {
             kind: "kafka",

@@ -87,7 +87,8 @@ pub trait Source: Send + Sync + 'static {
 /// where the projection's state says and moving past every event returned.
 pub trait Subscription: Send {
     /// Appends up to `max` events to `out`, in order within each partition,
-    /// waiting at most `wait` for the first one.
+    /// waiting at most `wait` for the first one. On `Err` nothing is
+    /// appended and the position does not move.
     fn poll_batch(
         &mut self,
         max: usize,
@@ -96,6 +97,11 @@ pub trait Subscription: Send {
     ) -> Result<(), SourceError>;
 
     fn status(&self) -> SourceStatus;
+
+    /// Whether everything written so far has been returned: a shadow build
+    /// that is at the head may be swapped in. An empty poll alone does not
+    /// prove it for a networked source.
+    fn at_head(&self) -> bool;
 
     /// Told after `positions` were committed durably with the state, e.g. to
     /// mirror them into a Kafka consumer group for external lag tools.

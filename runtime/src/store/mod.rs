@@ -43,6 +43,21 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The file's content is damaged (as opposed to busy, missing rights,
+    /// or a full disk): rebuilding it is the remedy.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Storage { source, .. } => {
+                matches!(
+                    source,
+                    redb::Error::Corrupted(_) | redb::Error::UpgradeRequired(_)
+                ) || matches!(source, redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData)
+            }
+        }
+    }
+}
+
 /// The state file of one projection version.
 #[derive(Debug)]
 pub struct StateStore {
@@ -314,6 +329,15 @@ mod tests {
 
     fn put(overlay: &mut Overlay, key: &str, value: &str) {
         overlay.put(key.as_bytes().to_vec(), value.as_bytes().to_vec());
+    }
+
+    #[test]
+    fn a_garbage_file_is_reported_as_corrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        std::fs::write(&path, b"this is not a redb file any more").unwrap();
+        let err = StateStore::open(&path).unwrap_err();
+        assert!(err.is_corrupt(), "{err:?}");
     }
 
     #[test]
