@@ -122,16 +122,24 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub enum WorkerEvent {
     /// A building version read everything there was: it can be swapped in.
-    CaughtUp { name: String, hash: String },
+    CaughtUp {
+        name: String,
+        hash: String,
+        /// Which runtime: a rebuild shares its hash with the serving version.
+        instance: u64,
+    },
     /// A version halted (an event failed, or storage failed).
     Halted {
         name: String,
         hash: String,
+        instance: u64,
         message: String,
     },
 }
 
 pub struct ProjectionRuntime {
+    /// Unique per runtime in this process; tells apart versions of equal hash.
+    pub instance: u64,
     pub module: LoadedModule,
     /// Shared with the next version on a swap that keeps the state.
     pub store: Arc<StateStore>,
@@ -184,7 +192,9 @@ impl ProjectionRuntime {
         topics: Vec<TopicBinding>,
         config: crate::worker::WorkerConfig,
     ) -> Self {
+        static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             config,
             role: RwLock::new(Role::Serving),
             events: None,

@@ -74,6 +74,7 @@ pub fn spawn(
                     projection.notify(WorkerEvent::Halted {
                         name: projection.name().to_owned(),
                         hash: projection.module.hash.clone(),
+                        instance: projection.instance,
                         message,
                     });
                     return;
@@ -210,6 +211,7 @@ impl<'a> Worker<'a> {
         self.projection.notify(WorkerEvent::CaughtUp {
             name: self.projection.name().to_owned(),
             hash: self.projection.module.hash.clone(),
+            instance: self.projection.instance,
         });
     }
 
@@ -442,6 +444,7 @@ impl<'a> Worker<'a> {
         self.projection.notify(WorkerEvent::Halted {
             name: self.projection.name().to_owned(),
             hash: self.projection.module.hash.clone(),
+            instance: self.projection.instance,
             message: format!("{message}{at}"),
         });
         Flow::Halt

@@ -386,14 +386,17 @@ impl Inner {
             match command {
                 Command::Changed(path) => self.changed(&path),
                 Command::Removed(path) => self.removed(&path),
-                Command::Worker(WorkerEvent::CaughtUp { name, hash }) => {
-                    self.caught_up(&name, &hash)
-                }
+                Command::Worker(WorkerEvent::CaughtUp {
+                    name,
+                    hash,
+                    instance,
+                }) => self.caught_up(&name, &hash, instance),
                 Command::Worker(WorkerEvent::Halted {
                     name,
                     hash,
+                    instance,
                     message,
-                }) => self.halted(&name, &hash, &message),
+                }) => self.halted(&name, &hash, instance, &message),
                 Command::Replay(name, reply) => {
                     let _ = reply.send(self.replay(&name));
                 }
@@ -645,9 +648,9 @@ impl Inner {
         Ok(())
     }
 
-    fn caught_up(&self, name: &str, hash: &str) {
+    fn caught_up(&self, name: &str, hash: &str, instance: u64) {
         let Some(slot) = self.slot(name) else { return };
-        let Some(building) = slot.building.filter(|b| b.module.hash == hash) else {
+        let Some(building) = slot.building.filter(|b| b.instance == instance) else {
             return;
         };
         // Freeze the serving version (it keeps answering reads), then let
@@ -715,9 +718,9 @@ impl Inner {
         }
     }
 
-    fn halted(&self, name: &str, hash: &str, message: &str) {
+    fn halted(&self, name: &str, hash: &str, instance: u64, message: &str) {
         let Some(slot) = self.slot(name) else { return };
-        let Some(building) = slot.building.filter(|b| b.module.hash == hash) else {
+        let Some(building) = slot.building.filter(|b| b.instance == instance) else {
             return;
         };
         building.stop_and_join();
