@@ -295,6 +295,10 @@ impl Registry {
 /// version's offsets (it is normally a few batches behind).
 const SWAP_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
+fn worker_start_error(e: std::io::Error) -> String {
+    format!("could not start the worker thread: {e}")
+}
+
 /// A file tag no other rebuild in this process uses.
 fn unique_tag(kind: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -465,11 +469,7 @@ impl Inner {
             if unchanged(&slot.serving) {
                 // The file went back to the serving version: a build of
                 // the version it had in between is no longer wanted.
-                if let Some(building) = slot.building {
-                    tracing::info!(projection = %name, hash = %building.module.short_hash(), "module file reverted; abandoning the shadow build");
-                    building.stop_and_join();
-                    self.update_slot(&name, |slot| slot.building = None);
-                }
+                self.abandon_build(&name, "the module file went back to the serving version");
                 self.accepted(file);
                 return;
             }
@@ -535,9 +535,7 @@ impl Inner {
         let name = module.descriptor.name.clone();
         let store = self.files.open(&name, &module.hash, None)?;
         let projection = Arc::new(self.runtime(module, store)?);
-        projection
-            .start()
-            .map_err(|e| format!("could not start the worker thread: {e}"))?;
+        projection.start().map_err(worker_start_error)?;
         tracing::info!(
             projection = %name,
             hash = %projection.module.short_hash(),
@@ -553,11 +551,7 @@ impl Inner {
     /// A new version of a projection that has a serving version.
     fn update(&self, serving: &SharedProjection, module: LoadedModule) -> Result<(), String> {
         let name = module.descriptor.name.clone();
-        if let Some(building) = self.slot(&name).and_then(|s| s.building) {
-            tracing::info!(projection = %name, hash = %building.module.short_hash(), "abandoning the shadow build for a newer module");
-            building.stop_and_join();
-            self.update_slot(&name, |slot| slot.building = None);
-        }
+        self.abandon_build(&name, "a newer module arrived");
         let removed = matches!(serving.status(), Status::Removed { .. });
         if module.hash == serving.module.hash
             || module.descriptor.state_version == serving.module.descriptor.state_version
@@ -582,7 +576,7 @@ impl Inner {
         serving.stop_and_join();
         if let Err(e) = next.start() {
             self.restart(serving);
-            return Err(format!("could not start the worker thread: {e}"));
+            return Err(worker_start_error(e));
         }
         tracing::info!(
             projection = %name,
@@ -634,9 +628,7 @@ impl Inner {
             start_position: position,
             start_heads: heads.max(position),
         });
-        building
-            .start()
-            .map_err(|e| format!("could not start the worker thread: {e}"))?;
+        building.start().map_err(worker_start_error)?;
         tracing::info!(
             projection = %name,
             serving = %serving.module.short_hash(),
@@ -659,8 +651,7 @@ impl Inner {
             old.stop_and_join();
             if let Err(reason) = wait_until_reached(&building, old) {
                 tracing::warn!(projection = %name, "swap abandoned: {reason}");
-                building.stop_and_join();
-                self.update_slot(name, |slot| slot.building = None);
+                self.drop_build(name, &building);
                 self.reject(
                     &building.module.file,
                     Some(hash.to_owned()),
@@ -674,8 +665,7 @@ impl Inner {
         // from what was swapped in.
         if let Err(e) = self.files.promote(name, hash, &building.store) {
             tracing::warn!(projection = %name, "swap abandoned: {e}");
-            building.stop_and_join();
-            self.update_slot(name, |slot| slot.building = None);
+            self.drop_build(name, &building);
             self.reject(&building.module.file, Some(hash.to_owned()), e);
             if let Some(old) = &slot.serving {
                 self.restart(old);
@@ -698,6 +688,28 @@ impl Inner {
         }
     }
 
+    /// Stops and forgets the shadow build of `name`, if there is one.
+    fn abandon_build(&self, name: &str, why: &str) {
+        if let Some(building) = self.slot(name).and_then(|s| s.building) {
+            tracing::info!(projection = %name, hash = %building.module.short_hash(), "abandoning the shadow build: {why}");
+            self.drop_build(name, &building);
+        }
+    }
+
+    /// Stops `building` and removes it from its slot.
+    fn drop_build(&self, name: &str, building: &SharedProjection) {
+        building.stop_and_join();
+        self.update_slot(name, |slot| {
+            if slot
+                .building
+                .as_ref()
+                .is_some_and(|b| b.instance == building.instance)
+            {
+                slot.building = None;
+            }
+        });
+    }
+
     /// Starts a fresh worker for a stopped version (same module and state).
     fn restart(&self, stopped: &SharedProjection) {
         let name = stopped.name().to_owned();
@@ -705,9 +717,7 @@ impl Inner {
             .runtime(stopped.module.clone(), stopped.store.clone())
             .and_then(|runtime| {
                 let runtime = Arc::new(runtime);
-                runtime
-                    .start()
-                    .map_err(|e| format!("could not start the worker thread: {e}"))?;
+                runtime.start().map_err(worker_start_error)?;
                 Ok(runtime)
             });
         match restarted {
@@ -723,8 +733,7 @@ impl Inner {
         let Some(building) = slot.building.filter(|b| b.instance == instance) else {
             return;
         };
-        building.stop_and_join();
-        self.update_slot(name, |slot| slot.building = None);
+        self.drop_build(name, &building);
         self.reject(
             &building.module.file,
             Some(hash.to_owned()),
@@ -740,10 +749,7 @@ impl Inner {
         let Some((name, slot)) = self.slot_of_file(file) else {
             return;
         };
-        if let Some(building) = slot.building {
-            building.stop_and_join();
-            self.update_slot(&name, |slot| slot.building = None);
-        }
+        self.abandon_build(&name, "the module file was removed");
         if let Some(serving) = slot.serving {
             serving.stop_and_join();
             serving.set_status(Status::Removed { since: unix_now() });
@@ -772,10 +778,7 @@ impl Inner {
                 module.descriptor.state_version
             ));
         }
-        if let Some(building) = self.slot(name).and_then(|s| s.building) {
-            building.stop_and_join();
-            self.update_slot(name, |slot| slot.building = None);
-        }
+        self.abandon_build(name, "a snapshot restore was requested");
         let store =
             self.files
                 .restore_fresh(name, &module.hash, snapshot, &unique_tag("restore"))?;
@@ -792,10 +795,7 @@ impl Inner {
                 "projection {name:?} was removed; put its module back first"
             ));
         }
-        if let Some(building) = self.slot(name).and_then(|s| s.building) {
-            building.stop_and_join();
-            self.update_slot(name, |slot| slot.building = None);
-        }
+        self.abandon_build(name, "a replay was requested");
         let fresh = unique_tag("replay");
         self.start_build(&serving, serving.module.clone(), Some(&fresh))
     }
