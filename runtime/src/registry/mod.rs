@@ -86,7 +86,6 @@ struct Slot {
 struct Inner {
     host: WasmHost,
     sources: Sources,
-    modules_dir: PathBuf,
     files: StateFiles,
     config: WorkerConfig,
     slots: RwLock<BTreeMap<String, Slot>>,
@@ -128,7 +127,6 @@ impl Registry {
         let inner = Arc::new(Inner {
             host: host.clone(),
             sources,
-            modules_dir: modules_dir.to_owned(),
             files: StateFiles::new(data_dir.join("projections"), data_dir.join("snapshots")),
             config: config.clone(),
             slots: RwLock::new(BTreeMap::new()),
@@ -158,10 +156,6 @@ impl Registry {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-
-    pub fn modules_dir(&self) -> &Path {
-        &self.inner.modules_dir
     }
 
     /// The serving version of `name`.

@@ -242,10 +242,6 @@ impl EmbeddedLog {
         Ok(topics)
     }
 
-    pub fn default_partitions(&self) -> u32 {
-        self.default_partitions
-    }
-
     fn reader(&self) -> Result<LogReader, LogError> {
         let txn = self.shared.db.begin_read().map_err(storage)?;
         Ok(LogReader {

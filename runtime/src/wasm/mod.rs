@@ -192,10 +192,6 @@ impl WasmHost {
         })
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     /// Reads, compiles (or loads from cache), links and validates a module
     /// file, calling `describe` once.
     pub fn load(&self, file: &Path) -> Result<LoadedModule, LoadError> {
