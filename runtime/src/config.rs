@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::api::auth::ApiToken;
 use crate::source::KafkaConfig;
 use crate::wasm::Limits;
-use crate::worker::{SnapshotPolicy, WorkerConfig};
+use crate::worker::{ErrorPolicy, SnapshotPolicy, WorkerConfig};
 
+/// Loopback only: the API is reachable from other machines only when the
+/// operator opts in, e.g. `--listen 0.0.0.0:7878` (ideally with an API token).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
 /// Everything `projector run` needs.
@@ -18,12 +21,15 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 pub struct Config {
     pub data_dir: PathBuf,
     pub modules_dir: PathBuf,
+    /// HTTP address; [`DEFAULT_LISTEN`] (loopback) unless configured.
     pub listen: SocketAddr,
     /// Partitions of a topic the embedded log creates on first append.
     pub default_partitions: u32,
     pub worker: WorkerConfig,
     /// Largest HTTP request body accepted (appends, query arguments).
     pub max_request_bytes: usize,
+    /// HTTP admin token and connection limits.
+    pub http: HttpConfig,
     pub limits: Limits,
     /// Kafka connection; projections read from it unless their sidecar says
     /// `source = "embedded"`.
@@ -41,9 +47,41 @@ impl Default for Config {
             default_partitions: 3,
             worker: WorkerConfig::default(),
             max_request_bytes: 64 << 20,
+            http: HttpConfig::default(),
             limits: Limits::default(),
             kafka: None,
             watch_settle: Duration::from_millis(250),
+        }
+    }
+}
+
+/// How the HTTP API protects itself.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// When set, mutating endpoints (appends, topic creation, replay,
+    /// snapshot create/restore) need `Authorization: Bearer <token>`.
+    pub api_token: Option<ApiToken>,
+    /// How long a request may take to arrive in full after its head,
+    /// including a wait for an in-flight slot (408 or 503 after that); also
+    /// how long a write to a client that does not read may stall.
+    pub request_timeout: Duration,
+    /// How long a connection may take to send a request's head; also how
+    /// long an idle keep-alive connection stays open.
+    pub header_read_timeout: Duration,
+    /// Open connections at most; more wait in the accept backlog.
+    pub max_connections: usize,
+    /// Requests being worked on at once at most; more wait for a slot.
+    pub max_in_flight_requests: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            api_token: None,
+            request_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_in_flight_requests: 256,
         }
     }
 }
@@ -60,6 +98,13 @@ pub struct FileConfig {
     pub batch_linger_ms: Option<u64>,
     pub sync_interval_ms: Option<u64>,
     pub max_request_bytes: Option<usize>,
+    /// Admin token for mutating endpoints (or read it from `api_token_file`).
+    pub api_token: Option<String>,
+    pub api_token_file: Option<PathBuf>,
+    pub request_timeout_ms: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_in_flight_requests: Option<usize>,
     #[serde(default)]
     pub limits: FileLimits,
     pub kafka: Option<KafkaConfig>,
@@ -68,6 +113,9 @@ pub struct FileConfig {
     pub state_retention_hours: Option<u64>,
     #[serde(default)]
     pub snapshots: FileSnapshots,
+    /// What happens to an event a module fails on (a sidecar may override
+    /// it per projection): halt, skip, dead-letter or quarantine-key.
+    pub error_policy: Option<ErrorPolicy>,
 }
 
 /// `[snapshots]`: periodic snapshots of every projection version.
@@ -112,6 +160,12 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("API token file {path} cannot be read: {source}")]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid setting {name} = {value}: {reason}")]
     Invalid {
         name: &'static str,
@@ -147,6 +201,50 @@ pub struct Overrides {
     pub kafka_bootstrap: Option<String>,
     /// librdkafka properties, added to (and winning over) the file's.
     pub kafka_properties: Vec<(String, String)>,
+    pub api_token: Option<String>,
+    pub api_token_file: Option<PathBuf>,
+    pub request_timeout_ms: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_in_flight_requests: Option<usize>,
+}
+
+/// The admin token from a value or a file; the more specific level
+/// (flags/environment over the TOML file) decides, and one level may not
+/// give both.
+fn resolve_token(
+    overrides: (Option<String>, Option<PathBuf>),
+    file: (Option<String>, Option<PathBuf>),
+) -> Result<Option<ApiToken>, ConfigError> {
+    let (value, path) = match overrides {
+        (None, None) => file,
+        given => given,
+    };
+    let text = match (value, path) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "api_token",
+                value: "<redacted>".into(),
+                reason: "give the token or a token file (api_token / api_token_file, --api-token / --api-token-file, PROJECTOR_API_TOKEN / PROJECTOR_API_TOKEN_FILE), not both",
+            });
+        }
+        (Some(value), None) => value,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::TokenFile { path, source })?,
+    };
+    ApiToken::new(&text)
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            name: "api_token",
+            value: "<redacted>".into(),
+            reason: match e {
+                crate::api::auth::InvalidToken::Empty => "the token is empty",
+                crate::api::auth::InvalidToken::BadCharacter => {
+                    "use printable ASCII without spaces, e.g. the output of `openssl rand -hex 32`"
+                }
+            },
+        })
 }
 
 impl Config {
@@ -197,7 +295,30 @@ impl Config {
             };
             kafka.properties.extend(overrides.kafka_properties);
         }
+        let http = HttpConfig {
+            api_token: resolve_token(
+                (overrides.api_token, overrides.api_token_file),
+                (file.api_token, file.api_token_file),
+            )?,
+            request_timeout: overrides
+                .request_timeout_ms
+                .or(file.request_timeout_ms)
+                .map_or(defaults.http.request_timeout, Duration::from_millis),
+            header_read_timeout: overrides
+                .header_read_timeout_ms
+                .or(file.header_read_timeout_ms)
+                .map_or(defaults.http.header_read_timeout, Duration::from_millis),
+            max_connections: overrides
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.http.max_connections),
+            max_in_flight_requests: overrides
+                .max_in_flight_requests
+                .or(file.max_in_flight_requests)
+                .unwrap_or(defaults.http.max_in_flight_requests),
+        };
         let config = Config {
+            http,
             kafka,
             watch_settle: file
                 .watch_settle_ms
@@ -234,6 +355,8 @@ impl Config {
                     .map_or(defaults.worker.state_retention, |h| {
                         Duration::from_secs(h * 3600)
                     }),
+                error_policy: file.error_policy.unwrap_or_default(),
+                limits: limits.clone(),
             },
             max_request_bytes: file.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             limits,
@@ -288,6 +411,34 @@ impl Config {
                 "max_request_bytes",
                 self.max_request_bytes.to_string(),
                 "allow at least 1024 bytes",
+            ));
+        }
+        if self.http.request_timeout.is_zero() {
+            return Err(invalid(
+                "request_timeout_ms",
+                "0".into(),
+                "a request needs some time to arrive; use at least 100 ms",
+            ));
+        }
+        if self.http.header_read_timeout.is_zero() {
+            return Err(invalid(
+                "header_read_timeout_ms",
+                "0".into(),
+                "a request head needs some time to arrive; use at least 100 ms",
+            ));
+        }
+        if self.http.max_connections == 0 {
+            return Err(invalid(
+                "max_connections",
+                "0".into(),
+                "allow at least one connection",
+            ));
+        }
+        if self.http.max_in_flight_requests == 0 {
+            return Err(invalid(
+                "max_in_flight_requests",
+                "0".into(),
+                "allow at least one request at a time",
             ));
         }
         if let Some(kafka) = &self.kafka
@@ -377,6 +528,89 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--kafka"), "{err}");
+    }
+
+    #[test]
+    fn default_listen_is_loopback() {
+        assert!(Config::default().listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn http_settings_and_token_follow_the_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "from-file\n").unwrap();
+        let file: FileConfig = toml::from_str(
+            r#"
+            api_token = "from-toml"
+            request_timeout_ms = 5000
+            header_read_timeout_ms = 2000
+            max_connections = 10
+            "#,
+        )
+        .unwrap();
+        let config = Config::resolve(
+            file,
+            Overrides {
+                api_token_file: Some(token_file.clone()),
+                max_connections: Some(20),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        let token = config.http.api_token.unwrap();
+        assert!(token.matches(b"from-file"));
+        assert!(!format!("{:?}", Config::default()).contains("from-file"));
+        assert_eq!(config.http.request_timeout, Duration::from_secs(5));
+        assert_eq!(config.http.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.http.max_connections, 20);
+        assert_eq!(
+            config.http.max_in_flight_requests,
+            HttpConfig::default().max_in_flight_requests
+        );
+
+        let config = Config::resolve(
+            toml::from_str("api_token = \"from-toml\"").unwrap(),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert!(config.http.api_token.unwrap().matches(b"from-toml"));
+        assert!(
+            Config::resolve(FileConfig::default(), Overrides::default())
+                .unwrap()
+                .http
+                .api_token
+                .is_none()
+        );
+
+        let both = Config::resolve(
+            FileConfig::default(),
+            Overrides {
+                api_token: Some("a".into()),
+                api_token_file: Some(token_file),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+        let empty = Config::resolve(
+            FileConfig::default(),
+            Overrides {
+                api_token: Some(" ".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(empty.to_string().contains("empty"), "{empty}");
+        let zero = Config::resolve(
+            FileConfig {
+                max_connections: Some(0),
+                ..FileConfig::default()
+            },
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(zero.to_string().contains("max_connections"), "{zero}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod event;
+mod panic_guard;
 pub mod partitioner;
 pub mod progress;
 pub mod projection;

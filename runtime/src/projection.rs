@@ -11,8 +11,12 @@ use serde::Serialize;
 
 use crate::event::Offsets;
 use crate::source::{Source, SourceStatus, TopicBinding};
-use crate::store::{StateReader, StateStore, StoreError};
+use crate::store::{FailureCounts, FailureKind, StateReader, StateStore, StoreError};
 use crate::wasm::{Instance, LoadedModule, RunError, bindings};
+use crate::worker::{ErrorPolicy, RetryReport};
+
+/// Where a worker sends the outcome of a requested retry.
+pub type RetryReply = std::sync::mpsc::Sender<Result<RetryReport, String>>;
 
 /// Idle query instances kept per projection.
 const QUERY_POOL_SIZE: usize = 4;
@@ -35,6 +39,13 @@ pub enum Status {
         since: u64,
     },
     Stopped,
+    /// Waiting for the state file to become writable again (disk full);
+    /// resumes by itself from the last durable commit.
+    Paused {
+        reason: String,
+        /// Seconds since the Unix epoch.
+        since: u64,
+    },
     /// The module file was removed; the state is kept.
     Removed {
         since: u64,
@@ -48,6 +59,7 @@ impl Status {
             Status::Running => "running",
             Status::Failed { .. } => "failed",
             Status::Stopped => "stopped",
+            Status::Paused { .. } => "paused",
             Status::Removed { .. } => "removed",
         }
     }
@@ -84,6 +96,13 @@ pub struct ProjectionInfo {
     pub partitions: Vec<PartitionProgress>,
     pub offsets: Offsets,
     pub last_error: Option<String>,
+    /// What happens to an event the module fails on.
+    pub error_policy: ErrorPolicy,
+    /// Failed events kept by the error policy.
+    pub failures: FailureCounts,
+    /// The newest failed event kept, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<FailureSummary>,
     /// The source kind, its health and warnings.
     pub source: SourceStatus,
     /// Module topic -> real topic, where they differ.
@@ -91,6 +110,19 @@ pub struct ProjectionInfo {
     /// Set while this version is being built in the shadow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<BuildProgressInfo>,
+}
+
+/// Where and why the newest kept failure happened (without its payload).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureSummary {
+    pub id: u64,
+    pub kind: FailureKind,
+    pub source: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub error: String,
+    pub module_hash: String,
+    pub failed_at: u64,
 }
 
 /// How far a shadow build is.
@@ -154,6 +186,8 @@ pub struct ProjectionRuntime {
     source_status: RwLock<SourceStatus>,
     queries: Mutex<Vec<Instance>>,
     stop: AtomicBool,
+    /// Pending retry requests; `None` once the worker has ended.
+    retries: Mutex<Option<Vec<RetryReply>>>,
 }
 
 impl std::fmt::Debug for ProjectionRuntime {
@@ -210,6 +244,7 @@ impl ProjectionRuntime {
             status: RwLock::new(Status::Starting),
             queries: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            retries: Mutex::new(Some(Vec::new())),
         }
     }
 
@@ -304,6 +339,47 @@ impl ProjectionRuntime {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Asks the worker to run dead-lettered and parked events again; the
+    /// receiver gets its report once it has (or an error if it stops first).
+    pub fn request_retry(&self) -> std::sync::mpsc::Receiver<Result<RetryReport, String>> {
+        let (reply, report) = std::sync::mpsc::channel();
+        match &mut *self.retries.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(pending) => pending.push(reply),
+            None => {
+                let _ = reply.send(Err(format!(
+                    "projection {:?} is not running ({}), so nothing can run its failed events",
+                    self.name(),
+                    self.status().label()
+                )));
+            }
+        }
+        self.source.wake_all();
+        report
+    }
+
+    pub(crate) fn take_retry_requests(&self) -> Vec<RetryReply> {
+        self.retries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The worker has ended: answers pending retry requests with `reason`
+    /// and later ones at once.
+    pub(crate) fn refuse_retries(&self, reason: &str) {
+        let pending = self
+            .retries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for reply in pending {
+            let _ = reply.send(Err(reason.to_owned()));
+        }
+    }
+
     pub fn info(&self) -> Result<ProjectionInfo, StoreError> {
         let reader = self.store.reader()?;
         let offsets = reader.offsets()?;
@@ -325,8 +401,19 @@ impl ProjectionRuntime {
         let status = self.status();
         let last_error = match &status {
             Status::Failed { message, .. } => Some(message.clone()),
+            Status::Paused { reason, .. } => Some(reason.clone()),
             _ => None,
         };
+        let last_failure = reader.last_failure()?.map(|f| FailureSummary {
+            id: f.id,
+            kind: f.kind,
+            source: f.source,
+            partition: f.partition,
+            offset: f.offset,
+            error: f.error,
+            module_hash: f.module_hash,
+            failed_at: f.failed_at,
+        });
         let progress = match self.role() {
             Role::Serving => None,
             Role::Building {
@@ -370,6 +457,9 @@ impl ProjectionRuntime {
             partitions,
             offsets,
             last_error,
+            error_policy: self.config.error_policy,
+            failures: reader.failure_counts()?,
+            last_failure,
             source: self.source_status(),
             topic_map: self
                 .topics
@@ -395,7 +485,9 @@ impl ProjectionRuntime {
             .pop();
         let mut instance = match pooled {
             Some(instance) => instance,
-            None => self.module.instantiate(&self.label())?,
+            None => self
+                .module
+                .instantiate_with(&self.label(), &self.config.limits)?,
         };
         let outcome = instance.query(reader, name, args);
         if !instance.is_poisoned() {

@@ -118,13 +118,24 @@ impl Running {
     }
 }
 
+/// Open files kept free for state files, logs and modules besides sockets.
+const FILES_BESIDES_CONNECTIONS: u64 = 1024;
+
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let wanted_files = config.http.max_connections as u64 + FILES_BESIDES_CONNECTIONS;
+    if let Some(files) = api::serve::raise_open_files_limit(wanted_files)
+        && files < wanted_files
+    {
+        tracing::warn!(
+            "the open-files limit ({files}) is below max_connections + {FILES_BESIDES_CONNECTIONS}; \
+             raise `ulimit -n` or lower max_connections ({})",
+            config.http.max_connections
+        );
+    }
+    let listener = api::serve::bind(config.listen).map_err(|source| ServerError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
     let started = {
         let config = config.clone();
@@ -142,26 +153,37 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         rejected = rejected.len(),
         "projector serving on http://{local}"
     );
+    if !local.ip().is_loopback() && config.http.api_token.is_none() {
+        tracing::warn!(
+            "listening on {local}, beyond this machine, without an API token: anyone who can \
+             reach it can append events, replay and restore; set --api-token-file or \
+             PROJECTOR_API_TOKEN"
+        );
+    }
     let app = api::router(
         AppState {
             registry: started.registry.clone(),
             log: started.log.clone(),
         },
         config.max_request_bytes,
+        &config.http,
     );
     let bars = std::io::IsTerminal::is_terminal(&std::io::stderr())
         .then(|| crate::progress::ProgressBars::start(started.registry.clone()).ok())
         .flatten();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let settings = api::serve::ServeSettings {
+        max_connections: config.http.max_connections,
+        header_read_timeout: config.http.header_read_timeout,
+        write_stall_timeout: config.http.request_timeout,
+    };
+    api::serve::serve(listener, app, settings, shutdown_signal()).await;
     drop(bars);
     tracing::info!("shutting down: finishing current batches");
     let running = Arc::new(started);
     tokio::task::spawn_blocking(move || running.shutdown())
         .await
         .map_err(|e| ServerError::Task(e.to_string()))?;
-    served.map_err(ServerError::Serve)
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -27,6 +27,9 @@ const GUESTS: &[(&str, &str)] = &[
     ("order-totals-v2", "ORDER_TOTALS_V2"),
     ("order-totals-query", "ORDER_TOTALS_QUERY"),
     ("order-totals-trap", "ORDER_TOTALS_TRAP"),
+    ("hostile", "HOSTILE"),
+    ("hostile-fixed", "HOSTILE_FIXED"),
+    ("liar", "LIAR"),
 ];
 
 /// Variables a cargo running this script sets for its own build that must

@@ -50,6 +50,22 @@ impl ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        if error.needs_reopen() {
+            // Disk full or an I/O error: the worker pauses and reopens the
+            // file; reads work again once it has.
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "state_unavailable",
+                format!("{error}; the projection is paused until the file can be written again"),
+            )
+        } else {
+            Self::internal(error.to_string())
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = self.details;

@@ -162,19 +162,63 @@ fn key_from_field(value: &Value, field: &str, line: usize) -> Result<Vec<u8>, In
     }
 }
 
+/// Deepest nesting of arrays and objects accepted in an event: what
+/// serde_json parses into a `Value` (its recursion limit is 128, so 127
+/// levels), here and in guests. An event nested deeper could be appended
+/// but never projected.
+const MAX_JSON_DEPTH: usize = 127;
+
+/// Whether syntactically valid JSON nests arrays and objects deeper than
+/// `max` (serde_json checks raw values without a depth limit).
+fn nested_deeper_than(json: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 fn envelope(line: &[u8], n: usize, params: &AppendParams) -> Result<NewRecord, IngestError> {
     let envelope: Envelope = serde_json::from_slice(line)
         .map_err(|e| IngestError::at(n, format!("not a valid envelope: {e}")))?;
-    let payload = envelope
-        .payload
-        .filter(|raw| raw.get() != "null")
-        .map(|raw| raw.get().as_bytes().to_vec());
+    let payload = envelope.payload.filter(|raw| raw.get() != "null");
+    if let Some(raw) = &payload
+        && nested_deeper_than(raw.get(), MAX_JSON_DEPTH)
+    {
+        return Err(IngestError::at(
+            n,
+            format!("payload nests arrays and objects more than {MAX_JSON_DEPTH} deep"),
+        ));
+    }
+    let payload = payload.map(|raw| raw.get().as_bytes().to_vec());
     let key = match (envelope.key, &params.key) {
         (Some(key), _) => Some(key.into_bytes()),
         (None, Some(key)) => Some(key.clone().into_bytes()),
         (None, None) => match (&params.key_field, &payload) {
             (Some(field), Some(bytes)) => {
-                let value: Value = serde_json::from_slice(bytes).expect("raw JSON value");
+                let value: Value = serde_json::from_slice(bytes)
+                    .map_err(|e| IngestError::at(n, format!("payload: {e}")))?;
                 Some(key_from_field(&value, field, n)?)
             }
             _ => None,
@@ -256,6 +300,61 @@ mod tests {
         assert_eq!(records[0].payload.as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(records[0].headers, vec![("h".to_string(), b"v".to_vec())]);
         assert_eq!(records[1].payload, None);
+    }
+
+    #[test]
+    fn deep_json_is_refused_in_every_format() {
+        let deep = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        for format in [BodyFormat::Ndjson, BodyFormat::Json] {
+            let p = AppendParams {
+                format,
+                ..AppendParams::default()
+            };
+            let err = parse(deep(100_000).as_bytes(), None, &p).unwrap_err();
+            assert!(err.message.contains("recursion limit"), "{}", err.message);
+        }
+        let p = AppendParams {
+            format: BodyFormat::Envelope,
+            key_field: Some("k".into()),
+            ..AppendParams::default()
+        };
+        let line = format!("{{\"payload\": {}}}", deep(100_000));
+        let err = parse(line.as_bytes(), None, &p).unwrap_err();
+        assert!(
+            err.message.contains("more than 127 deep"),
+            "{}",
+            err.message
+        );
+        let line = format!("{{\"payload\": {}}}", deep(127));
+        assert_eq!(
+            parse(
+                line.as_bytes(),
+                None,
+                &AppendParams {
+                    format: BodyFormat::Envelope,
+                    ..AppendParams::default()
+                }
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+        assert!(!nested_deeper_than(r#"["[[[[", {"a": "\\\"{{{"}]"#, 2));
+        assert!(nested_deeper_than(r#"[[["]"]]]"#, 2));
+    }
+
+    #[test]
+    fn envelope_payloads_serde_json_cannot_read_are_refused_not_a_panic() {
+        // A lone surrogate escape is valid JSON syntax (RawValue takes it) but
+        // no JSON string: reading the payload for `key_field` used to panic.
+        let p = AppendParams {
+            key_field: Some("id".into()),
+            format: BodyFormat::Envelope,
+            ..AppendParams::default()
+        };
+        let err = parse(b"{\"payload\":\"\\ud800\"}", None, &p).unwrap_err();
+        assert_eq!(err.line, Some(1));
+        assert!(err.message.starts_with("line 1:"), "{}", err.message);
     }
 
     #[test]

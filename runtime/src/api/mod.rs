@@ -1,9 +1,21 @@
 //! The HTTP API (axum). Key lookups and scans are served from redb read
 //! transactions without calling Wasm; custom queries run on pooled read-only
 //! instances. Every answer with state says the offsets it reflects.
+//!
+//! Hostile clients: [`serve`] bounds connections and times out slow request
+//! heads and stalled writes; [`guard`] bounds requests in flight, times out
+//! slow bodies and makes every error JSON; bodies are capped at
+//! `max_request_bytes` (413, with or without a `Content-Length`); JSON is
+//! parsed with serde_json's nesting limit (128), so deep documents are a 400,
+//! not a stack overflow; mutating routes live on the admin router, behind
+//! [`auth`]'s bearer token when one is configured.
 
+pub mod auth;
 mod error;
+mod failures;
+mod guard;
 pub mod ingest;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -11,6 +23,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,6 +32,7 @@ use serde_json::{Value, json};
 
 pub use error::ApiError;
 
+use crate::config::HttpConfig;
 use crate::event::Offsets;
 use crate::projection::{QueryFailure, SharedProjection};
 use crate::registry::Registry;
@@ -36,33 +50,55 @@ pub struct AppState {
     pub log: EmbeddedLog,
 }
 
-pub fn router(state: AppState, max_request_bytes: usize) -> Router {
-    Router::new()
+/// Every route. Two routers, merged:
+///
+/// - `public`: reads, open to every client that can reach the address
+///   (custom queries are reads even though they are POSTs);
+/// - `admin`: everything that changes state. Its `route_layer` checks the
+///   bearer token (when one is configured) on every route it holds, so a
+///   route added there is protected without further code.
+pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> Router {
+    let public = Router::new()
         .route("/v1/health", get(health))
         .route("/v1/projections", get(list_projections))
         .route("/v1/projections/{name}", get(get_projection))
         .route("/v1/projections/{name}/state", get(scan_state))
         .route("/v1/projections/{name}/state/{*key}", get(get_key))
         .route("/v1/projections/{name}/query/{query}", post(run_query))
-        .route("/v1/projections/{name}/replay", post(replay))
-        .route(
-            "/v1/projections/{name}/snapshots",
-            get(list_snapshots).post(create_snapshot),
-        )
+        .route("/v1/projections/{name}/snapshots", get(list_snapshots))
         .route(
             "/v1/projections/{name}/snapshots/{file}",
             get(export_snapshot),
         )
+        .route("/v1/projections/{name}/dead-letters", get(failures::list))
+        .route("/v1/topics", get(list_topics));
+    let admin = Router::new()
+        .route("/v1/projections/{name}/replay", post(replay))
+        .route(
+            "/v1/projections/{name}/dead-letters/retry",
+            post(failures::retry),
+        )
+        .route("/v1/projections/{name}/snapshots", post(create_snapshot))
         .route(
             "/v1/projections/{name}/snapshots/{file}/restore",
             post(restore_snapshot),
         )
-        .route("/v1/topics", get(list_topics))
         .route("/v1/topics/{topic}", post(create_topic))
         .route("/v1/topics/{topic}/events", post(append_events))
+        .route_layer(middleware::from_fn_with_state(
+            http.api_token.clone().map(Arc::new),
+            auth::require_token,
+        ));
+    public
+        .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_request_bytes))
+        .layer(middleware::from_fn_with_state(
+            guard::RequestLimits::new(http.max_in_flight_requests, http.request_timeout),
+            guard::limit_requests,
+        ))
+        .layer(middleware::from_fn(guard::json_errors))
         .with_state(state)
 }
 
@@ -322,13 +358,8 @@ async fn replay(
 
 /// A read transaction on the projection's state and the offsets it reflects.
 fn consistent_view(projection: &SharedProjection) -> Result<(StateReader, Offsets), ApiError> {
-    let reader = projection
-        .store
-        .reader()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let offsets = reader
-        .offsets()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let reader = projection.store.reader()?;
+    let offsets = reader.offsets()?;
     Ok((reader, offsets))
 }
 
@@ -375,18 +406,35 @@ fn decode_key(raw: &str) -> Result<Vec<u8>, ApiError> {
     Ok(key)
 }
 
+/// The projection name and key of `/v1/projections/{name}/state/{*key}`,
+/// from the raw path: keys are bytes, so `%FF` or `%2F` are looked up as
+/// those bytes rather than refused as invalid UTF-8 or split as `/`. Names
+/// are text: one that is not UTF-8 is a 400.
+fn name_and_key(path: &str) -> Result<(String, Vec<u8>), ApiError> {
+    let rest = path.strip_prefix("/v1/projections/").unwrap_or_default();
+    let (raw_name, raw_key) = rest
+        .split_once("/state/")
+        .ok_or_else(|| ApiError::bad_request("bad_path", format!("{path} names no key")))?;
+    let name = percent_encoding::percent_decode_str(raw_name)
+        .decode_utf8()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "bad_projection_name",
+                format!("projection name {raw_name:?} is not UTF-8 once percent-decoded"),
+            )
+        })?
+        .into_owned();
+    Ok((name, decode_key(raw_key)?))
+}
+
 async fn get_key(
     State(state): State<AppState>,
-    Path((name, _)): Path<(String, String)>,
     version: Result<Query<VersionParam>, axum::extract::rejection::QueryRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let version = version_param(version)?;
+    let (name, key) = name_and_key(uri.path())?;
     let projection = projection_version(&state, &name, version.as_deref())?;
-    // Decode from the raw path: keys are bytes and may contain `/` or `%2F`.
-    let prefix = format!("/v1/projections/{name}/state/");
-    let raw = uri.path().strip_prefix(&prefix).unwrap_or_default();
-    let key = decode_key(raw)?;
     blocking(move || {
         let (reader, offsets) = consistent_view(&projection)?;
         let value = reader
@@ -637,5 +685,18 @@ mod tests {
         assert_eq!(decode_key("a%zz").unwrap_err().code, "bad_key_encoding");
         assert_eq!(decode_key("a%4").unwrap_err().code, "bad_key_encoding");
         assert!(decode_key("").is_err());
+    }
+
+    #[test]
+    fn key_paths_keep_raw_bytes_and_need_a_utf8_name() {
+        let (name, key) = name_and_key("/v1/projections/a%20b/state/x/%FF%FE").unwrap();
+        assert_eq!(name, "a b");
+        assert_eq!(key, b"x/\xff\xfe");
+        assert_eq!(
+            name_and_key("/v1/projections/%FF/state/k")
+                .unwrap_err()
+                .code,
+            "bad_projection_name"
+        );
     }
 }

@@ -444,11 +444,10 @@ impl Inner {
     }
 
     fn changed(&self, file: &Path) {
-        let bytes = match std::fs::read(file) {
+        // Bounded by the module size limit: a huge file is refused unread.
+        let bytes = match self.host.read_module(file) {
             Ok(bytes) => bytes,
-            Err(e) => {
-                return self.reject(file, None, format!("{}: cannot read: {e}", file.display()));
-            }
+            Err(e) => return self.reject(file, None, e.to_string()),
         };
         let hash = blake3::hash(&bytes).to_hex().to_string();
         if let Some((name, slot)) = self.slot_of_file(file) {
@@ -506,8 +505,7 @@ impl Inner {
         store: Arc<crate::store::StateStore>,
     ) -> Result<ProjectionRuntime, String> {
         let binding = sidecar::bind_source(&self.sources, &module)?;
-        let mut config = self.config.clone();
-        binding.snapshots.apply(&mut config);
+        let config = binding.worker_config(&self.config)?;
         let (source, topics) = (binding.source, binding.topics);
         let commands = self
             .commands

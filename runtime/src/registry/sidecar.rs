@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::Sources;
 use crate::source::{Source, TopicBinding};
 use crate::wasm::LoadedModule;
-use crate::worker::WorkerConfig;
+use crate::worker::{ErrorPolicy, WorkerConfig};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +24,53 @@ pub(super) struct Sidecar {
     /// This projection's snapshot schedule, over the global `[snapshots]`.
     #[serde(default)]
     snapshots: SnapshotOverrides,
+    /// This projection's error policy, over the global `error_policy`.
+    error_policy: Option<ErrorPolicy>,
+    /// This projection's resource limits, over the global `[limits]`.
+    #[serde(default)]
+    limits: LimitOverrides,
+}
+
+/// `[limits]` in a sidecar: each key overrides the global setting. The
+/// module size limit is global: it applies before the sidecar is read.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LimitOverrides {
+    call_timeout_ms: Option<u64>,
+    max_memory_bytes: Option<usize>,
+    max_key_bytes: Option<usize>,
+    max_value_bytes: Option<usize>,
+    max_scan_entries: Option<usize>,
+    batch_max_events: Option<usize>,
+}
+
+impl LimitOverrides {
+    fn apply(&self, config: &mut WorkerConfig, path: &Path) -> Result<(), String> {
+        let limits = &mut config.limits;
+        if let Some(ms) = self.call_timeout_ms {
+            if ms < 10 {
+                return Err(format!(
+                    "{}: limits.call_timeout_ms = {ms}: a call needs some time; use at least 10",
+                    path.display()
+                ));
+            }
+            limits.call_timeout = std::time::Duration::from_millis(ms);
+        }
+        limits.max_memory_bytes = self.max_memory_bytes.unwrap_or(limits.max_memory_bytes);
+        limits.max_key_bytes = self.max_key_bytes.unwrap_or(limits.max_key_bytes);
+        limits.max_value_bytes = self.max_value_bytes.unwrap_or(limits.max_value_bytes);
+        limits.max_scan_entries = self.max_scan_entries.unwrap_or(limits.max_scan_entries);
+        if let Some(max) = self.batch_max_events {
+            if max == 0 {
+                return Err(format!(
+                    "{}: limits.batch_max_events = 0: a batch holds at least one event",
+                    path.display()
+                ));
+            }
+            config.batch_max_events = max;
+        }
+        Ok(())
+    }
 }
 
 /// `[snapshots]` in a sidecar: each key overrides the global setting.
@@ -76,7 +123,22 @@ impl Sidecar {
 pub(super) struct Binding {
     pub(super) source: Arc<dyn Source>,
     pub(super) topics: Vec<TopicBinding>,
-    pub(super) snapshots: SnapshotOverrides,
+    sidecar: Sidecar,
+    path: PathBuf,
+}
+
+impl Binding {
+    /// The projection's worker settings: the global ones with the
+    /// sidecar's overrides.
+    pub(super) fn worker_config(&self, global: &WorkerConfig) -> Result<WorkerConfig, String> {
+        let mut config = global.clone();
+        self.sidecar.snapshots.apply(&mut config);
+        self.sidecar.limits.apply(&mut config, &self.path)?;
+        if let Some(policy) = self.sidecar.error_policy {
+            config.error_policy = policy;
+        }
+        Ok(config)
+    }
 }
 
 /// Picks the module's source, real topic names and snapshot schedule from
@@ -117,7 +179,8 @@ pub(super) fn bind_source(sources: &Sources, module: &LoadedModule) -> Result<Bi
     Ok(Binding {
         source,
         topics,
-        snapshots: sidecar.snapshots,
+        sidecar,
+        path,
     })
 }
 
@@ -148,5 +211,33 @@ mod tests {
         off.snapshots.apply(&mut config);
         assert!(config.snapshots.is_none());
         assert!(toml::from_str::<Sidecar>("[snapshots]\nevery = 1\n").is_err());
+    }
+
+    #[test]
+    fn sidecar_limits_and_policy_override_the_global_ones() {
+        let global = WorkerConfig::default();
+        let sidecar: Sidecar = toml::from_str(
+            "error_policy = \"dead-letter\"\n[limits]\ncall_timeout_ms = 250\nmax_memory_bytes = 1048576\nbatch_max_events = 7\n",
+        )
+        .unwrap();
+        let path = PathBuf::from("m.toml");
+        let mut config = global.clone();
+        sidecar.limits.apply(&mut config, &path).unwrap();
+        assert_eq!(
+            config.limits.call_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(config.limits.max_memory_bytes, 1 << 20);
+        assert_eq!(config.limits.max_key_bytes, global.limits.max_key_bytes);
+        assert_eq!(config.batch_max_events, 7);
+        assert_eq!(sidecar.error_policy, Some(ErrorPolicy::DeadLetter));
+
+        let zero: Sidecar = toml::from_str("[limits]\nbatch_max_events = 0\n").unwrap();
+        let err = zero.limits.apply(&mut config, &path).unwrap_err();
+        assert!(
+            err.contains("m.toml") && err.contains("batch_max_events"),
+            "{err}"
+        );
+        assert!(toml::from_str::<Sidecar>("[limits]\nmax_module_bytes = 1\n").is_err());
     }
 }

@@ -59,25 +59,31 @@ impl StateFiles {
         if fresh.is_none() && !path.exists() {
             self.restore_latest(name, hash, &path);
         }
-        let store = match StateStore::open(&path) {
+        let store = match open_checked(&path, fresh.is_none()) {
             Ok(store) => store,
             // A damaged file is moved aside (never deleted) and the state
             // comes back from a snapshot plus the tail, or a full replay.
-            Err(e) if fresh.is_none() && e.is_corrupt() => {
+            Err(Failure::Damaged(reason)) if fresh.is_none() => {
                 let aside =
                     path.with_extension(format!("corrupt-{}", crate::projection::unix_now()));
                 tracing::warn!(
                     projection = %name,
                     file = %path.display(),
                     moved_to = %aside.display(),
-                    "state file cannot be opened ({e}); moving it aside and rebuilding"
+                    "state file cannot be opened ({reason}); moving it aside and rebuilding"
                 );
                 std::fs::rename(&path, &aside)
                     .map_err(|e| format!("cannot move {} aside: {e}", path.display()))?;
-                self.restore_latest(name, hash, &path);
+                if !self.restore_latest(name, hash, &path) {
+                    tracing::warn!(
+                        projection = %name,
+                        file = %path.display(),
+                        "no valid snapshot of this version: rebuilding the state from the start of its sources"
+                    );
+                }
                 StateStore::open(&path).map_err(|e| e.to_string())?
             }
-            Err(e) => return Err(e.to_string()),
+            Err(Failure::Damaged(reason) | Failure::Other(reason)) => return Err(reason),
         };
         let store = Arc::new(store);
         if let Some(id) = inode(&path) {
@@ -149,27 +155,31 @@ impl StateFiles {
 
     /// Restores the newest valid snapshot of this version into `path`, if
     /// there is one; corrupt snapshots are skipped with a warning. Without
-    /// one the state starts empty and is rebuilt from the sources.
-    fn restore_latest(&self, name: &str, hash: &str, path: &Path) {
+    /// one (`false`) the state starts empty and is rebuilt from the sources.
+    fn restore_latest(&self, name: &str, hash: &str, path: &Path) -> bool {
         let latest = match crate::snapshot::latest_valid(&self.snapshots, name, hash) {
             Ok(Some(latest)) => latest,
-            Ok(None) => return,
+            Ok(None) => return false,
             Err(e) => {
                 tracing::warn!(projection = %name, "cannot look for snapshots: {e}");
-                return;
+                return false;
             }
         };
         let started = std::time::Instant::now();
         match crate::snapshot::restore(&latest.path, path) {
-            Ok(info) => tracing::info!(
-                projection = %name,
-                snapshot = %info.path.display(),
-                events_applied = info.meta.events_applied,
-                took_ms = started.elapsed().as_millis() as u64,
-                "state restored from snapshot; replaying the tail"
-            ),
+            Ok(info) => {
+                tracing::info!(
+                    projection = %name,
+                    snapshot = %info.path.display(),
+                    events_applied = info.meta.events_applied,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "state restored from snapshot; replaying the tail"
+                );
+                true
+            }
             Err(e) => {
-                tracing::warn!(projection = %name, "restoring a snapshot failed, rebuilding from the sources: {e}")
+                tracing::warn!(projection = %name, "restoring a snapshot failed, rebuilding from the sources: {e}");
+                false
             }
         }
     }
@@ -210,6 +220,65 @@ impl StateFiles {
                 .map_err(|e| format!("cannot move {} aside: {e}", canonical.display()))?;
         }
         self.alias(name, hash, store)
+    }
+}
+
+/// Why a state file could not be opened.
+enum Failure {
+    /// Its content is damaged: setting it aside and rebuilding is the remedy.
+    Damaged(String),
+    /// Anything else (rights, a full disk, the file in use elsewhere).
+    Other(String),
+}
+
+/// Opens the state file at `path`. With `verify`, an existing file is first
+/// read whole by redb's integrity check (checksums of every page, about
+/// 1.5 ms per MB when cached): redb panics on a damaged page it reads
+/// rather than returning an error, so a damaged file must be caught before
+/// a worker or a query reads it. An empty file is damaged too (redb would
+/// silently start it over), and any panic inside redb is caught.
+fn open_checked(path: &Path, verify: bool) -> Result<StateStore, Failure> {
+    let damaged = |why: String| Failure::Damaged(format!("state file {} {why}", path.display()));
+    let classify = |e: crate::store::StoreError| {
+        if e.is_corrupt() {
+            Failure::Damaged(e.to_string())
+        } else {
+            Failure::Other(e.to_string())
+        }
+    };
+    if verify && let Ok(meta) = std::fs::metadata(path) {
+        if meta.len() == 0 {
+            return Err(damaged("is empty (0 bytes)".into()));
+        }
+        let checked = crate::panic_guard::catch(|| {
+            let mut db = redb::Database::open(path)?;
+            db.check_integrity().map_err(redb::Error::from)
+        });
+        match checked {
+            Err(panic) => return Err(damaged(format!("is damaged: reading it failed ({panic})"))),
+            Ok(Err(source)) => {
+                let error = crate::store::StoreError::Open {
+                    path: path.to_owned(),
+                    source,
+                };
+                return Err(match error {
+                    crate::store::StoreError::Open { source, .. } if error.is_corrupt() => {
+                        damaged(format!("failed its integrity check: {source}"))
+                    }
+                    error => Failure::Other(error.to_string()),
+                });
+            }
+            Ok(Ok(false)) => tracing::warn!(
+                file = %path.display(),
+                "state file failed its integrity check and redb repaired it"
+            ),
+            Ok(Ok(true)) => {}
+        }
+    }
+    match crate::panic_guard::catch(|| StateStore::open(path)) {
+        Ok(Ok(store)) => Ok(store),
+        Ok(Err(e)) => Err(classify(e)),
+        Err(panic) => Err(damaged(format!("is damaged: reading it failed ({panic})"))),
     }
 }
 

@@ -79,6 +79,15 @@ pub enum SnapshotError {
         limit: usize,
     },
 
+    #[error(
+        "the snapshot header of {name} would be {len} bytes, over the limit of {limit}: its {records} dead-lettered and parked events make it so; deploy a fix and run `projector dead-letters retry {name}`, then snapshot again"
+    )]
+    HeaderTooLarge {
+        name: String,
+        records: usize,
+        len: usize,
+        limit: usize,
+    },
     #[error("snapshot retention must keep at least 1 snapshot, not {keep}: set a positive count")]
     InvalidRetention { keep: usize },
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::SnapshotError;
 use super::layout::check_component;
 use crate::event::Offsets;
+use crate::store::FailedEvent;
 
 pub(crate) const MAGIC: &[u8; 6] = b"PJSNAP";
 /// The format version this build writes and the only one it reads. Bumped
@@ -19,8 +20,9 @@ pub(crate) const MAGIC: &[u8; 6] = b"PJSNAP";
 pub const FORMAT_VERSION: u16 = 1;
 /// Magic, version, metadata length.
 const PREAMBLE_LEN: usize = 6 + 2 + 4;
-/// Caps what a damaged length field can make a reader allocate.
-const MAX_META_BYTES: u32 = 4 << 20;
+/// Caps what a damaged length field can make a reader allocate. The
+/// metadata carries the projection's failed-event records, hence the room.
+pub(crate) const MAX_META_BYTES: u32 = 64 << 20;
 const HASH_LEN: usize = 32;
 /// Body length, file checksum.
 pub(crate) const TRAILER_LEN: u64 = 8 + HASH_LEN as u64;
@@ -42,6 +44,10 @@ pub struct SnapshotMeta {
     pub offsets: Offsets,
     /// Number of state entries in the body.
     pub key_count: u64,
+    /// Events the error policy kept for a retry (dead-lettered and parked),
+    /// so a restore keeps them too. Absent in snapshots without any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_events: Vec<FailedEvent>,
 }
 
 /// The header as read: the metadata, and its raw bytes (the start of what

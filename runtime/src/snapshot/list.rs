@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::layout::{self, SnapFile};
 use super::reader::SnapshotFile;
 use super::{SnapshotError, SnapshotInfo};
+use crate::store::Entries;
 
 /// One file of a listing.
 #[derive(Debug)]
@@ -37,6 +38,18 @@ pub fn inspect(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
 /// without decompressing).
 pub fn verify(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
     SnapshotFile::open(path)?.verify()
+}
+
+/// Header, trailer, every entry (ascending) and the checksum over the whole
+/// file. Holds the whole state in memory: for tools, tests and fuzzing;
+/// [`super::restore`] streams instead.
+pub fn read_all(path: &Path) -> Result<(SnapshotInfo, Entries), SnapshotError> {
+    let mut entries = Entries::new();
+    let info = SnapshotFile::open(path)?.read_entries(|batch| {
+        entries.extend(batch);
+        Ok(())
+    })?;
+    Ok((info, entries))
 }
 
 /// Every snapshot of projection `name`, all hashes, newest first, from the

@@ -59,7 +59,7 @@ use serde::Serialize;
 pub use error::SnapshotError;
 pub use format::{FORMAT_VERSION, SnapshotMeta};
 pub use layout::version_dir;
-pub use list::{Listed, inspect, latest_valid, list, list_version, verify};
+pub use list::{Listed, inspect, latest_valid, list, list_version, read_all, verify};
 pub use restore::restore;
 pub use retention::prune;
 pub use writer::{DEFAULT_KEEP, ProjectionVersion, write};

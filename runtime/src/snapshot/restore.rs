@@ -9,7 +9,7 @@ use std::path::Path;
 use super::layout;
 use super::reader::SnapshotFile;
 use super::{SnapshotError, SnapshotInfo};
-use crate::store::{CommitPositions, StateStore};
+use crate::store::{CommitPositions, FailureChanges, Overlay, StateStore};
 
 /// Creates the state file `target` (which must not exist) from `snapshot`,
 /// with its state, offsets and events applied. Returns what the snapshot's
@@ -44,6 +44,21 @@ pub fn restore(snapshot: &Path, target: &Path) -> Result<SnapshotInfo, SnapshotE
     let info = {
         let store = StateStore::open(&tmp)?;
         let info = source.read_entries(|batch| Ok(store.import_entries(&batch)?))?;
+        if !meta.failed_events.is_empty() {
+            // Made durable by `finish_import`, with the offsets.
+            store.commit_with_failures(
+                &Overlay::default(),
+                CommitPositions {
+                    offsets: &meta.offsets,
+                    events_applied: meta.events_applied,
+                },
+                &FailureChanges {
+                    upsert: meta.failed_events.clone(),
+                    resolved: Vec::new(),
+                },
+                false,
+            )?;
+        }
         store.finish_import(CommitPositions {
             offsets: &meta.offsets,
             events_applied: meta.events_applied,

@@ -387,3 +387,68 @@ fn restore_refuses_to_overwrite() {
     assert!(matches!(err, SnapshotError::TargetExists { .. }), "{err}");
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");
 }
+
+#[test]
+fn failed_event_records_survive_a_snapshot_and_restore() {
+    use crate::store::{FailedEvent, FailureChanges, FailureKind};
+    let fx = Fixture::new();
+    let store = store_with(&fx.root.join("source.redb"), &entries(10), 12);
+    let record = |id: u64, kind| FailedEvent {
+        id,
+        kind,
+        source: "orders".into(),
+        partition: 0,
+        offset: id,
+        key: Some(b"k".to_vec()),
+        payload: Some(b"{}".to_vec()),
+        timestamp_ms: 1,
+        headers: Vec::new(),
+        error: format!("refusing {id}"),
+        module_hash: "ab12".into(),
+        module_version: "1".into(),
+        failed_at: 5,
+        attempts: 1,
+    };
+    store
+        .commit_with_failures(
+            &Overlay::default(),
+            CommitPositions {
+                offsets: &offsets(12),
+                events_applied: 12,
+            },
+            &FailureChanges {
+                upsert: vec![
+                    record(0, FailureKind::DeadLetter),
+                    record(1, FailureKind::Skipped),
+                    record(2, FailureKind::Parked),
+                ],
+                resolved: Vec::new(),
+            },
+            true,
+        )
+        .unwrap();
+    let info = write(&fx.snapshots, VERSION, &store.reader().unwrap(), 3).unwrap();
+    // Skipped records are an audit trail in the state file, not carried.
+    assert_eq!(info.meta.failed_events.len(), 2);
+
+    let target = fx.root.join("restored.redb");
+    restore(&info.path, &target).unwrap();
+    let restored = StateStore::open(&target).unwrap();
+    let reader = restored.reader().unwrap();
+    let kept: Vec<_> = store
+        .reader()
+        .unwrap()
+        .failures(None, None, 10)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind != FailureKind::Skipped)
+        .collect();
+    assert_eq!(reader.failures(None, None, 10).unwrap(), kept);
+    let counts = reader.failure_counts().unwrap();
+    assert_eq!(
+        (counts.dead_letters, counts.parked, counts.skipped),
+        (1, 1, 0)
+    );
+    assert_eq!(reader.next_failure_id().unwrap(), 3);
+    assert_eq!(all_entries(&restored), entries(10));
+}

@@ -9,7 +9,7 @@ use super::checksum::HashingWriter;
 use super::format::{self, SnapshotMeta, ZSTD_LEVEL};
 use super::layout::{self, TMP_SUFFIX};
 use super::{SnapshotError, SnapshotInfo, body, retention};
-use crate::store::StateReader;
+use crate::store::{FailedEvent, FailureKind, StateReader};
 
 /// The projection version a snapshot belongs to.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +45,17 @@ pub fn write(
         events_applied: reader.events_applied()?,
         offsets: reader.offsets()?,
         key_count: reader.key_count()?,
+        failed_events: retriable_failures(reader)?,
     };
+    let header = format::encode_header(&meta);
+    if header.len() > format::MAX_META_BYTES as usize {
+        return Err(SnapshotError::HeaderTooLarge {
+            name: meta.name,
+            records: meta.failed_events.len(),
+            len: header.len(),
+            limit: format::MAX_META_BYTES as usize,
+        });
+    }
     std::fs::create_dir_all(&folder).map_err(SnapshotError::io("create", &folder))?;
     // Dropped (and so deleted) on any error: no partial file is ever named
     // like a snapshot.
@@ -58,8 +68,7 @@ pub fn write(
     let write_err = SnapshotError::io("write", &tmp_path);
 
     let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    out.write_all(&format::encode_header(&meta))
-        .map_err(write_err)?;
+    out.write_all(&header).map_err(write_err)?;
     let body_start = out.written();
     {
         let encoder = zstd::stream::write::Encoder::new(&mut out, ZSTD_LEVEL)
@@ -111,4 +120,14 @@ fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The failed-event records a restore must keep: dead letters and parked
+/// events, which a retry still needs. Skipped records (an audit trail that
+/// only grows) stay in the state file.
+fn retriable_failures(reader: &StateReader) -> Result<Vec<FailedEvent>, SnapshotError> {
+    let mut records = reader.failures(Some(FailureKind::DeadLetter), None, usize::MAX)?;
+    records.extend(reader.failures(Some(FailureKind::Parked), None, usize::MAX)?);
+    records.sort_by_key(|r| r.id);
+    Ok(records)
 }

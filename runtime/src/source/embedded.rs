@@ -61,6 +61,21 @@ pub enum LogError {
     },
     #[error("embedded log storage error: {0}")]
     Storage(#[from] redb::Error),
+    #[error(
+        "the embedded log at {path} is damaged: reading it failed ({detail}); restore it from a backup"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the embedded log at {path} holds {head} events in {topic}/{partition}, but projection {projection:?} has applied up to offset {position} there: the log was replaced or cut short. Restore the log file, or remove the projection's state files to rebuild it from the log as it is"
+    )]
+    BehindProjection {
+        path: PathBuf,
+        projection: String,
+        topic: String,
+        partition: u32,
+        head: u64,
+        position: u64,
+    },
     #[error("corrupt record in the embedded log at {topic}/{partition}@{offset}: {reason}")]
     CorruptRecord {
         topic: String,
@@ -86,6 +101,59 @@ struct StoredRecord {
     payload: Option<Vec<u8>>,
     timestamp_ms: i64,
     headers: Vec<(String, serde_bytes::ByteBuf)>,
+}
+
+/// Encodes `record`, stamped with `timestamp_ms`, as the log stores it
+/// (MessagePack), appending to `out`.
+pub fn encode_record(
+    record: &NewRecord,
+    timestamp_ms: i64,
+    out: &mut Vec<u8>,
+) -> Result<(), rmp_serde::encode::Error> {
+    rmp_serde::encode::write(
+        out,
+        &StoredRecord {
+            key: record.key.clone(),
+            payload: record.payload.clone(),
+            timestamp_ms,
+            headers: record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_bytes::ByteBuf::from(v.clone())))
+                .collect(),
+        },
+    )
+}
+
+/// Decodes the stored bytes of the record at `topic`/`partition`@`offset`.
+/// The bytes are untrusted (the file may be damaged): anything that is not
+/// a record is [`LogError::CorruptRecord`].
+pub fn decode_record(
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<Event, LogError> {
+    let stored: StoredRecord =
+        rmp_serde::from_slice(bytes).map_err(|e| LogError::CorruptRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            reason: e.to_string(),
+        })?;
+    Ok(Event {
+        source: topic.to_owned(),
+        partition,
+        offset,
+        key: stored.key,
+        payload: stored.payload,
+        timestamp_ms: stored.timestamp_ms,
+        headers: stored
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, v.into_vec()))
+            .collect(),
+    })
 }
 
 /// Offsets one append was given in one partition (inclusive range).
@@ -123,6 +191,8 @@ enum AppenderMsg {
 struct Shared {
     db: Database,
     signal: ChangeSignal,
+    /// The log file, for messages.
+    path: PathBuf,
 }
 
 /// Handle to the embedded log; cheap to clone.
@@ -160,20 +230,15 @@ impl EmbeddedLog {
                 source: redb::Error::Io(e),
             })?;
         }
-        let db = Database::create(path).map_err(|e| LogError::Open {
+        let db = open_database(path).map_err(|source| LogError::Open {
             path: path.to_owned(),
-            source: e.into(),
+            source,
         })?;
-        // Create the tables up front so readers never race their creation.
-        let txn = db.begin_write().map_err(storage)?;
-        txn.open_table(TOPICS).map_err(storage)?;
-        txn.open_table(HEADS).map_err(storage)?;
-        txn.open_table(RECORDS).map_err(storage)?;
-        txn.commit().map_err(storage)?;
 
         let shared = Arc::new(Shared {
             db,
             signal: ChangeSignal::default(),
+            path: path.to_owned(),
         });
         let (requests, inbox) = mpsc::sync_channel::<AppenderMsg>(1024);
         let appender = {
@@ -233,13 +298,27 @@ impl EmbeddedLog {
 
     /// Every topic with its partition count, by name.
     pub fn topics(&self) -> Result<Vec<(String, u32)>, LogError> {
-        let reader = self.reader()?;
-        let mut topics = Vec::new();
-        for entry in reader.topics.iter().map_err(storage)? {
-            let (name, partitions) = entry.map_err(storage)?;
-            topics.push((name.value().to_owned(), partitions.value()));
-        }
-        Ok(topics)
+        self.guarded(|| {
+            let reader = self.reader()?;
+            let mut topics = Vec::new();
+            for entry in reader.topics.iter().map_err(storage)? {
+                let (name, partitions) = entry.map_err(storage)?;
+                topics.push((name.value().to_owned(), partitions.value()));
+            }
+            Ok(topics)
+        })
+    }
+
+    /// Runs a read of the file; a panic in redb (which it raises on a
+    /// damaged page, where an error belongs) becomes [`LogError::Damaged`].
+    /// Only reads: a write transaction unwound mid-way is not trusted.
+    fn guarded<T>(&self, read: impl FnOnce() -> Result<T, LogError>) -> Result<T, LogError> {
+        crate::panic_guard::catch(read).unwrap_or_else(|detail| {
+            Err(LogError::Damaged {
+                path: self.shared.path.clone(),
+                detail,
+            })
+        })
     }
 
     fn reader(&self) -> Result<LogReader, LogError> {
@@ -267,6 +346,60 @@ impl EmbeddedLog {
         }
         self.shared.signal.bump();
     }
+}
+
+/// Opens the log file, creating it if it does not exist. A new file is
+/// built under a temp name and renamed into place, so a crash while creating
+/// it never leaves an empty `log.redb` behind; an empty one is therefore
+/// damage and refused (redb would silently start it over, losing every
+/// event). Opening reads the header and system pages; redb panics on a
+/// damaged page instead of returning an error, so that becomes an error.
+fn open_database(path: &Path) -> Result<Database, redb::Error> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => {
+            return Err(redb::Error::Corrupted(
+                "the file is empty (0 bytes): it was cut short; restore it from a backup (if this data folder never held events, delete the file)".into(),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_database(path)?,
+        Err(e) => return Err(redb::Error::Io(e)),
+    }
+    crate::panic_guard::catch(|| {
+        let db = Database::open(path)?;
+        create_tables(&db)?;
+        Ok(db)
+    })
+    .unwrap_or_else(|panic| {
+        Err(redb::Error::Corrupted(format!(
+            "the file is damaged: reading it failed ({panic})"
+        )))
+    })
+}
+
+/// Creates an empty log at `path`: built as `<path>.creating`, then renamed.
+fn create_database(path: &Path) -> Result<(), redb::Error> {
+    let building = path.with_extension("redb.creating");
+    match std::fs::remove_file(&building) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    create_tables(&Database::create(&building)?)?;
+    std::fs::rename(&building, path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Creates the tables up front so readers never race their creation.
+fn create_tables(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    txn.open_table(TOPICS)?;
+    txn.open_table(HEADS)?;
+    txn.open_table(RECORDS)?;
+    txn.commit()?;
+    Ok(())
 }
 
 fn validate_topic(topic: &str) -> Result<(), LogError> {
@@ -374,20 +507,8 @@ fn append_group(
             let offset = heads[partition as usize];
             heads[partition as usize] += 1;
             encoded.clear();
-            rmp_serde::encode::write(
-                &mut encoded,
-                &StoredRecord {
-                    key: record.key.clone(),
-                    payload: record.payload.clone(),
-                    timestamp_ms: now_ms,
-                    headers: record
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), serde_bytes::ByteBuf::from(v.clone())))
-                        .collect(),
-                },
-            )
-            .map_err(|e| LogError::AppendFailed(format!("encoding a record: {e}")))?;
+            encode_record(record, now_ms, &mut encoded)
+                .map_err(|e| LogError::AppendFailed(format!("encoding a record: {e}")))?;
             records_table
                 .insert((topic, partition, offset), encoded.as_slice())
                 .map_err(storage)?;
@@ -465,26 +586,7 @@ impl LogReader {
         for entry in range.take(max) {
             let (key, value) = entry.map_err(storage)?;
             let (_, _, offset) = key.value();
-            let stored: StoredRecord =
-                rmp_serde::from_slice(value.value()).map_err(|e| LogError::CorruptRecord {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset,
-                    reason: e.to_string(),
-                })?;
-            out.push(Event {
-                source: topic.to_owned(),
-                partition,
-                offset,
-                key: stored.key,
-                payload: stored.payload,
-                timestamp_ms: stored.timestamp_ms,
-                headers: stored
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_vec()))
-                    .collect(),
-            });
+            out.push(decode_record(topic, partition, offset, value.value())?);
         }
         Ok(())
     }
@@ -495,24 +597,48 @@ impl Source for EmbeddedLog {
         "embedded"
     }
 
+    /// Refuses positions past the end of a partition: the log never loses
+    /// events, so the projection's state came from a log that held more
+    /// (the file was replaced or cut short), and new appends there would be
+    /// skipped silently.
     fn subscribe(
         &self,
-        _projection: &str,
+        projection: &str,
         topics: &[TopicBinding],
         from: &Offsets,
     ) -> Result<Box<dyn Subscription>, SourceError> {
+        self.guarded(|| {
+            let reader = self.reader()?;
+            for binding in topics {
+                let heads = reader.heads(&binding.physical)?;
+                for (topic, partition, position) in from.iter() {
+                    let head = heads.get(partition as usize).copied().unwrap_or(0);
+                    if topic == binding.logical && position > head {
+                        return Err(LogError::BehindProjection {
+                            path: self.shared.path.clone(),
+                            projection: projection.to_owned(),
+                            topic: binding.physical.clone(),
+                            partition,
+                            head,
+                            position,
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })?;
         Ok(Box::new(EmbeddedSubscription {
             log: self.clone(),
             topics: topics.to_vec(),
             positions: from.clone(),
             rotate: 0,
             missing: Vec::new(),
+            failing: None,
         }))
     }
 
     fn heads(&self, topic: &str) -> Vec<u64> {
-        self.reader()
-            .and_then(|reader| reader.heads(topic))
+        self.guarded(|| self.reader()?.heads(topic))
             .unwrap_or_default()
     }
 
@@ -531,9 +657,31 @@ struct EmbeddedSubscription {
     rotate: usize,
     /// Subscribed topics that do not exist yet.
     missing: Vec<String>,
+    /// Since when (Unix seconds) and why reading fails, until a read works.
+    failing: Option<(u64, String)>,
 }
 
 impl EmbeddedSubscription {
+    /// [`Self::read`], with redb's panics on a damaged page turned into an
+    /// error (and nothing handed out), and the outcome kept for status.
+    fn guarded_read(&mut self, max: usize, out: &mut Vec<Event>) -> Result<(), LogError> {
+        let before = out.len();
+        let log = self.log.clone();
+        let result = log.guarded(|| self.read(max, out));
+        match &result {
+            Ok(()) => self.failing = None,
+            Err(e) => {
+                out.truncate(before);
+                let since = self
+                    .failing
+                    .take()
+                    .map_or_else(crate::projection::unix_now, |(since, _)| since);
+                self.failing = Some((since, e.to_string()));
+            }
+        }
+        result
+    }
+
     fn read(&mut self, max: usize, out: &mut Vec<Event>) -> Result<(), LogError> {
         let reader = self.log.reader()?;
         let mut streams = Vec::new();
@@ -589,37 +737,42 @@ impl Subscription for EmbeddedSubscription {
     ) -> Result<(), SourceError> {
         let seen = self.log.shared.signal.current();
         let before = out.len();
-        self.read(max, out)?;
+        self.guarded_read(max, out)?;
         if out.len() == before && !wait.is_zero() {
             self.log.shared.signal.wait_past(seen, wait);
-            self.read(max, out)?;
+            self.guarded_read(max, out)?;
         }
         Ok(())
     }
 
     fn at_head(&self) -> bool {
-        let Ok(reader) = self.log.reader() else {
-            return false;
-        };
-        self.topics.iter().all(|binding| {
-            reader.heads(&binding.physical).is_ok_and(|heads| {
-                heads.iter().enumerate().all(|(partition, head)| {
-                    self.positions.get(&binding.logical, partition as u32) >= *head
+        let reached = self.log.guarded(|| {
+            let reader = self.log.reader()?;
+            Ok(self.topics.iter().all(|binding| {
+                reader.heads(&binding.physical).is_ok_and(|heads| {
+                    heads.iter().enumerate().all(|(partition, head)| {
+                        self.positions.get(&binding.logical, partition as u32) >= *head
+                    })
                 })
-            })
-        })
+            }))
+        });
+        reached.unwrap_or(false)
     }
 
     fn status(&self) -> SourceStatus {
+        let health = match &self.failing {
+            Some((since, error)) => SourceHealth::Unavailable {
+                since: *since,
+                error: error.clone(),
+            },
+            None if self.missing.is_empty() => SourceHealth::Ok,
+            None => SourceHealth::WaitingForTopics {
+                topics: self.missing.clone(),
+            },
+        };
         SourceStatus {
             kind: "embedded",
-            health: if self.missing.is_empty() {
-                SourceHealth::Ok
-            } else {
-                SourceHealth::WaitingForTopics {
-                    topics: self.missing.clone(),
-                }
-            },
+            health,
             warnings: Vec::new(),
         }
     }
@@ -715,6 +868,51 @@ mod tests {
         assert_eq!(out[0].payload, None);
         assert_eq!(out[0].key, Some(vec![0xfe, 0x00]));
         assert_eq!(out[1].payload, Some(vec![]));
+        log.shutdown();
+    }
+
+    #[test]
+    fn a_new_log_appears_whole_and_an_empty_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.redb");
+        EmbeddedLog::open(&path, 1).unwrap().shutdown();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|f| f.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["log.redb"], "no temp file left behind");
+
+        // redb would start an empty file over as a new log, losing every
+        // event silently.
+        std::fs::File::create(&path).unwrap();
+        let err = EmbeddedLog::open(&path, 1).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("the file is empty (0 bytes)"), "{err}");
+    }
+
+    #[test]
+    fn positions_past_the_end_of_a_partition_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 2).unwrap();
+        log.append("t", vec![record(None, "{}")]).unwrap();
+        let binding = TopicBinding {
+            logical: "logical".into(),
+            physical: "t".into(),
+        };
+        let mut at_head = Offsets::default();
+        at_head.set("logical", 0, 1);
+        assert!(log.subscribe("p", &[binding.clone()], &at_head).is_ok());
+        let mut ahead = Offsets::default();
+        ahead.set("logical", 1, 5);
+        let err = log
+            .subscribe("p", &[binding], &ahead)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("holds 0 events in t/1, but projection \"p\" has applied up to offset 5"),
+            "{err}"
+        );
         log.shutdown();
     }
 

@@ -2,13 +2,16 @@
 //! table, the offsets reached, and metadata. State and offsets only ever
 //! change together, in one write transaction.
 
+mod failures;
 mod overlay;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use failures::{FailedEvent, FailureChanges, FailureCounts, FailureKind};
 pub use overlay::Overlay;
 
 use crate::event::Offsets;
@@ -23,6 +26,9 @@ const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const OFFSETS: TableDefinition<(&str, u32), u64> = TableDefinition::new("offsets");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const EVENTS_APPLIED: &str = "events_applied";
+/// id -> [`FailedEvent`] (MessagePack).
+const FAILED: TableDefinition<u64, &[u8]> = TableDefinition::new("failed");
+const NEXT_FAILURE_ID: &str = "failed.next_id";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,6 +47,16 @@ pub enum StoreError {
         #[source]
         source: redb::Error,
     },
+    #[error(
+        "state file {path} is closed after a write failure and could not be reopened; free space on its disk (it is reopened on the next access)"
+    )]
+    Closed { path: PathBuf },
+    #[error("state file {path} holds an unreadable failed-event record {id}: {detail}")]
+    BadRecord {
+        path: PathBuf,
+        id: u64,
+        detail: String,
+    },
 }
 
 impl StoreError {
@@ -54,6 +70,33 @@ impl StoreError {
                     redb::Error::Corrupted(_) | redb::Error::UpgradeRequired(_)
                 ) || matches!(source, redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData)
             }
+            StoreError::Closed { .. } | StoreError::BadRecord { .. } => false,
+        }
+    }
+
+    /// A write failed on the device (disk full, I/O error): redb refuses
+    /// every later transaction on that handle, so the file must be closed
+    /// and reopened, which rolls back to the last durable commit.
+    pub fn needs_reopen(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Storage { source, .. } => {
+                matches!(source, redb::Error::PreviousIo)
+                    || matches!(source, redb::Error::Io(e) if e.kind() != std::io::ErrorKind::InvalidData)
+            }
+            StoreError::Closed { .. } => true,
+            StoreError::BadRecord { .. } => false,
+        }
+    }
+
+    /// The device is out of space (or quota).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Storage { source, .. } => {
+                matches!(source, redb::Error::Io(e)
+                    if e.kind() == std::io::ErrorKind::StorageFull
+                        || e.kind() == std::io::ErrorKind::QuotaExceeded)
+            }
+            _ => false,
         }
     }
 }
@@ -61,7 +104,8 @@ impl StoreError {
 /// The state file of one projection version.
 #[derive(Debug)]
 pub struct StateStore {
-    db: Database,
+    /// `None` between closing after a write failure and a successful reopen.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
 }
 
@@ -81,17 +125,73 @@ impl StateStore {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| open_err(e.into()))?;
         }
-        let db = Database::create(path).map_err(|e| open_err(e.into()))?;
-        let store = Self {
-            db,
+        let db = Self::open_database(path).map_err(open_err)?;
+        Ok(Self {
+            db: RwLock::new(Some(db)),
             path: path.to_owned(),
-        };
-        let txn = store.db.begin_write().map_err(|e| open_err(e.into()))?;
-        txn.open_table(STATE).map_err(|e| open_err(e.into()))?;
-        txn.open_table(OFFSETS).map_err(|e| open_err(e.into()))?;
-        txn.open_table(META).map_err(|e| open_err(e.into()))?;
-        txn.commit().map_err(|e| open_err(e.into()))?;
-        Ok(store)
+        })
+    }
+
+    fn open_database(path: &Path) -> Result<Database, redb::Error> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(STATE)?;
+        txn.open_table(OFFSETS)?;
+        txn.open_table(META)?;
+        txn.open_table(FAILED)?;
+        txn.commit()?;
+        Ok(db)
+    }
+
+    /// Closes the file and opens it again, after a write failure left the
+    /// handle unusable. State and offsets roll back together to the last
+    /// durable commit; the caller must re-read its positions. Fails while
+    /// readers from before the failure are still open.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        *db = None;
+        let reopened = Self::open_database(&self.path).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        *db = Some(reopened);
+        Ok(())
+    }
+
+    /// The open database, reopening the file first if an earlier reopen
+    /// failed (a worker stopped while paused leaves it closed).
+    fn open_db(&self) -> Result<std::sync::RwLockReadGuard<'_, Option<Database>>, StoreError> {
+        {
+            let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            if db.is_some() {
+                return Ok(db);
+            }
+        }
+        {
+            let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            if db.is_none() {
+                let reopened =
+                    Self::open_database(&self.path).map_err(|source| StoreError::Open {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                *db = Some(reopened);
+            }
+        }
+        Ok(self.db.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.open_db()?;
+        match db.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Closed {
+                path: self.path.clone(),
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -107,11 +207,12 @@ impl StateStore {
 
     /// A consistent snapshot of state and offsets at one instant.
     pub fn reader(&self) -> Result<StateReader, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.storage(e))?;
+        let txn = self.with_db(|db| db.begin_read().map_err(|e| self.storage(e)))?;
         Ok(StateReader {
             state: txn.open_table(STATE).map_err(|e| self.storage(e))?,
             offsets: txn.open_table(OFFSETS).map_err(|e| self.storage(e))?,
             meta: txn.open_table(META).map_err(|e| self.storage(e))?,
+            failed: txn.open_table(FAILED).map_err(|e| self.storage(e))?,
             path: self.path.clone(),
         })
     }
@@ -125,7 +226,25 @@ impl StateStore {
         positions: CommitPositions<'_>,
         durable: bool,
     ) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        self.commit_with_failures(overlay, positions, &FailureChanges::default(), durable)
+    }
+
+    /// [`StateStore::commit`], also adding and removing failed-event
+    /// records in the same transaction.
+    pub fn commit_with_failures(
+        &self,
+        overlay: &Overlay,
+        positions: CommitPositions<'_>,
+        failures: &FailureChanges,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let db = self.open_db()?;
+        let Some(db) = db.as_ref() else {
+            return Err(StoreError::Closed {
+                path: self.path.clone(),
+            });
+        };
+        let mut txn = db.begin_write().map_err(|e| self.storage(e))?;
         txn.set_durability(if durable {
             Durability::Immediate
         } else {
@@ -156,15 +275,73 @@ impl StateStore {
             let mut meta = txn.open_table(META).map_err(|e| self.storage(e))?;
             meta.insert(EVENTS_APPLIED, positions.events_applied)
                 .map_err(|e| self.storage(e))?;
+            if !failures.is_empty() {
+                let mut failed = txn.open_table(FAILED).map_err(|e| self.storage(e))?;
+                self.write_failures(&mut failed, &mut meta, failures)?;
+            }
         }
         txn.commit().map_err(|e| self.storage(e))
+    }
+
+    fn write_failures(
+        &self,
+        failed: &mut redb::Table<u64, &[u8]>,
+        meta: &mut redb::Table<&str, u64>,
+        changes: &FailureChanges,
+    ) -> Result<(), StoreError> {
+        let mut deltas: Vec<(FailureKind, i64)> = Vec::new();
+        let mut count =
+            |kind: FailureKind, delta: i64| match deltas.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, d)) => *d += delta,
+                None => deltas.push((kind, delta)),
+            };
+        let kind_of = |bytes: &[u8], id: u64| {
+            FailedEvent::decode(bytes)
+                .map(|r| r.kind)
+                .map_err(|detail| StoreError::BadRecord {
+                    path: self.path.clone(),
+                    id,
+                    detail,
+                })
+        };
+        let mut next_id = meta
+            .get(NEXT_FAILURE_ID)
+            .map_err(|e| self.storage(e))?
+            .map_or(0, |v| v.value());
+        for record in &changes.upsert {
+            let old = failed
+                .insert(record.id, record.encode().as_slice())
+                .map_err(|e| self.storage(e))?;
+            if let Some(old) = old {
+                count(kind_of(old.value(), record.id)?, -1);
+            }
+            count(record.kind, 1);
+            next_id = next_id.max(record.id + 1);
+        }
+        for id in &changes.resolved {
+            let old = failed.remove(id).map_err(|e| self.storage(e))?;
+            if let Some(old) = old {
+                count(kind_of(old.value(), *id)?, -1);
+            }
+        }
+        meta.insert(NEXT_FAILURE_ID, next_id)
+            .map_err(|e| self.storage(e))?;
+        for (kind, delta) in deltas {
+            let current = meta
+                .get(kind.counter())
+                .map_err(|e| self.storage(e))?
+                .map_or(0, |v| v.value());
+            meta.insert(kind.counter(), current.saturating_add_signed(delta))
+                .map_err(|e| self.storage(e))?;
+        }
+        Ok(())
     }
 
     /// Bulk load for restoring a snapshot into a fresh file: inserts
     /// `entries` in one large non-durable write transaction. Nothing is
     /// durable until [`StateStore::finish_import`].
     pub fn import_entries(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        let mut txn = self.with_db(|db| db.begin_write().map_err(|e| self.storage(e)))?;
         txn.set_durability(Durability::None)
             .map_err(|e| self.storage(e))?;
         {
@@ -182,7 +359,7 @@ impl StateStore {
     /// durably, making every earlier [`StateStore::import_entries`] durable
     /// with it.
     pub fn finish_import(&self, positions: CommitPositions<'_>) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        let mut txn = self.with_db(|db| db.begin_write().map_err(|e| self.storage(e)))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| self.storage(e))?;
         {
@@ -202,7 +379,7 @@ impl StateStore {
 
     /// Makes every earlier non-durable commit durable.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        let mut txn = self.with_db(|db| db.begin_write().map_err(|e| self.storage(e)))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| self.storage(e))?;
         txn.commit().map_err(|e| self.storage(e))
@@ -214,6 +391,7 @@ pub struct StateReader {
     state: ReadOnlyTable<&'static [u8], &'static [u8]>,
     offsets: ReadOnlyTable<(&'static str, u32), u64>,
     meta: ReadOnlyTable<&'static str, u64>,
+    failed: ReadOnlyTable<u64, &'static [u8]>,
     path: PathBuf,
 }
 
@@ -300,6 +478,74 @@ impl StateReader {
         Ok(self
             .meta
             .get(EVENTS_APPLIED)
+            .map_err(|e| self.storage(e))?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// Failure records of `kind` (all kinds when `None`) with ids above
+    /// `after`, ascending, at most `limit`.
+    pub fn failures(
+        &self,
+        kind: Option<FailureKind>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<FailedEvent>, StoreError> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = self
+            .failed
+            .range::<u64>((lower, Bound::Unbounded))
+            .map_err(|e| self.storage(e))?;
+        let mut records = Vec::new();
+        for entry in range {
+            if records.len() >= limit {
+                break;
+            }
+            let (id, bytes) = entry.map_err(|e| self.storage(e))?;
+            let record =
+                FailedEvent::decode(bytes.value()).map_err(|detail| StoreError::BadRecord {
+                    path: self.path.clone(),
+                    id: id.value(),
+                    detail,
+                })?;
+            if kind.is_none_or(|k| k == record.kind) {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    pub fn failure_counts(&self) -> Result<FailureCounts, StoreError> {
+        let mut counts = FailureCounts::default();
+        for kind in FailureKind::ALL {
+            *counts.get_mut(kind) = self
+                .meta
+                .get(kind.counter())
+                .map_err(|e| self.storage(e))?
+                .map_or(0, |v| v.value());
+        }
+        Ok(counts)
+    }
+
+    /// The newest failure record.
+    pub fn last_failure(&self) -> Result<Option<FailedEvent>, StoreError> {
+        let Some(entry) = self.failed.last().map_err(|e| self.storage(e))? else {
+            return Ok(None);
+        };
+        let (id, bytes) = entry;
+        FailedEvent::decode(bytes.value())
+            .map(Some)
+            .map_err(|detail| StoreError::BadRecord {
+                path: self.path.clone(),
+                id: id.value(),
+                detail,
+            })
+    }
+
+    /// The id the next failure record gets.
+    pub fn next_failure_id(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(NEXT_FAILURE_ID)
             .map_err(|e| self.storage(e))?
             .map_or(0, |v| v.value()))
     }

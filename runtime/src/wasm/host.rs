@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
 use super::Limits;
 use super::bindings::projector::projection::{log, state, types};
-use crate::store::{Overlay, StateReader};
+use crate::store::{Overlay, StateReader, StoreError};
 
 /// Which state a running call may touch.
 #[derive(Debug, Default)]
@@ -40,7 +40,10 @@ const RECENT_STDERR_LINES: usize = 4;
 pub struct HostState {
     pub(super) recent_stderr: RecentStderr,
     pub(super) access: StateAccess,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: MemoryCap,
+    /// A state read that failed in storage (not the module's doing); the
+    /// call is aborted and the caller sees this error, not a trap.
+    pub(super) storage_error: Option<StoreError>,
     /// `name@short-hash`, attached to every log line of the module.
     label: Arc<str>,
     max_key_bytes: usize,
@@ -75,10 +78,15 @@ impl HostState {
         Self {
             recent_stderr,
             access: StateAccess::None,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .instances(8)
-                .build(),
+            storage_error: None,
+            limits: MemoryCap {
+                max_memory_bytes: limits.max_memory_bytes,
+                denied: None,
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(limits.max_memory_bytes)
+                    .instances(8)
+                    .build(),
+            },
             label,
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
@@ -107,6 +115,12 @@ impl HostState {
         }
     }
 
+    fn storage_failed(&mut self, error: StoreError) -> wasmtime::Error {
+        let message = error.to_string();
+        self.storage_error = Some(error);
+        wasmtime::Error::msg(message)
+    }
+
     fn check_key(&self, key: &[u8]) -> wasmtime::Result<()> {
         if key.len() > self.max_key_bytes {
             return Err(wasmtime::Error::msg(format!(
@@ -119,6 +133,51 @@ impl HostState {
     }
 }
 
+/// The store's limiter: `StoreLimits`, remembering a refused memory growth
+/// so the trap that follows (an allocator abort) can name the limit.
+pub struct MemoryCap {
+    pub(super) max_memory_bytes: usize,
+    /// Bytes the module last asked for and was refused.
+    pub(super) denied: Option<usize>,
+    inner: StoreLimits,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.denied = Some(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
 /// Bytes the deterministic WASI random sources cycle through.
 const DETERMINISTIC_SEED: [u8; 16] = *b"projector-replay";
 
@@ -128,7 +187,7 @@ impl state::Host for HostState {
             StateAccess::Batch { base, overlay } => overlay.get(base, &key),
             _ => self.base()?.get(&key),
         };
-        value.map_err(wasmtime::Error::new)
+        value.map_err(|e| self.storage_failed(e))
     }
 
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
@@ -164,7 +223,7 @@ impl state::Host for HostState {
             }
             _ => self.base()?.scan(&prefix, start_after.as_deref(), limit),
         };
-        entries.map_err(wasmtime::Error::new)
+        entries.map_err(|e| self.storage_failed(e))
     }
 }
 

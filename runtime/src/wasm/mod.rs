@@ -25,6 +25,9 @@ pub const CONTRACT_PACKAGE: &str = "projector:projection";
 pub const CONTRACT_VERSION: &str = "0.1.0";
 const HANDLER_EXPORT: &str = "projector:projection/handler@0.1.0";
 
+/// Most sources or queries a descriptor may list.
+const MAX_SOURCES: usize = 256;
+
 /// How often the epoch ticks; batch time budgets are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -111,6 +114,10 @@ pub enum RunError {
     Trap(String),
     #[error("could not create an instance: {0}")]
     Instantiate(String),
+    /// The state file failed while the module read it: a storage fault,
+    /// not the module's; the instance is unusable.
+    #[error("state storage failed during the call: {0}")]
+    Storage(crate::store::StoreError),
 }
 
 /// What a module says about itself, checked.
@@ -195,23 +202,48 @@ impl WasmHost {
     /// Reads, compiles (or loads from cache), links and validates a module
     /// file, calling `describe` once.
     pub fn load(&self, file: &Path) -> Result<LoadedModule, LoadError> {
+        let bytes = self.read_module(file)?;
+        self.load_bytes(file, &bytes)
+    }
+
+    /// Reads a module file, refusing one over `limits.max_module_bytes`
+    /// without reading more than the limit (the file may still be growing).
+    pub fn read_module(&self, file: &Path) -> Result<Vec<u8>, LoadError> {
+        use std::io::Read;
         let read_err = |source| LoadError::Read {
             file: file.to_owned(),
             source,
         };
-        let size = std::fs::metadata(file).map_err(read_err)?.len();
-        if size > self.limits.max_module_bytes {
-            return Err(LoadError::TooLarge {
-                file: file.to_owned(),
-                size,
-                limit: self.limits.max_module_bytes,
-            });
+        let limit = self.limits.max_module_bytes;
+        let too_large = |size| LoadError::TooLarge {
+            file: file.to_owned(),
+            size,
+            limit,
+        };
+        let opened = std::fs::File::open(file).map_err(read_err)?;
+        let size = opened.metadata().map_err(read_err)?.len();
+        if size > limit {
+            return Err(too_large(size));
         }
-        let bytes = std::fs::read(file).map_err(read_err)?;
-        self.load_bytes(file, &bytes)
+        let mut bytes = Vec::with_capacity(size as usize);
+        opened
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        if bytes.len() as u64 > limit {
+            return Err(too_large(bytes.len() as u64));
+        }
+        Ok(bytes)
     }
 
     pub fn load_bytes(&self, file: &Path, bytes: &[u8]) -> Result<LoadedModule, LoadError> {
+        if bytes.len() as u64 > self.limits.max_module_bytes {
+            return Err(LoadError::TooLarge {
+                file: file.to_owned(),
+                size: bytes.len() as u64,
+                limit: self.limits.max_module_bytes,
+            });
+        }
         classify(file, bytes)?;
         let hash = blake3::hash(bytes).to_hex().to_string();
         let (component, from_cache) =
@@ -355,6 +387,31 @@ fn validate_descriptor(raw: bindings::Descriptor) -> Result<Descriptor, String> 
             return Err(format!("source {source:?} is not a valid topic name"));
         }
     }
+    if raw.sources.len() > MAX_SOURCES {
+        return Err(format!(
+            "projection {:?} lists {} sources; at most {MAX_SOURCES} are allowed",
+            raw.name,
+            raw.sources.len()
+        ));
+    }
+    if raw.version.len() > 128 {
+        return Err("version label is longer than 128 bytes".to_owned());
+    }
+    if raw.queries.len() > MAX_SOURCES {
+        return Err(format!(
+            "projection {:?} lists {} queries; at most {MAX_SOURCES} are allowed",
+            raw.name,
+            raw.queries.len()
+        ));
+    }
+    for query in &raw.queries {
+        let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if query.is_empty() || query.len() > 64 || !query.chars().all(legal) {
+            return Err(format!(
+                "query name {query:?} must be 1 to 64 characters of a-z, A-Z, 0-9, '.', '_' and '-'"
+            ));
+        }
+    }
     let mut sources = raw.sources;
     sources.sort();
     sources.dedup();
@@ -407,19 +464,32 @@ impl LoadedModule {
         &self.hash[..12]
     }
 
+    /// An instance under the host's default limits.
     pub fn instantiate(&self, label: &str) -> Result<Instance, RunError> {
+        self.instantiate_with(label, &self.host.limits)
+    }
+
+    /// An instance under `limits` (a projection's own, from its sidecar).
+    pub fn instantiate_with(&self, label: &str, limits: &Limits) -> Result<Instance, RunError> {
         let host = &self.host;
-        let mut store = Store::new(&host.engine, HostState::new(Arc::from(label), &host.limits));
+        let mut store = Store::new(&host.engine, HostState::new(Arc::from(label), limits));
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(timeout_ticks(host.limits.call_timeout));
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| RunError::Instantiate(error_chain(&e)))?;
+        store.set_epoch_deadline(timeout_ticks(limits.call_timeout));
+        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+            let reason = error_chain(&e);
+            match store.data_mut().limits.denied.take() {
+                Some(asked) => RunError::Instantiate(format!(
+                    "{reason}: the module needs {asked} bytes of memory at start, over limits.max_memory_bytes = {}",
+                    limits.max_memory_bytes
+                )),
+                None => RunError::Instantiate(reason),
+            }
+        })?;
         Ok(Instance {
             store,
             bindings,
-            timeout_ticks: timeout_ticks(host.limits.call_timeout),
+            timeout_ticks: timeout_ticks(limits.call_timeout),
+            call_timeout: limits.call_timeout,
             poisoned: false,
         })
     }
@@ -434,6 +504,7 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: Projection,
     timeout_ticks: u64,
+    call_timeout: Duration,
     poisoned: bool,
 }
 
@@ -453,6 +524,9 @@ impl Instance {
 
     fn trap(&mut self, err: &wasmtime::Error) -> RunError {
         self.poisoned = true;
+        if let Some(storage) = self.store.data_mut().storage_error.take() {
+            return RunError::Storage(storage);
+        }
         let stderr: Vec<String> = std::mem::take(
             &mut *self
                 .store
@@ -461,20 +535,43 @@ impl Instance {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        let reason = match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => "time budget exceeded (limits.call_timeout)".to_owned(),
+        let denied_memory = self.store.data_mut().limits.denied.take();
+        let max_memory = self.store.data().limits.max_memory_bytes;
+        let reason = match (err.downcast_ref::<Trap>(), denied_memory) {
+            (Some(Trap::Interrupt), _) => format!(
+                "time budget exceeded: the call ran longer than {} ms (limits.call_timeout_ms)",
+                self.call_timeout.as_millis()
+            ),
+            (Some(Trap::StackOverflow), _) => {
+                "call stack exhausted (unbounded or too deep recursion in the module)".to_owned()
+            }
+            // A refused memory growth ends in the guest allocator aborting.
+            (Some(_), Some(asked)) => format!(
+                "memory limit exceeded: the module asked for {asked} bytes of linear memory, over limits.max_memory_bytes = {max_memory}"
+            ),
             // The trap's own text carries a wasm backtrace; what the guest
             // printed last (a panic message) says more.
-            Some(trap) if !stderr.is_empty() => format!("{trap}: {}", stderr.join(" | ")),
-            Some(trap) => trap.to_string(),
-            None => error_chain(err),
+            (Some(trap), None) if !stderr.is_empty() => {
+                format!("{trap}: {}", stderr.join(" | "))
+            }
+            (Some(trap), None) => trap.to_string(),
+            (None, _) => error_chain(err),
         };
         RunError::Trap(reason)
     }
 
-    pub fn describe(&mut self) -> Result<bindings::Descriptor, RunError> {
-        self.store.data_mut().access = StateAccess::None;
+    /// Forgets what an earlier call left behind (a refused memory growth
+    /// the guest survived), so a trap is explained by this call alone.
+    fn begin_call(&mut self, access: StateAccess) {
+        let data = self.store.data_mut();
+        data.access = access;
+        data.limits.denied = None;
+        data.storage_error = None;
         self.store.set_epoch_deadline(self.timeout_ticks);
+    }
+
+    pub fn describe(&mut self) -> Result<bindings::Descriptor, RunError> {
+        self.begin_call(StateAccess::None);
         self.bindings
             .projector_projection_handler()
             .call_describe(&mut self.store)
@@ -489,8 +586,7 @@ impl Instance {
         base: StateReader,
         overlay: Overlay,
     ) -> (Result<(), RunError>, Overlay) {
-        self.store.data_mut().access = StateAccess::Batch { base, overlay };
-        self.store.set_epoch_deadline(self.timeout_ticks);
+        self.begin_call(StateAccess::Batch { base, overlay });
         let outcome = self
             .bindings
             .projector_projection_handler()
@@ -517,8 +613,7 @@ impl Instance {
         name: &str,
         args: &[u8],
     ) -> Result<Result<Vec<u8>, bindings::QueryError>, RunError> {
-        self.store.data_mut().access = StateAccess::Query { base };
-        self.store.set_epoch_deadline(self.timeout_ticks);
+        self.begin_call(StateAccess::Query { base });
         let outcome =
             self.bindings
                 .projector_projection_handler()

@@ -23,6 +23,7 @@ pub fn read_json(path: &Path) -> Value {
 }
 
 pub mod kafka;
+pub mod orders;
 
 pub struct Server {
     pub dir: tempfile::TempDir,
@@ -132,6 +133,13 @@ impl Server {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_up();
+    }
+
+    /// Starts the process without waiting for it to answer (e.g. to kill it
+    /// during start-up); [`Server::wait_up`] waits for it.
+    pub fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
         // Small batches by default so a test exercises many commits.
         let batch: &[&str] = if self.extra_args.iter().any(|a| a == "--batch-max-events") {
@@ -153,6 +161,11 @@ impl Server {
             .spawn()
             .unwrap();
         self.child = Some(child);
+    }
+
+    /// Waits until the launched process answers health checks; panics with
+    /// its log if it exits first.
+    pub fn wait_up(&mut self) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -202,6 +215,34 @@ impl Server {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
+        }
+    }
+
+    /// SIGKILL, returning how the process ended: killed by the signal, or
+    /// (if it had already exited on its own) its exit status. `None` if
+    /// no process was running.
+    pub fn sigkill(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        Some(child.wait().unwrap())
+    }
+
+    /// Launches the process and waits for it to exit on its own, as a
+    /// start-up that must fail does; panics if it keeps running.
+    pub fn run_to_exit(&mut self) -> std::process::ExitStatus {
+        self.launch();
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("projector kept running:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

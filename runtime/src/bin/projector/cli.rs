@@ -42,6 +42,9 @@ enum Command {
     /// List, take, restore or export snapshots of a projection's state.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// List or retry the failed events a projection's error policy kept.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(crate::dead_letters::DeadLetterCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,7 +92,9 @@ struct ReplayArgs {
 struct RunArgs {
     /// TOML configuration file (keys: data_dir, modules_dir, listen,
     /// default_partitions, batch_max_events, batch_linger_ms,
-    /// sync_interval_ms, max_request_bytes, [limits] max_memory_bytes,
+    /// sync_interval_ms, max_request_bytes, api_token, api_token_file,
+    /// request_timeout_ms, header_read_timeout_ms, max_connections,
+    /// max_in_flight_requests, [limits] max_memory_bytes,
     /// max_key_bytes, max_value_bytes, max_scan_entries, max_module_bytes,
     /// call_timeout_ms, [kafka] bootstrap, commit_group_offsets,
     /// refresh_interval_ms, request_timeout_ms, [kafka.properties]). Flags
@@ -102,9 +107,37 @@ struct RunArgs {
     /// Folder of projection modules (*.wasm) [default: ./projections]
     #[arg(long = "modules", env = "PROJECTOR_MODULES", value_name = "DIR")]
     modules_dir: Option<PathBuf>,
-    /// HTTP listen address [default: 127.0.0.1:7878]
+    /// HTTP listen address [default: 127.0.0.1:7878, this machine only];
+    /// `0.0.0.0:7878` serves other machines too (set an API token then)
     #[arg(long, env = "PROJECTOR_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Admin token: appends, topic creation, replay, snapshot
+    /// create/restore and dead-letter retry then need `Authorization:
+    /// Bearer TOKEN`; reads stay open [default: none, no check]
+    #[arg(
+        long,
+        env = "PROJECTOR_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+    /// Read the admin token from this file (keeps it out of `ps`)
+    #[arg(long, env = "PROJECTOR_API_TOKEN_FILE", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+    /// Longest a request may take to arrive after its head (408 after
+    /// that) or wait for a free slot (503) [default: 60000]
+    #[arg(long, env = "PROJECTOR_REQUEST_TIMEOUT_MS", value_name = "MS")]
+    request_timeout_ms: Option<u64>,
+    /// Longest a connection may take to send a request head, or stay idle
+    /// between requests [default: 10000]
+    #[arg(long, env = "PROJECTOR_HEADER_READ_TIMEOUT_MS", value_name = "MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// Most open HTTP connections; more wait to be accepted [default: 1024]
+    #[arg(long, env = "PROJECTOR_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+    /// Most requests worked on at once; more wait [default: 256]
+    #[arg(long, env = "PROJECTOR_MAX_IN_FLIGHT_REQUESTS", value_name = "N")]
+    max_in_flight_requests: Option<usize>,
     /// Partitions of topics created by a first append [default: 3]
     #[arg(long, env = "PROJECTOR_PARTITIONS", value_name = "N")]
     partitions: Option<u32>,
@@ -137,10 +170,39 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Args)]
-struct ServerArg {
+pub struct ServerArg {
     /// URL of the running projector
     #[arg(long, env = "PROJECTOR_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
+    /// The server's admin token, sent as `Authorization: Bearer TOKEN`
+    /// (needed by publish, replay and snapshot create/restore when the
+    /// server has one)
+    #[arg(
+        long,
+        env = "PROJECTOR_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<String>,
+    /// Read the admin token from this file (`--api-token` wins)
+    #[arg(long, env = "PROJECTOR_API_TOKEN_FILE", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+}
+
+impl ServerArg {
+    pub fn client(&self) -> Result<Client> {
+        let token = match (&self.api_token, &self.api_token_file) {
+            (Some(token), _) => Some(token.trim().to_owned()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read API token file {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        Ok(Client::new(&self.server, token))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +271,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status(args),
         Command::Replay(args) => replay(args),
         Command::Snapshot(command) => snapshot(command),
+        Command::DeadLetters(command) => crate::dead_letters::execute(command),
     }
 }
 
@@ -229,6 +292,12 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             sync_interval_ms: args.sync_interval_ms,
             kafka_bootstrap: args.kafka,
             kafka_properties: args.kafka_properties,
+            api_token: args.api_token,
+            api_token_file: args.api_token_file,
+            request_timeout_ms: args.request_timeout_ms,
+            header_read_timeout_ms: args.header_read_timeout_ms,
+            max_connections: args.max_connections,
+            max_in_flight_requests: args.max_in_flight_requests,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -304,7 +373,7 @@ fn publish(args: PublishArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let client = Client::new(&args.server.server);
+    let client = args.server.client()?;
     let mut query = Vec::new();
     if let Some(field) = &args.key_field {
         query.push(format!("key_field={}", encode_segment(field)));
@@ -367,7 +436,7 @@ fn publish(args: PublishArgs) -> Result<ExitCode> {
 }
 
 fn query(args: QueryArgs) -> Result<ExitCode> {
-    let client = Client::new(&args.server.server);
+    let client = args.server.client()?;
     let projection = encode_segment(&args.projection);
     let version = args
         .version
@@ -440,7 +509,7 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
 }
 
 fn status(args: StatusArgs) -> Result<ExitCode> {
-    let client = Client::new(&args.server.server);
+    let client = args.server.client()?;
     let listing = client.get_ok("/v1/projections")?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -520,6 +589,16 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
                     .unwrap_or_default()
             )?;
         }
+        if p["status"]["state"] == "paused" {
+            writeln!(
+                out,
+                "  paused: {}",
+                p["status"]["reason"].as_str().unwrap_or_default()
+            )?;
+        }
+        if let Some(note) = failures_note(p) {
+            writeln!(out, "  {note}")?;
+        }
         for note in source_notes(&p["source"]) {
             writeln!(out, "  {note}")?;
         }
@@ -567,7 +646,7 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let (client, answer) = match &command {
         SnapshotCommand::List { projection, server } => {
-            let client = Client::new(&server.server);
+            let client = server.client()?;
             let answer = client.get(&format!(
                 "/v1/projections/{}/snapshots",
                 encode_segment(projection)
@@ -575,7 +654,7 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
             (client, answer)
         }
         SnapshotCommand::Create { projection, server } => {
-            let client = Client::new(&server.server);
+            let client = server.client()?;
             let answer = client.post(
                 &format!("/v1/projections/{}/snapshots", encode_segment(projection)),
                 "application/json",
@@ -588,7 +667,7 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
             snapshot,
             server,
         } => {
-            let client = Client::new(&server.server);
+            let client = server.client()?;
             let answer = client.post(
                 &format!(
                     "/v1/projections/{}/snapshots/{}/restore",
@@ -606,7 +685,7 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
             file,
             server,
         } => {
-            let client = Client::new(&server.server);
+            let client = server.client()?;
             let bytes = client.get_bytes(&format!(
                 "/v1/projections/{}/snapshots/{}",
                 encode_segment(projection),
@@ -668,7 +747,7 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
 }
 
 fn replay(args: ReplayArgs) -> Result<ExitCode> {
-    let client = Client::new(&args.server.server);
+    let client = args.server.client()?;
     let answer = client.post(
         &format!(
             "/v1/projections/{}/replay",
@@ -687,6 +766,26 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
         answer.body["building"].as_str().unwrap_or("?")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Failed events the error policy kept, and the newest one, if any.
+fn failures_note(projection: &Value) -> Option<String> {
+    let counts = &projection["failures"];
+    let count = |k: &str| counts[k].as_u64().unwrap_or(0);
+    let (dead, parked, skipped) = (count("dead_letters"), count("parked"), count("skipped"));
+    if dead + parked + skipped == 0 {
+        return None;
+    }
+    let last = &projection["last_failure"];
+    Some(format!(
+        "{} policy kept {dead} dead letters, {parked} parked, {skipped} skipped; last at {}/{}@{}: {} (`projector dead-letters list {}`)",
+        projection["error_policy"].as_str().unwrap_or_default(),
+        last["source"].as_str().unwrap_or_default(),
+        last["partition"],
+        last["offset"],
+        last["error"].as_str().unwrap_or_default(),
+        projection["name"].as_str().unwrap_or_default()
+    ))
 }
 
 /// What status says about a projection's source when it is not simply ok.

@@ -20,6 +20,8 @@ const MAX_RESPONSE: u64 = 1 << 30;
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// `Bearer <token>`, sent with every request when the user gave one.
+    authorization: Option<String>,
 }
 
 /// A JSON answer with its HTTP status.
@@ -47,7 +49,7 @@ pub fn encode_segment(text: &str) -> String {
 }
 
 impl Client {
-    pub fn new(server: &str) -> Self {
+    pub fn new(server: &str, api_token: Option<String>) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(300)))
@@ -56,6 +58,23 @@ impl Client {
         Self {
             base: server.trim_end_matches('/').to_owned(),
             agent,
+            authorization: api_token.map(|token| format!("Bearer {token}")),
+        }
+    }
+
+    fn get_request(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let request = self.agent.get(url);
+        match &self.authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        }
+    }
+
+    fn post_request(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let request = self.agent.post(url);
+        match &self.authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
         }
     }
 
@@ -84,14 +103,13 @@ impl Client {
 
     pub fn get(&self, path: &str) -> Result<Answer> {
         let url = format!("{}{path}", self.base);
-        self.answer(self.agent.get(&url).call(), &format!("GET {path}"))
+        self.answer(self.get_request(&url).call(), &format!("GET {path}"))
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Answer> {
         let url = format!("{}{path}", self.base);
         self.answer(
-            self.agent
-                .post(&url)
+            self.post_request(&url)
                 .header("content-type", content_type)
                 .send(body),
             &format!("POST {path}"),
@@ -101,7 +119,7 @@ impl Client {
     /// GET of raw bytes that must succeed.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);
-        let mut response = self.agent.get(&url).call().with_context(|| {
+        let mut response = self.get_request(&url).call().with_context(|| {
             format!("cannot reach projector at {}; pass --server URL", self.base)
         })?;
         let status = response.status().as_u16();

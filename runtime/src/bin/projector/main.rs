@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod dead_letters;
 mod kafka_publish;
 
 use std::process::ExitCode;

@@ -1,0 +1,145 @@
+//! `/v1/projections/{name}/dead-letters`: the events a projection's error
+//! policy kept instead of halting (dead-lettered, parked, skipped), and the
+//! retry that re-drives them through the serving version.
+
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, blocking, key_json, projection, value_json};
+use crate::projection::Status;
+use crate::store::{FailedEvent, FailureKind};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+/// How long a retry request waits for the worker to report.
+const RETRY_WAIT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListParams {
+    /// `dead_letter`, `parked`, `skipped`, or `all` (default).
+    kind: Option<String>,
+    /// Only records with a larger id (paging).
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// One record as JSON: the event (payload as JSON when it is JSON), the
+/// error, and the module version that failed on it.
+fn record_json(record: &FailedEvent) -> Value {
+    let key = record.key.as_deref().map(key_json);
+    json!({
+        "id": record.id,
+        "kind": record.kind,
+        "source": record.source,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": key.as_ref().map(|k| k["key"].clone()),
+        "key_hex": key.as_ref().and_then(|k| k.get("key_hex").cloned()),
+        "payload": record.payload.as_deref().map(value_json),
+        "timestamp_ms": record.timestamp_ms,
+        "headers": record.headers.iter().map(|(k, v)| json!([k, String::from_utf8_lossy(v)])).collect::<Vec<_>>(),
+        "error": record.error,
+        "module_hash": record.module_hash,
+        "module_version": record.module_version,
+        "failed_at": record.failed_at,
+        "attempts": record.attempts,
+    })
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
+    let kind = match params.kind.as_deref() {
+        None | Some("all") => None,
+        Some(kind) => Some(
+            kind.parse::<FailureKind>()
+                .map_err(|e| ApiError::bad_request("bad_kind", e))?,
+        ),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(
+            "bad_limit",
+            format!("limit must be 1 to {MAX_LIMIT}, not {limit}"),
+        ));
+    }
+    let projection = projection(&state, &name)?;
+    blocking(move || {
+        let reader = projection.store.reader()?;
+        let mut records = reader.failures(kind, params.after, limit + 1)?;
+        let more = records.len() > limit;
+        records.truncate(limit);
+        Ok(Json(json!({
+            "projection": projection.name(),
+            "error_policy": projection.config.error_policy,
+            "counts": reader.failure_counts()?,
+            "records": records.iter().map(record_json).collect::<Vec<_>>(),
+            "next_after": if more { records.last().map(|r| r.id) } else { None },
+        })))
+    })
+    .await
+}
+
+/// Runs the dead-lettered and parked events again on the serving version
+/// and answers with what happened.
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let projection = projection(&state, &name)?;
+    match projection.status() {
+        Status::Running | Status::Starting | Status::Paused { .. } => {}
+        status => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_running",
+                format!(
+                    "projection {name:?} is {}, so nothing can run its failed events; deploy a module that loads (or restart it) and retry",
+                    status.label()
+                ),
+            ));
+        }
+    }
+    let report = projection.request_retry();
+    blocking(move || {
+        let outcome = report.recv_timeout(RETRY_WAIT).map_err(|e| match e {
+            RecvTimeoutError::Timeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "retry_pending",
+                format!(
+                    "the retry did not finish within {} s; it goes on, check GET /v1/projections/{}/dead-letters",
+                    RETRY_WAIT.as_secs(),
+                    projection.name()
+                ),
+            ),
+            RecvTimeoutError::Disconnected => ApiError::new(
+                StatusCode::CONFLICT,
+                "not_running",
+                format!(
+                    "projection {:?} stopped before running the retry; check its status",
+                    projection.name()
+                ),
+            ),
+        })?;
+        let report = outcome
+            .map_err(|message| ApiError::new(StatusCode::CONFLICT, "retry_failed", message))?;
+        let counts = projection.store.reader()?.failure_counts()?;
+        Ok(Json(json!({
+            "projection": projection.name(),
+            "hash": projection.module.hash,
+            "report": report,
+            "remaining": counts,
+        })))
+    })
+    .await
+}

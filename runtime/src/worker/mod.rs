@@ -1,0 +1,804 @@
+//! The projection worker: read a batch from the source, run it through the
+//! module against a write overlay, commit overlay and offsets in one
+//! transaction. One OS thread per projection, so a slow module never blocks
+//! the async runtime or another projection.
+
+mod policy;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use policy::{ErrorPolicy, RetryReport};
+use policy::{FailureBook, PAGE, failed_again};
+
+use crate::event::Offsets;
+use crate::projection::{ProjectionRuntime, Status, WorkerEvent, unix_now};
+use crate::source::{SourceError, Subscription};
+use crate::store::{
+    CommitPositions, FailedEvent, FailureChanges, FailureKind, Overlay, StoreError,
+};
+use crate::wasm::{Instance, Limits, RunError, bindings, to_wit_event};
+
+/// How long an idle worker sleeps before it re-checks for a stop request.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// Back-off after a source read error.
+const SOURCE_RETRY: Duration = Duration::from_millis(500);
+/// Back-off between attempts to reopen a state file after a write failure.
+const STORAGE_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Most events handed to the module in one call (and one commit).
+    pub batch_max_events: usize,
+    /// How long to wait for more events when a batch is not full.
+    pub batch_linger: Duration,
+    /// Longest time between durable commits. Commits in between are
+    /// non-durable: a crash rolls state and offsets back together.
+    pub sync_interval: Duration,
+    /// Periodic snapshots of the state; `None` takes none.
+    pub snapshots: Option<SnapshotPolicy>,
+    /// How long the state files of removed or replaced versions are kept.
+    pub state_retention: Duration,
+    /// What happens to an event the module fails on.
+    pub error_policy: ErrorPolicy,
+    /// Resource limits of this projection's instances.
+    pub limits: Limits,
+}
+
+/// When to snapshot a projection version's state, and where.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    /// `data/snapshots`.
+    pub dir: std::path::PathBuf,
+    /// After this many events since the last snapshot...
+    pub every_events: u64,
+    /// ...or this long, if any event was applied since.
+    pub every: Duration,
+    /// Snapshots kept per version.
+    pub keep: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            batch_max_events: 1000,
+            batch_linger: Duration::ZERO,
+            sync_interval: Duration::from_millis(1000),
+            snapshots: None,
+            state_retention: Duration::from_secs(7 * 24 * 3600),
+            error_policy: ErrorPolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+pub fn spawn(
+    projection: Arc<ProjectionRuntime>,
+    config: WorkerConfig,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("worker-{}", projection.name()))
+        .spawn(move || {
+            let label = projection.label();
+            let ended = |message: String| {
+                projection.refuse_retries(&message);
+                tracing::error!(projection = %label, "{message}");
+                projection.set_status(failed(None, message.clone()));
+                projection.notify(WorkerEvent::Halted {
+                    name: projection.name().to_owned(),
+                    hash: projection.module.hash.clone(),
+                    instance: projection.instance,
+                    message,
+                });
+            };
+            let mut worker = match Worker::new(&projection, &config) {
+                Ok(worker) => worker,
+                Err(message) => return ended(message),
+            };
+            projection.set_status(Status::Running);
+            tracing::info!(projection = %label, "projection running");
+            // A bug (or a damaged file redb trips over) must not leave the
+            // status saying "running" with nothing behind it.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
+            if let Err(panic) = run {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                return ended(format!("the worker crashed: {reason}"));
+            }
+            projection.refuse_retries("the projection stopped before the retry ran");
+            if let Err(e) = projection.store.sync() {
+                tracing::error!(projection = %label, error = %e, "final sync failed");
+            }
+            if matches!(projection.status(), Status::Running | Status::Paused { .. }) {
+                projection.set_status(Status::Stopped);
+            }
+        })
+}
+
+fn failed(event: Option<&bindings::Event>, message: String) -> Status {
+    Status::Failed {
+        source: event.map(|e| e.source.clone()),
+        partition: event.map(|e| e.partition),
+        offset: event.map(|e| e.offset),
+        message,
+        since: unix_now(),
+    }
+}
+
+struct Worker<'a> {
+    projection: &'a ProjectionRuntime,
+    subscription: Box<dyn Subscription>,
+    config: &'a WorkerConfig,
+    label: String,
+    instance: Instance,
+    positions: Offsets,
+    events_applied: u64,
+    last_durable: Instant,
+    dirty: bool,
+    /// A building version reports reaching the head once.
+    reported_caught_up: bool,
+    /// `events_applied` and time of the last snapshot taken.
+    last_snapshot: (u64, Instant),
+    snapshot_running: Arc<std::sync::atomic::AtomicBool>,
+    failures: FailureBook,
+}
+
+/// Whether the worker goes on after a batch.
+enum Flow {
+    Continue,
+    Halt,
+    /// The state file was reopened after a write failure: state, offsets
+    /// and subscription went back to the last durable commit, so whatever
+    /// was being applied is dropped (it is read again).
+    Rewound,
+}
+
+impl<'a> Worker<'a> {
+    fn new(projection: &'a ProjectionRuntime, config: &'a WorkerConfig) -> Result<Self, String> {
+        let label = projection.label();
+        let instance = projection
+            .module
+            .instantiate_with(&label, &config.limits)
+            .map_err(|e| e.to_string())?;
+        let reader = projection.store.reader().map_err(|e| e.to_string())?;
+        let positions = reader.offsets().map_err(|e| e.to_string())?;
+        let failures =
+            FailureBook::load(&reader, &projection.module.hash).map_err(|e| e.to_string())?;
+        let subscription = projection
+            .source
+            .subscribe(projection.name(), &projection.topics, &positions)
+            .map_err(|e| format!("cannot open the source: {e}"))?;
+        projection.set_source_status(subscription.status());
+        let events_applied = reader.events_applied().map_err(|e| e.to_string())?;
+        Ok(Self {
+            positions,
+            events_applied,
+            projection,
+            subscription,
+            config,
+            label,
+            instance,
+            last_durable: Instant::now(),
+            dirty: false,
+            reported_caught_up: false,
+            last_snapshot: (events_applied, Instant::now()),
+            snapshot_running: Arc::default(),
+            failures,
+        })
+    }
+
+    fn run(&mut self) {
+        if self.failures.parked_by_other_version && !self.projection.is_building() {
+            // A new version took over parked keys: give it their events, in
+            // order, before anything newer.
+            tracing::info!(projection = %self.label, "retrying events parked under an earlier version");
+            // Rewound or stopping: the next start retries them again.
+            if let Err(Flow::Halt) = self.retry(true) {
+                return;
+            }
+        }
+        let max = self.config.batch_max_events;
+        let mut raw = Vec::with_capacity(max);
+        while !self.projection.stop_requested() {
+            raw.clear();
+            let requests = self.projection.take_retry_requests();
+            if !requests.is_empty() {
+                let outcome = self.retry(false);
+                let report = match &outcome {
+                    Ok(report) => Ok(report.clone()),
+                    Err(Flow::Rewound) => Err(
+                        "the retry was interrupted: the state file could not be written and went back to its last durable commit; retry again"
+                            .to_owned(),
+                    ),
+                    Err(_) => Err("the projection stopped before the retry finished".to_owned()),
+                };
+                for reply in requests {
+                    let _ = reply.send(report.clone());
+                }
+                if let Err(Flow::Halt) = outcome {
+                    return;
+                }
+            }
+            let wait = self.idle_wait();
+            let polled = self.poll(max, wait, &mut raw);
+            if polled.is_ok()
+                && !raw.is_empty()
+                && raw.len() < max
+                && !self.config.batch_linger.is_zero()
+            {
+                let _ = self.poll(max - raw.len(), self.config.batch_linger, &mut raw);
+            }
+            if polled.is_err() {
+                // A failed poll returns nothing to apply (sources promise
+                // it); back off and try again.
+                raw.clear();
+                std::thread::sleep(SOURCE_RETRY);
+                self.sync_if_due();
+                continue;
+            }
+            if raw.is_empty() {
+                if self.subscription.at_head() {
+                    self.report_caught_up();
+                }
+                self.sync_if_due();
+                continue;
+            }
+            let events: Vec<bindings::Event> = raw.drain(..).map(to_wit_event).collect();
+            if let Flow::Halt = self.apply(&events) {
+                return;
+            }
+        }
+    }
+
+    /// Nothing left to read: a shadow build has reached the live head. Its
+    /// progress is made durable first so the swap hands over synced state.
+    fn report_caught_up(&mut self) {
+        if self.reported_caught_up || !self.projection.is_building() {
+            return;
+        }
+        if self.dirty {
+            match self.projection.store.sync() {
+                Ok(()) => self.mark_durable(),
+                Err(e) => {
+                    tracing::error!(projection = %self.label, error = %e, "sync failed");
+                    return;
+                }
+            }
+        }
+        self.reported_caught_up = true;
+        self.projection.notify(WorkerEvent::CaughtUp {
+            name: self.projection.name().to_owned(),
+            hash: self.projection.module.hash.clone(),
+            instance: self.projection.instance,
+        });
+    }
+
+    fn poll(
+        &mut self,
+        max: usize,
+        wait: Duration,
+        out: &mut Vec<crate::event::Event>,
+    ) -> Result<(), SourceError> {
+        let result = self.subscription.poll_batch(max, wait, out);
+        if let Err(e) = &result {
+            tracing::warn!(projection = %self.label, error = %e, "reading the source failed; retrying");
+        }
+        self.projection
+            .set_source_status(self.subscription.status());
+        result
+    }
+
+    /// How long to wait for events: until the next durable commit is due
+    /// when commits are pending, else a while (stop requests wake us).
+    fn idle_wait(&self) -> Duration {
+        if self.dirty {
+            self.config
+                .sync_interval
+                .saturating_sub(self.last_durable.elapsed())
+                .max(Duration::from_millis(1))
+        } else {
+            IDLE_WAIT
+        }
+    }
+
+    /// Makes pending non-durable commits durable once the interval is over.
+    fn sync_if_due(&mut self) {
+        if self.dirty && self.last_durable.elapsed() >= self.config.sync_interval {
+            match self.projection.store.sync() {
+                Ok(()) => self.mark_durable(),
+                Err(e) if e.needs_reopen() => {
+                    let _ = self.recover_storage(e);
+                }
+                Err(e) => tracing::error!(projection = %self.label, error = %e, "sync failed"),
+            }
+        }
+    }
+
+    fn mark_durable(&mut self) {
+        self.dirty = false;
+        self.last_durable = Instant::now();
+        // Only the serving version speaks for the projection to lag tools.
+        if !self.projection.is_building() {
+            self.subscription.committed(&self.positions);
+        }
+        self.snapshot_if_due();
+    }
+
+    /// Snapshots durable state in the background when the policy says so;
+    /// the read transaction keeps it consistent while batches go on.
+    fn snapshot_if_due(&mut self) {
+        let Some(policy) = &self.config.snapshots else {
+            return;
+        };
+        let (events, at) = self.last_snapshot;
+        let since = self.events_applied.saturating_sub(events);
+        let due = since >= policy.every_events || (since > 0 && at.elapsed() >= policy.every);
+        if !due
+            || self
+                .snapshot_running
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        self.last_snapshot = (self.events_applied, Instant::now());
+        let reader = match self.projection.store.reader() {
+            Ok(reader) => reader,
+            Err(e) => {
+                tracing::warn!(projection = %self.label, error = %e, "snapshot skipped");
+                self.snapshot_running
+                    .store(false, std::sync::atomic::Ordering::Release);
+                return;
+            }
+        };
+        let policy = policy.clone();
+        let running = self.snapshot_running.clone();
+        let label = self.label.clone();
+        let module = &self.projection.module;
+        let (name, hash, state_version) = (
+            module.descriptor.name.clone(),
+            module.hash.clone(),
+            module.descriptor.state_version,
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("snapshot-{name}"))
+            .spawn(move || {
+                let version = crate::snapshot::ProjectionVersion {
+                    name: &name,
+                    hash: &hash,
+                    state_version,
+                };
+                match crate::snapshot::write(&policy.dir, version, &reader, policy.keep) {
+                    Ok(info) => tracing::info!(
+                        projection = %label,
+                        file = %info.path.display(),
+                        bytes = info.size_bytes,
+                        events = info.meta.events_applied,
+                        "snapshot written"
+                    ),
+                    Err(e) => tracing::warn!(projection = %label, "snapshot failed: {e}"),
+                }
+                running.store(false, std::sync::atomic::Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.snapshot_running
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn apply(&mut self, events: &[bindings::Event]) -> Flow {
+        if !self.failures.parked_keys.is_empty()
+            && events.iter().any(|e| self.failures.is_parked(e))
+        {
+            // Events of quarantined keys must not reach the module.
+            return self.apply_one_by_one(events);
+        }
+        if self.instance.is_poisoned() && !self.recreate_instance() {
+            return Flow::Halt;
+        }
+        let base = match self.projection.store.reader() {
+            Ok(base) => base,
+            Err(e) => return self.storage_failed(e),
+        };
+        let (result, overlay) = self.instance.handle(events, base, Overlay::default());
+        match result {
+            // The state file failed under the module: not the module's fault.
+            Err(RunError::Storage(e)) => self.storage_failed(e),
+            Ok(()) => {
+                let mut positions = self.positions.clone();
+                advance(&mut positions, events);
+                self.commit(
+                    &overlay,
+                    positions,
+                    events.len() as u64,
+                    &FailureChanges::default(),
+                )
+            }
+            Err(err) => {
+                tracing::debug!(projection = %self.label, error = %err, "batch failed; re-running it event by event");
+                self.apply_one_by_one(events)
+            }
+        }
+    }
+
+    /// Runs a batch one event at a time (replay is deterministic, so this
+    /// finds the event a failed batch failed on), applies the error policy to
+    /// each failing event, and commits the rest with the failure records.
+    fn apply_one_by_one(&mut self, events: &[bindings::Event]) -> Flow {
+        let mut overlay = Overlay::default();
+        let mut positions = self.positions.clone();
+        let mut changes = FailureChanges::default();
+        let policy = self.config.error_policy;
+        for (i, event) in events.iter().enumerate() {
+            let one = std::slice::from_ref(event);
+            if self.failures.is_parked(event) {
+                let record = self.failures.record(
+                    FailureKind::Parked,
+                    event,
+                    "key under quarantine: an earlier event with this key failed".to_owned(),
+                    &self.projection.module,
+                );
+                changes.upsert.push(record);
+                advance(&mut positions, one);
+                continue;
+            }
+            let (result, after) = match self.run_one(event, overlay.clone()) {
+                Ok(outcome) => outcome,
+                Err(flow) => return flow,
+            };
+            let error = match result {
+                Ok(()) => {
+                    overlay = after;
+                    advance(&mut positions, one);
+                    continue;
+                }
+                Err(err) => describe_failure(err, 1),
+            };
+            let kind = match policy {
+                ErrorPolicy::Halt => {
+                    return match self.commit(&overlay, positions, i as u64, &changes) {
+                        Flow::Continue => self.halt(Some(event), error),
+                        other => other,
+                    };
+                }
+                ErrorPolicy::Skip => FailureKind::Skipped,
+                ErrorPolicy::DeadLetter => FailureKind::DeadLetter,
+                // A keyless event has no key to park: it is dead-lettered.
+                ErrorPolicy::QuarantineKey if event.key.is_some() => FailureKind::Parked,
+                ErrorPolicy::QuarantineKey => FailureKind::DeadLetter,
+            };
+            tracing::warn!(
+                projection = %self.label,
+                source = %event.source,
+                partition = event.partition,
+                offset = event.offset,
+                policy = policy.as_str(),
+                recorded_as = kind.as_str(),
+                "event failed: {error}"
+            );
+            let record = self
+                .failures
+                .record(kind, event, error, &self.projection.module);
+            changes.upsert.push(record);
+            advance(&mut positions, one);
+        }
+        self.commit(&overlay, positions, events.len() as u64, &changes)
+    }
+
+    /// Runs one event against `overlay` on a healthy instance (recreated
+    /// after a trap).
+    fn run_one(
+        &mut self,
+        event: &bindings::Event,
+        overlay: Overlay,
+    ) -> Result<(Result<(), RunError>, Overlay), Flow> {
+        if self.instance.is_poisoned() && !self.recreate_instance() {
+            return Err(Flow::Halt);
+        }
+        let base = match self.projection.store.reader() {
+            Ok(base) => base,
+            Err(e) => return Err(self.storage_failed(e)),
+        };
+        match self
+            .instance
+            .handle(std::slice::from_ref(event), base, overlay)
+        {
+            // The state file failed under the module: not the module's fault.
+            (Err(RunError::Storage(e)), _) => Err(self.storage_failed(e)),
+            outcome => Ok(outcome),
+        }
+    }
+
+    /// Runs dead-lettered and parked events again, oldest first, on the
+    /// current module version (`parked_only`: the parked ones a new version
+    /// takes over). An event that applies is removed from the records; one
+    /// that fails again stays, with the new error, and so do the later
+    /// parked events of its key.
+    fn retry(&mut self, parked_only: bool) -> Result<RetryReport, Flow> {
+        let mut report = RetryReport::default();
+        let mut blocked_keys = std::collections::HashSet::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .projection
+                .store
+                .reader()
+                .and_then(|reader| reader.failures(None, after, PAGE));
+            let page: Vec<FailedEvent> = match page {
+                Ok(page) => page,
+                Err(e) => return Err(self.storage_failed(e)),
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            let mut overlay = Overlay::default();
+            let mut changes = FailureChanges::default();
+            for record in &page {
+                let wanted = match record.kind {
+                    FailureKind::Parked => true,
+                    FailureKind::DeadLetter => !parked_only,
+                    FailureKind::Skipped => false,
+                };
+                if !wanted {
+                    continue;
+                }
+                let blocked = record.kind == FailureKind::Parked
+                    && record
+                        .key
+                        .as_ref()
+                        .is_some_and(|k| blocked_keys.contains(k));
+                if blocked {
+                    report.still_parked += 1;
+                    if record.module_hash != self.projection.module.hash {
+                        // Waiting behind its key under this version now: a
+                        // restart need not run its key again.
+                        let mut waiting = record.clone();
+                        waiting.module_hash.clone_from(&self.projection.module.hash);
+                        waiting
+                            .module_version
+                            .clone_from(&self.projection.module.descriptor.version);
+                        changes.upsert.push(waiting);
+                    }
+                    continue;
+                }
+                if self.projection.stop_requested() {
+                    return Err(Flow::Continue);
+                }
+                report.retried += 1;
+                let event = to_wit_event(record.event());
+                let (result, after_event) = self.run_one(&event, overlay.clone())?;
+                match result {
+                    Ok(()) => {
+                        overlay = after_event;
+                        changes.resolved.push(record.id);
+                        report.applied += 1;
+                    }
+                    Err(err) => {
+                        report.failed += 1;
+                        if let (FailureKind::Parked, Some(key)) = (record.kind, &record.key) {
+                            blocked_keys.insert(key.clone());
+                        }
+                        let error = describe_failure(err, 1);
+                        changes
+                            .upsert
+                            .push(failed_again(record, error, &self.projection.module));
+                    }
+                }
+            }
+            if !changes.is_empty() {
+                // Positions do not move: these events were passed over before.
+                let positions = self.positions.clone();
+                match self.commit(&overlay, positions, 0, &changes) {
+                    Flow::Continue => {}
+                    other => return Err(other),
+                }
+            }
+        }
+        let book = self
+            .projection
+            .store
+            .reader()
+            .and_then(|reader| FailureBook::load(&reader, &self.projection.module.hash));
+        self.failures = match book {
+            Ok(book) => book,
+            Err(e) => return Err(self.storage_failed(e)),
+        };
+        tracing::info!(
+            projection = %self.label,
+            retried = report.retried,
+            applied = report.applied,
+            failed = report.failed,
+            still_parked = report.still_parked,
+            "failed events retried"
+        );
+        Ok(report)
+    }
+
+    fn recreate_instance(&mut self) -> bool {
+        match self
+            .projection
+            .module
+            .instantiate_with(&self.label, &self.config.limits)
+        {
+            Ok(instance) => {
+                self.instance = instance;
+                true
+            }
+            Err(e) => {
+                self.halt(
+                    None,
+                    format!("could not recreate the instance after a trap: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn commit(
+        &mut self,
+        overlay: &Overlay,
+        positions: Offsets,
+        count: u64,
+        failures: &FailureChanges,
+    ) -> Flow {
+        let durable = self.last_durable.elapsed() >= self.config.sync_interval;
+        let events_applied = self.events_applied + count;
+        let result = self.projection.store.commit_with_failures(
+            overlay,
+            CommitPositions {
+                offsets: &positions,
+                events_applied,
+            },
+            failures,
+            durable,
+        );
+        match result {
+            Ok(()) => {
+                self.positions = positions;
+                self.events_applied = events_applied;
+                if durable {
+                    self.mark_durable();
+                } else {
+                    self.dirty = true;
+                }
+                Flow::Continue
+            }
+            Err(e) => self.storage_failed(e),
+        }
+    }
+
+    /// A read or commit failed. A device failure (disk full) pauses the
+    /// projection until the file can be written again; anything else halts.
+    fn storage_failed(&mut self, error: StoreError) -> Flow {
+        if error.needs_reopen() {
+            self.recover_storage(error)
+        } else {
+            self.halt(None, format!("state storage failed: {error}"))
+        }
+    }
+
+    /// Pauses until the state file can be reopened and written, then goes
+    /// on from what it durably holds: the reopen rolls state and offsets
+    /// back together to the last durable commit, and the source is read
+    /// again from there, so nothing is lost or applied twice.
+    fn recover_storage(&mut self, error: StoreError) -> Flow {
+        let reason = if error.is_disk_full() {
+            format!("disk full: {error}; the projection resumes by itself once space is freed")
+        } else {
+            format!(
+                "state file write failed: {error}; the projection retries until the file can be written"
+            )
+        };
+        tracing::error!(projection = %self.label, "projection paused: {reason}");
+        self.projection.set_status(Status::Paused {
+            reason,
+            since: unix_now(),
+        });
+        loop {
+            if self.wait_or_stop(STORAGE_RETRY) {
+                return Flow::Halt;
+            }
+            let attempt = self
+                .projection
+                .store
+                .reopen()
+                .and_then(|()| self.projection.store.sync());
+            match attempt {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::debug!(projection = %self.label, error = %e, "state file not writable yet")
+                }
+            }
+        }
+        let resumed = self.projection.store.reader().and_then(|reader| {
+            Ok((
+                reader.offsets()?,
+                reader.events_applied()?,
+                FailureBook::load(&reader, &self.projection.module.hash)?,
+            ))
+        });
+        let (positions, events_applied, failures) = match resumed {
+            Ok(resumed) => resumed,
+            Err(e) => {
+                return self.halt(None, format!("state file unreadable after reopening: {e}"));
+            }
+        };
+        let subscription = match self.projection.source.subscribe(
+            self.projection.name(),
+            &self.projection.topics,
+            &positions,
+        ) {
+            Ok(subscription) => subscription,
+            Err(e) => return self.halt(None, format!("cannot reopen the source: {e}")),
+        };
+        self.subscription = subscription;
+        self.positions = positions;
+        self.events_applied = events_applied;
+        self.failures = failures;
+        self.dirty = false;
+        self.last_durable = Instant::now();
+        if !self.recreate_instance() {
+            return Flow::Halt;
+        }
+        tracing::info!(projection = %self.label, events_applied, "state file writable again; projection resumed");
+        self.projection.set_status(Status::Running);
+        Flow::Rewound
+    }
+
+    /// Sleeps `wait` unless a stop is requested first; true when stopping.
+    fn wait_or_stop(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if self.projection.stop_requested() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.projection.stop_requested()
+    }
+
+    fn halt(&mut self, event: Option<&bindings::Event>, message: String) -> Flow {
+        match event {
+            Some(e) => tracing::error!(
+                projection = %self.label,
+                source = %e.source,
+                partition = e.partition,
+                offset = e.offset,
+                "projection halted: {message}"
+            ),
+            None => tracing::error!(projection = %self.label, "projection halted: {message}"),
+        }
+        self.projection.set_status(failed(event, message.clone()));
+        // The worker ends here, whichever path reported the halt.
+        self.projection.request_stop();
+        let at = event.map_or(String::new(), |e| {
+            format!(" at {}/{}@{}", e.source, e.partition, e.offset)
+        });
+        self.projection.notify(WorkerEvent::Halted {
+            name: self.projection.name().to_owned(),
+            hash: self.projection.module.hash.clone(),
+            instance: self.projection.instance,
+            message: format!("{message}{at}"),
+        });
+        Flow::Halt
+    }
+}
+
+/// The error text recorded for an event that failed on its own.
+fn describe_failure(err: RunError, batch_len: usize) -> String {
+    match err {
+        RunError::Rejected { index, message } if index as usize >= batch_len => format!(
+            "{message} (the module reported the error for event index {index} of a batch of {batch_len}: a bug in the module)"
+        ),
+        RunError::Rejected { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+fn advance(positions: &mut Offsets, events: &[bindings::Event]) {
+    for event in events {
+        positions.set(&event.source, event.partition, event.offset + 1);
+    }
+}
