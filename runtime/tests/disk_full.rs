@@ -137,3 +137,45 @@ fn a_full_disk_pauses_the_projection_and_freeing_space_resumes_it() {
     assert_eq!(server.state("order-totals"), fold(&all));
     assert!(server.log().contains("projection resumed"));
 }
+
+#[test]
+fn a_full_disk_refuses_appends_clearly_and_they_work_again_once_space_returns() {
+    let server = Server::with_modules(&[ORDER_TOTALS]);
+    let data = server.data_dir();
+    let _mount = Mount::tmpfs(&data, "24m");
+    let server = server.start();
+
+    let first = orders(0..2_000);
+    publish(&server, &first);
+    server.wait_applied("order-totals", first.len() as u64);
+
+    let filler = fill(&data);
+    let second = orders(2_000..40_000);
+    let body: String = second.iter().map(|e| format!("{e}\n")).collect();
+    let refused = server.post(
+        "/v1/topics/orders/events?key_field=customer",
+        "application/x-ndjson",
+        body.as_bytes(),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("nothing was written"), "{message}");
+    assert!(message.contains("disk full"), "{message}");
+    assert!(message.contains("log.redb"), "{message}");
+    // Nothing of the refused request is in the log.
+    let topics = server.get("/v1/topics").body;
+    let heads: u64 = topics["topics"][0]["heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_u64().unwrap())
+        .sum();
+    assert_eq!(heads, first.len() as u64, "{topics}");
+
+    std::fs::remove_file(&filler).unwrap();
+    publish(&server, &second);
+    let all: Vec<Value> = first.iter().chain(&second).cloned().collect();
+    let info = server.wait_applied("order-totals", all.len() as u64);
+    assert_eq!(info["status"]["state"], "running", "{info}");
+    assert_eq!(server.state("order-totals"), fold(&all));
+}

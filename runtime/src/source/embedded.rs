@@ -189,10 +189,52 @@ enum AppenderMsg {
 }
 
 struct Shared {
-    db: Database,
+    /// `None` between closing after a write failure and reopening.
+    db: std::sync::RwLock<Option<Database>>,
     signal: ChangeSignal,
     /// The log file, for messages.
     path: PathBuf,
+}
+
+impl Shared {
+    /// Runs `f` on the database, reopening the file first if a write
+    /// failure closed it and the reopen has not succeeded yet.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, LogError>) -> Result<T, LogError> {
+        use std::sync::PoisonError;
+        {
+            let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(db) = db.as_ref() {
+                return f(db);
+            }
+        }
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if db.is_none() {
+            *db = Some(open_database(&self.path).map_err(|source| LogError::Open {
+                path: self.path.clone(),
+                source,
+            })?);
+        }
+        match db.as_ref() {
+            Some(db) => f(db),
+            None => Err(LogError::Closed),
+        }
+    }
+
+    /// After a write failed on the device (disk full, I/O error) redb
+    /// refuses every later transaction on that handle: close the file and
+    /// open it again. Appends are durable, so nothing acknowledged is lost.
+    fn reopen(&self) -> Result<(), LogError> {
+        let mut db = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *db = None;
+        *db = Some(open_database(&self.path).map_err(|source| LogError::Open {
+            path: self.path.clone(),
+            source,
+        })?);
+        Ok(())
+    }
 }
 
 /// Handle to the embedded log; cheap to clone.
@@ -236,7 +278,7 @@ impl EmbeddedLog {
         })?;
 
         let shared = Arc::new(Shared {
-            db,
+            db: std::sync::RwLock::new(Some(db)),
             signal: ChangeSignal::default(),
             path: path.to_owned(),
         });
@@ -282,7 +324,9 @@ impl EmbeddedLog {
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(LogError::InvalidPartitions(partitions, topic.to_owned()));
         }
-        let txn = self.shared.db.begin_write().map_err(storage)?;
+        let txn = self
+            .shared
+            .with_db(|db| db.begin_write().map_err(storage))?;
         let existing = ensure_topic(&txn, topic, partitions)?;
         if existing != partitions {
             return Err(LogError::PartitionMismatch {
@@ -322,7 +366,7 @@ impl EmbeddedLog {
     }
 
     fn reader(&self) -> Result<LogReader, LogError> {
-        let txn = self.shared.db.begin_read().map_err(storage)?;
+        let txn = self.shared.with_db(|db| db.begin_read().map_err(storage))?;
         Ok(LogReader {
             topics: txn.open_table(TOPICS).map_err(storage)?,
             heads: txn.open_table(HEADS).map_err(storage)?,
@@ -455,8 +499,26 @@ fn run_appender(shared: &Shared, inbox: &Receiver<AppenderMsg>, default_partitio
             }
             Err(err) => {
                 round_robin = before;
-                let message = err.to_string();
+                let mut message = err.to_string();
+                if let LogError::Storage(redb::Error::Io(e)) = &err
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                    )
+                {
+                    message.push_str(&format!(
+                        " (disk full: free space on the disk holding {}; appends work again once there is room)",
+                        shared.path.display()
+                    ));
+                }
                 tracing::error!(error = %message, "append to the embedded log failed");
+                if matches!(
+                    &err,
+                    LogError::Storage(redb::Error::Io(_) | redb::Error::PreviousIo)
+                ) && let Err(e) = shared.reopen()
+                {
+                    tracing::warn!(error = %e, "embedded log not reopened yet; the next access tries again");
+                }
                 for request in group {
                     let _ = request
                         .reply
@@ -476,7 +538,7 @@ fn append_group(
     default_partitions: u32,
     round_robin: &mut HashMap<String, u32>,
 ) -> Result<Vec<AppendReceipt>, LogError> {
-    let mut txn = shared.db.begin_write().map_err(storage)?;
+    let mut txn = shared.with_db(|db| db.begin_write().map_err(storage))?;
     txn.set_durability(Durability::Immediate).map_err(storage)?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -901,7 +963,10 @@ mod tests {
         };
         let mut at_head = Offsets::default();
         at_head.set("logical", 0, 1);
-        assert!(log.subscribe("p", &[binding.clone()], &at_head).is_ok());
+        assert!(
+            log.subscribe("p", std::slice::from_ref(&binding), &at_head)
+                .is_ok()
+        );
         let mut ahead = Offsets::default();
         ahead.set("logical", 1, 5);
         let err = log
@@ -958,7 +1023,10 @@ mod tests {
         let log = EmbeddedLog::open(&dir.path().join("log.redb"), 1).unwrap();
         log.append("t", (0..5).map(|i| record(None, &i.to_string())).collect())
             .unwrap();
-        let txn = log.shared.db.begin_write().unwrap();
+        let txn = log
+            .shared
+            .with_db(|db| db.begin_write().map_err(storage))
+            .unwrap();
         txn.open_table(RECORDS)
             .unwrap()
             .insert(("t", 0, 3), &b"\xc1 not msgpack"[..])
