@@ -33,9 +33,7 @@ const NEXT_FAILURE_ID: &str = "failed.next_id";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error(
-        "state file {path} could not be opened: {source} (if it is corrupt, move it away and the projection will rebuild from its sources)"
-    )]
+    #[error("state file {path} could not be opened: {source}")]
     Open {
         path: PathBuf,
         #[source]
