@@ -1,0 +1,111 @@
+// SDK unit tests under Node: npm test (see package.json).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { ProjectionError, QueryError, defineProjection, json, log, query, state, t, u64 } from '@projector/sdk';
+import * as testing from '@projector/sdk/testing';
+
+test('json keeps integers exact and writes them as serde_json does', () => {
+  assert.equal(json.parse('{"a": 9007199254740993}').a, 9007199254740993n);
+  assert.equal(json.parse('[1.5, 100.0, 7]').join(','), '1.5,100,7');
+  assert.equal(json.stringify({ b: 2n ** 64n - 1n, a: [1, 'x\u001f"\\'] }), '{"b":18446744073709551615,"a":[1,"x\\u001f\\"\\\\"]}');
+  assert.throws(() => json.stringify(undefined), ProjectionError);
+});
+
+test('typed decoding follows serde', () => {
+  const S = t.struct('S', { a: t.u64, b: t.optional(t.string) });
+  assert.deepEqual(S.decode({ b: 'x', a: 1, extra: [] }), { a: 1, b: 'x' });
+  assert.deepEqual(Object.keys(S.decode({ b: 'x', a: 1 })), ['a', 'b']);
+  assert.deepEqual(S.decode({ a: 1 }), { a: 1, b: null });
+  assert.deepEqual(S.decode([1, null]), { a: 1, b: null });
+  const decode = (text) => S.decode(JSON.parse(text));
+  assert.throws(() => decode('[1]'), /invalid length 1, expected struct S with 2 elements/);
+  assert.throws(() => decode('{"b": "x"}'), /missing field `a`/);
+  assert.throws(() => decode('"s"'), /invalid type: string "s", expected struct S/);
+  assert.throws(() => t.u64.decode(-1), /invalid value: integer `-1`, expected u64/);
+  assert.throws(() => t.u64.decode(1.5), /floating point `1.5`/);
+  assert.throws(() => t.u32.decode(2 ** 32), /expected u32/);
+  assert.equal(t.u64.decode(2n ** 64n - 1n), 2n ** 64n - 1n);
+  assert.throws(() => t.u64.decode(2n ** 64n), /expected u64/);
+  assert.throws(() => t.string.decode('\ud800'), /lone surrogate/);
+  const Strict = t.struct('Strict', {}, { denyUnknownFields: true });
+  assert.throws(() => Strict.decode({ x: 1 }), /unknown field `x`, there are no fields/);
+  assert.deepEqual(S.default(), { a: 0, b: null });
+  assert.deepEqual(S.encode({ b: null, a: 3, c: 1 }), { a: 3, b: null });
+  assert.throws(() => S.encode({ b: 'x' }), /S has no field `a`/);
+});
+
+test('u64 arithmetic is checked and moves to BigInt past 2^53', () => {
+  assert.equal(u64.checkedAdd(1, 2), 3);
+  assert.equal(u64.checkedAdd(Number.MAX_SAFE_INTEGER, 1), 9007199254740992n);
+  assert.equal(u64.checkedAdd(2n ** 64n - 1n, 1), undefined);
+  assert.equal(u64.checkedSub(9007199254740992n, 1), Number.MAX_SAFE_INTEGER);
+  assert.equal(u64.checkedSub(1, 2), undefined);
+  assert.throws(() => u64.add(2n ** 64n - 1n, 1), ProjectionError);
+  assert.throws(() => u64.sub(0, 1), ProjectionError);
+});
+
+const counter = defineProjection({
+  name: 'counter',
+  sources: ['t'],
+  stateVersion: 3,
+  queries: ['count', 'keys'],
+  handle(event) {
+    const body = event.decode(t.struct('Body', { n: t.u64, fail: t.optional(t.bool) }));
+    if (body.fail) throw new ProjectionError(`refusing ${event.position()}`);
+    if (body.n === 99) null.boom;
+    state.putJson('count', u64.add(state.getJson('count', t.u64) ?? 0, body.n));
+    state.put(`seen/${event.offset}`, 'x');
+    log.info(`got ${body.n}`);
+  },
+  query(name, args) {
+    if (name === 'count') return { count: state.getJson('count') ?? 0 };
+    if (name === 'keys') {
+      const { prefix } = query.argsJson(args, t.struct('Args', { prefix: t.string }));
+      return [...state.iter(prefix)].map(([key]) => new TextDecoder().decode(key));
+    }
+    if (name === 'write') state.put('x', 'y');
+    throw QueryError.unknownQuery();
+  },
+});
+
+test('describe, batches stopping at the first failure, and queries', async () => {
+  testing.reset();
+  assert.deepEqual(counter.describe(), { name: 'counter', version: '', sources: ['t'], stateVersion: 3, queries: ['count', 'keys'] });
+  const ev = (offset, body) => testing.event('t', offset, JSON.stringify(body));
+  assert.equal(await testing.handle(counter, [ev(0, { n: 2 }), ev(1, { n: 3 })]), null);
+  assert.deepEqual(await testing.handle(counter, [ev(2, { n: 1 }), ev(3, { n: 1, fail: true }), ev(4, { n: 1 })]), {
+    index: 1,
+    message: 'refusing t/0@3',
+  });
+  const bug = await testing.handle(counter, [ev(5, { n: 99 })]);
+  assert.equal(bug.index, 0);
+  assert.match(bug.message, /^TypeError: /);
+  assert.deepEqual(await testing.queryJson(counter, 'count'), { count: 5 });
+  assert.deepEqual(await testing.queryJson(counter, 'keys', '{"prefix": "seen/"}'), ['seen/0', 'seen/1']);
+  await assert.rejects(testing.query(counter, 'keys', '{"prefix": 1}'), (e) => e.kind === 'bad-args');
+  await assert.rejects(testing.query(counter, 'nope'), (e) => e.kind === 'unknown-query');
+  // A write during a query fails the query (the host traps).
+  await assert.rejects(testing.query(counter, 'write'), (e) => e.kind === 'failed' && /read-only/.test(e.message));
+  assert.deepEqual(testing.logs(), [
+    ['info', 'got 2'],
+    ['info', 'got 3'],
+    ['info', 'got 1'],
+  ]);
+});
+
+test('iter pages through more entries than one scan returns', () => {
+  testing.reset();
+  for (let i = 0; i < 600; i++) state.put(`k/${String(i).padStart(3, '0')}`, String(i));
+  state.put('l/0', 'other prefix');
+  const keys = [...state.iterJson('k/')].map(([key]) => key);
+  assert.equal(keys.length, 600);
+  assert.equal(keys[599], 'k/599');
+  assert.deepEqual(state.scanJson('k/', 'k/597', 10), [['k/598', 598], ['k/599', 599]]);
+  state.delete('k/598');
+  assert.equal(state.get('k/598'), undefined);
+});
+
+test('invalid projections are refused at definition', () => {
+  assert.throws(() => defineProjection({ name: 'Bad Name', sources: [], stateVersion: -1 }), /name must be.*sources.*stateVersion.*handle/);
+});
