@@ -84,7 +84,7 @@ impl HostState {
                 denied: None,
                 inner: StoreLimitsBuilder::new()
                     .memory_size(limits.max_memory_bytes)
-                    .instances(8)
+                    .instances(MAX_CORE_INSTANCES)
                     .build(),
             },
             label,
@@ -177,6 +177,14 @@ impl ResourceLimiter for MemoryCap {
         self.inner.memories()
     }
 }
+
+/// Core module instances one component may create. A component is made of
+/// several: a Rust guest 3, componentize-js 4, componentize-py 14
+/// (libc, libpython, the bindings, the WASI adapter, ...) and one more per
+/// Python extension module it bundles. The cap only stops a module that
+/// instantiates without end; each linear memory is capped on its own by
+/// `limits.max_memory_bytes`.
+const MAX_CORE_INSTANCES: usize = 64;
 
 /// Bytes the deterministic WASI random sources cycle through.
 const DETERMINISTIC_SEED: [u8; 16] = *b"projector-replay";
