@@ -154,8 +154,6 @@ _decoder = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
 _careful_decoder = json.JSONDecoder(
     object_pairs_hook=_pairs, parse_constant=_constant, parse_int=_int_literal
 )
-# Integer literals that need care: `-0`, and very long ones.
-_CAREFUL = re.compile(r"-0(?![.0-9eE])|[0-9]{21}")
 
 
 def loads(data: bytes | str) -> Any:
@@ -168,12 +166,21 @@ def loads(data: bytes | str) -> Any:
         text = bytes(data).decode("utf-8", "surrogateescape")
     else:
         text = data
-    decoder = _careful_decoder if _CAREFUL.search(text) else _decoder
+    # Integer literals that need care (`-0`, more digits than Python reads)
+    # are rare: the fast decoder first, unless `-0` may be there.
+    decoder = _careful_decoder if "-0" in text else _decoder
     try:
         return decoder.decode(text)
     except RecursionError:
         raise JsonError("recursion limit exceeded: JSON nested too deep") from None
     except ValueError as error:  # json.JSONDecodeError is a ValueError
+        if decoder is _decoder:
+            try:
+                return _careful_decoder.decode(text)
+            except RecursionError:
+                raise JsonError("recursion limit exceeded: JSON nested too deep") from None
+            except ValueError as careful_error:
+                error = careful_error
         raise JsonError(str(error)) from None
 
 
