@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The full test suite. Installs what the tests need and a fresh machine
-# lacks (the wasm32-wasip2 target, the Tansu Kafka broker), then runs every
+# lacks (the wasm32-wasip2 target, the Tansu Kafka broker, the JS
+# examples' build tools), then runs every
 # test of the workspace. The Kafka tests start their own brokers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2
+# The JavaScript and TypeScript examples (Node and npm; componentize-js from
+# npm into target/tools/js), which runtime/tests/js_examples.rs runs.
+./scripts/build-js-examples.sh
 PROJECTOR_TANSU="$(./scripts/install-tansu.sh)"
 export PROJECTOR_TANSU
 cargo test --workspace --release "$@"
