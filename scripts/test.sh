@@ -10,6 +10,9 @@ rustup target add wasm32-wasip2
 # The JavaScript and TypeScript examples (Node and npm; componentize-js from
 # npm into target/tools/js), which runtime/tests/js_examples.rs runs.
 ./scripts/build-js-examples.sh
+# Their unit tests and the JS SDK's, under Node without a host.
+node --harmony-json-parse-with-source --import ./sdk/js/testing/register.js \
+    --test sdk/js/test/ examples/js/*/test.js
 PROJECTOR_TANSU="$(./scripts/install-tansu.sh)"
 export PROJECTOR_TANSU
 cargo test --workspace --release "$@"
