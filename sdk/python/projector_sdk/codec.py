@@ -156,6 +156,23 @@ _careful_decoder = json.JSONDecoder(
 )
 
 
+_WHITESPACE = " \t\n\r"  # JSON's, and serde_json's
+
+
+def _parse(decoder: json.JSONDecoder, text: str) -> Any:
+    # JSONDecoder.decode, without its Python-level wrappers and regexes.
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = decoder.scan_once(text, start)
+    except StopIteration as stop:
+        raise json.JSONDecodeError("Expecting value", text, stop.value) from None
+    if end != len(text) and text[end:].strip(_WHITESPACE):
+        raise json.JSONDecodeError(
+            "Extra data", text, len(text) - len(text[end:].lstrip(_WHITESPACE))
+        )
+    return value
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON strictly, as serde_json does. Raises :class:`JsonError`.
 
@@ -170,13 +187,13 @@ def loads(data: bytes | str) -> Any:
     # are rare: the fast decoder first, unless `-0` may be there.
     decoder = _careful_decoder if "-0" in text else _decoder
     try:
-        return decoder.decode(text)
+        return _parse(decoder, text)
     except RecursionError:
         raise JsonError("recursion limit exceeded: JSON nested too deep") from None
     except ValueError as error:  # json.JSONDecodeError is a ValueError
         if decoder is _decoder:
             try:
-                return _careful_decoder.decode(text)
+                return _parse(_careful_decoder, text)
             except RecursionError:
                 raise JsonError("recursion limit exceeded: JSON nested too deep") from None
             except ValueError as careful_error:
@@ -342,14 +359,14 @@ def _dataclass_converter(cls: type) -> Callable:
     expected = f"struct {name}"
     plan = [(f.json_name, f.attr, f.convert, f.has_default, f.optional) for f in fields]
 
-    def from_object(value: dict) -> Any:
+    def check_keys(value: dict) -> None:
         if type(value) is _DupDict:
             for key in value.duplicates:
                 if key in names:
                     raise _Invalid(f"duplicate field `{key}`")
-        for key in value:
-            if not key.isascii() and _SURROGATE.search(key) is not None:
-                raise _Invalid(_BAD_TEXT)
+        keys = "".join(value)
+        if not keys.isascii() and _SURROGATE.search(keys) is not None:
+            raise _Invalid(_BAD_TEXT)
         if deny:
             for key in value:
                 if key not in names:
@@ -357,21 +374,49 @@ def _dataclass_converter(cls: type) -> Callable:
                         f"unknown field `{key}`, expected "
                         + (", ".join(f"`{n}`" for n in sorted(names)) or "no fields")
                     )
-        kwargs = {}
-        for json_name, attr, convert, has_default, optional in plan:
-            raw = value.get(json_name, _MISSING)
-            if raw is _MISSING:
-                if has_default:
-                    continue
-                if optional:
-                    kwargs[attr] = None
-                    continue
-                raise _Invalid(f"missing field `{json_name}`")
-            try:
-                kwargs[attr] = convert(raw)
-            except _Invalid as error:
-                raise error.at(f".{json_name}") from None
-        return cls(**kwargs)
+
+    # The object case is the hot one (every payload and state value): it is
+    # generated per class, as dataclasses generates __init__, so that each
+    # field costs a lookup, a call and a keyword argument.
+    namespace: dict[str, Any] = {
+        "_MISSING": _MISSING,
+        "_Invalid": _Invalid,
+        "_DupDict": _DupDict,
+        "check_keys": check_keys,
+        "cls": cls,
+    }
+    lines = ["def from_object(value):", "    check_keys(value)", "    get = value.get", "    kw = {}"]
+    arguments = []
+    for index, (json_name, attr, convert, has_default, optional) in enumerate(plan):
+        namespace[f"c{index}"] = convert
+        raw, key, at = f"v{index}", repr(json_name), repr(f".{json_name}")
+        lines.append(f"    {raw} = get({key}, _MISSING)")
+        if has_default:
+            lines += [
+                f"    if {raw} is not _MISSING:",
+                "        try:",
+                f"            kw[{attr!r}] = c{index}({raw})",
+                "        except _Invalid as error:",
+                f"            raise error.at({at}) from None",
+            ]
+            continue
+        if optional:
+            lines += [f"    if {raw} is _MISSING:", f"        {raw} = None"]
+        else:
+            lines += [
+                f"    if {raw} is _MISSING:",
+                f"        raise _Invalid({('missing field `' + json_name + '`')!r})",
+            ]
+        lines += [
+            "    try:",
+            f"        {raw} = c{index}({raw})",
+            "    except _Invalid as error:",
+            f"        raise error.at({at}) from None",
+        ]
+        arguments.append(f"{attr}={raw}")
+    lines.append(f"    return cls({', '.join(arguments + ['**kw'])})")
+    exec("\n".join(lines), namespace)  # noqa: S102 - code built from field names above
+    from_object = namespace["from_object"]
 
     def from_array(value: list) -> Any:
         # In serde's order: the elements in turn, then what is left over.
@@ -560,22 +605,28 @@ def type_name(tp: Any) -> str:
 # ---------------------------------------------------------------------------
 # Encoding
 
-_dataclass_fields: dict[type, list[tuple[str, str]]] = {}
+_to_dict: dict[type, Callable[[Any], dict]] = {}
 
 
-def _fields_of(cls: type) -> list[tuple[str, str]]:
-    try:
-        return _dataclass_fields[cls]
-    except KeyError:
-        fields = [(f.metadata.get(_RENAME, f.name), f.name) for f in dataclasses.fields(cls)]
-        _dataclass_fields[cls] = fields
-        return fields
+def _dict_maker(cls: type) -> Callable[[Any], dict]:
+    """``lambda o: {"json_name": o.attr, ...}`` for a dataclass, generated
+    once: field order is declaration order, as serde writes a struct."""
+    items = ", ".join(
+        f"{f.metadata.get(_RENAME, f.name)!r}: o.{f.name}" for f in dataclasses.fields(cls)
+    )
+    namespace: dict[str, Any] = {}
+    exec(f"def to_dict(o):\n    return {{{items}}}", namespace)  # noqa: S102 - field names
+    return namespace["to_dict"]
 
 
 def _default(value: Any) -> Any:
     cls = type(value)
+    maker = _to_dict.get(cls)
+    if maker is not None:
+        return maker(value)
     if dataclasses.is_dataclass(cls):
-        return {json_name: getattr(value, attr) for json_name, attr in _fields_of(cls)}
+        maker = _to_dict[cls] = _dict_maker(cls)
+        return maker(value)
     if isinstance(value, (set, frozenset)):
         raise TypeError(
             "a set has no stable order from one build to the next; encode a sorted list"
@@ -586,13 +637,29 @@ def _default(value: Any) -> Any:
 _encoder = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default
 )
+# JSONEncoder.encode builds its C encoder anew on every call; build it once.
+# No circular-reference markers: a cycle ends in RecursionError instead.
+try:
+    _c_encode = json.encoder.c_make_encoder(  # type: ignore[union-attr]
+        None, _default, json.encoder.c_encode_basestring, None, ":", ",", False, False, False
+    )
+    if "".join(_c_encode({"a": [1.5, None, True, "\u00e9"]}, 0)) != '{"a":[1.5,null,true,"\u00e9"]}':
+        _c_encode = None
+except (AttributeError, TypeError):  # no C accelerator, or another signature
+    _c_encode = None
+
+
+def _encode(value: Any) -> str:
+    if _c_encode is None or type(value) is str:
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
 
 
 def to_json(value: Any) -> bytes:
     """``value`` as compact JSON bytes, as serde_json writes the same Rust
     value. Raises :class:`JsonError`."""
     try:
-        return _encoder.encode(value).encode("utf-8")
+        return _encode(value).encode("utf-8")
     except (TypeError, ValueError) as error:
         # UnicodeEncodeError (a lone surrogate) is a ValueError too.
         raise JsonError(f"cannot encode {_type_name(type(value))} as JSON: {error}") from None
