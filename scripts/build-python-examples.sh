@@ -22,9 +22,24 @@ tool="$venv/bin/componentize-py"
 
 if ! "$tool" --version 2>/dev/null | grep -qx "componentize-py $COMPONENTIZE_PY_VERSION"; then
     echo "installing componentize-py $COMPONENTIZE_PY_VERSION into $venv" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "componentize-py==$COMPONENTIZE_PY_VERSION"
+    command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
+    rm -rf "$venv"
+    if python3 -m venv "$venv" >/dev/null 2>&1 && [ -x "$venv/bin/pip" ]; then
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            "componentize-py==$COMPONENTIZE_PY_VERSION"
+    else
+        # No venv module (Debian without python3-venv): pip into a folder,
+        # and a wrapper that puts it on the path.
+        rm -rf "$venv"
+        python3 -m pip install --quiet --disable-pip-version-check \
+            --target "$venv/site" "componentize-py==$COMPONENTIZE_PY_VERSION"
+        mkdir -p "$venv/bin"
+        cat >"$tool" <<WRAPPER
+#!/bin/sh
+PYTHONPATH="$venv/site" exec python3 -c 'import sys; from componentize_py import script; sys.argv[0] = "componentize-py"; sys.exit(script())' "\$@"
+WRAPPER
+        chmod +x "$tool"
+    fi
 fi
 
 if [ "$#" -gt 0 ]; then
