@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
-
 
 class ProjectionError(Exception):
     """An event could not be applied, or a state or payload helper failed.
@@ -62,9 +60,13 @@ def describe_exception(error: BaseException) -> str:
     if isinstance(error, (ProjectionError, QueryError)):
         return str(error)
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    frames = traceback.extract_tb(error.__traceback__)
-    if frames:
-        frame = frames[-1]
-        file = frame.filename.replace("\\", "/").rsplit("/", 1)[-1]
-        text += f" (at {file}:{frame.lineno} in {frame.name})"
+    # The innermost frame, without traceback's source lookups (files are not
+    # there in a component).
+    tb = error.__traceback__
+    if tb is not None:
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code
+        file = code.co_filename.replace("\\", "/").rsplit("/", 1)[-1]
+        text += f" (at {file}:{tb.tb_lineno} in {code.co_name})"
     return text
