@@ -122,7 +122,7 @@ export function stringify(value) {
     text = JSON.stringify(value, bigintReplacer);
   }
   if (text === undefined) {
-    throw new ProjectionError(`cannot encode ${typeof value} as JSON`);
+    throw new ProjectionError(`${typeof value} has no JSON form`);
   }
   return text;
 }
