@@ -83,11 +83,13 @@ export class Type {
 
 /** An integer type between `min` and `max` (BigInt bounds). */
 function integer(name, min, max) {
+  const low = Number(min);
+  const high = Number(max);
   const check = (value) => {
     let big;
     if (typeof value === 'number') {
+      if (Number.isSafeInteger(value) && value >= low && value <= high && !Object.is(value, -0)) return value;
       if (!Number.isInteger(value) || Object.is(value, -0)) throw invalidType(value, name);
-      if (Number.isSafeInteger(value) && value >= Number(min) && value <= Number(max)) return value;
       big = BigInt(value);
     } else if (typeof value === 'bigint') {
       big = value;
