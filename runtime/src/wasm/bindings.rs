@@ -6,4 +6,6 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use self::exports::projector::projection::handler::{Descriptor, Event, QueryError};
+pub use self::exports::projector::projection::handler::{
+    Descriptor, Event, HandleError, QueryError,
+};

@@ -3,6 +3,7 @@
 
 pub mod bindings;
 mod cache;
+pub mod core_abi;
 mod host;
 
 use std::path::{Path, PathBuf};
