@@ -354,6 +354,9 @@ fn order_totals_edge_cases_match_rust() {
         nested(126),
         nested(127),
         nested(140),
+        // Deeper than a component's stack allows recursing into.
+        nested(5000),
+        nested(100_000),
         b" \n {\"type\": \"Other\"} \t".to_vec(),
         // Amounts: integers only, 0 to 2^64 - 1.
         placed(r#""a1""#, r#""amy""#, "-5"),
@@ -425,11 +428,19 @@ fn order_totals_edge_cases_match_rust() {
     cases.push(placed(r#""z1""#, r#""amy""#, "7"));
     let mut payloads: Vec<Option<&[u8]>> = cases.iter().map(|c| Some(c.as_slice())).collect();
     payloads.push(None);
+    let deep_ignored = format!(
+        r#"{{"n": 2, "x": {}{}}}"#,
+        "[".repeat(3000),
+        "]".repeat(3000)
+    );
+    let deep_read = format!(r#"{{"n": {}{}}}"#, "[".repeat(3000), "]".repeat(3000));
     differential(
         "order-totals",
         "orders",
         &payloads,
         &[
+            ("top-customers", &deep_ignored),
+            ("top-customers", &deep_read),
             ("top-customers", r#"{"n": 0}"#),
             ("top-customers", r#"{"n": 3}"#),
             ("top-customers", r#"{"n": 100}"#),

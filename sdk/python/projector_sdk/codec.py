@@ -36,6 +36,7 @@ refused. Sets are refused: their order changes from one build to the next.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import re
@@ -173,6 +174,128 @@ def _parse(decoder: json.JSONDecoder, text: str) -> Any:
     return value
 
 
+#: Arrays and objects serde_json reads nested (its recursion limit is 128):
+#: a value nested deeper fails where it is read, and is skipped where it is
+#: not, whatever its depth.
+MAX_DEPTH = 127
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _deeper_than(text: str, limit: int) -> bool:
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
+
+
+class _TooDeep:
+    """Stands for an array or object nested deeper than :data:`MAX_DEPTH`:
+    parsed (it must be valid JSON) but not kept. Reading it fails."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<nested too deep>"
+
+
+_TOO_DEEP = _TooDeep()
+
+
+_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _parse_deep(text: str) -> Any:
+    """The JSON parser's rules without recursion, for documents nested
+    deeper than :data:`MAX_DEPTH`: what is nested deeper is checked and
+    dropped (:data:`_TOO_DEEP` in its place). The C scanner would recurse
+    once per level, and a component's stack is small (a few thousand levels
+    exhaust it, a trap), and so would freeing the result."""
+    scanstring = json.decoder.scanstring
+    skip = _SPACE.match
+    end = len(text)
+
+    def fail(message: str, at: int) -> json.JSONDecodeError:
+        return json.JSONDecodeError(message, text, at)
+
+    def key_at(pos: int) -> tuple[str, int]:
+        if text[pos : pos + 1] != '"':
+            raise fail("Expecting property name enclosed in double quotes", pos)
+        key, pos = scanstring(text, pos + 1, True)
+        pos = skip(text, pos).end()
+        if text[pos : pos + 1] != ":":
+            raise fail("Expecting ':' delimiter", pos)
+        return key, skip(text, pos + 1).end()
+
+    # Open containers: [items, key] (key None for an array; items None for
+    # a container too deep to keep).
+    stack: list[list] = []
+    pos = skip(text, 0).end()
+    while True:
+        char = text[pos : pos + 1]
+        if char == "{":
+            deep = len(stack) >= MAX_DEPTH
+            pos = skip(text, pos + 1).end()
+            if text[pos : pos + 1] != "}":
+                key, pos = key_at(pos)
+                stack.append([None if deep else [], key])
+                continue
+            value, pos = (_TOO_DEEP if deep else _pairs([])), pos + 1
+        elif char == "[":
+            deep = len(stack) >= MAX_DEPTH
+            pos = skip(text, pos + 1).end()
+            if text[pos : pos + 1] != "]":
+                stack.append([None if deep else [], None])
+                continue
+            value, pos = (_TOO_DEEP if deep else []), pos + 1
+        elif char == '"':
+            value, pos = scanstring(text, pos + 1, True)
+        elif text.startswith("null", pos):
+            value, pos = None, pos + 4
+        elif text.startswith("true", pos):
+            value, pos = True, pos + 4
+        elif text.startswith("false", pos):
+            value, pos = False, pos + 5
+        else:
+            number = _NUMBER.match(text, pos)
+            if number is None:
+                raise fail("Expecting value", pos)
+            integer, fraction, exponent = number.groups()
+            value = _int_literal(integer) if not (fraction or exponent) else float(number.group())
+            pos = number.end()
+        # Hand the value to the containers it closes.
+        while True:
+            pos = skip(text, pos).end()
+            if not stack:
+                if pos != end:
+                    raise fail("Extra data", pos)
+                return value
+            items, key = stack[-1]
+            char = text[pos : pos + 1]
+            if key is None:
+                if items is not None:
+                    items.append(value)
+                if char == ",":
+                    pos = skip(text, pos + 1).end()
+                    break
+                if char != "]":
+                    raise fail("Expecting ',' delimiter", pos)
+                value = _TOO_DEEP if items is None else items
+            else:
+                if items is not None:
+                    items.append((key, value))
+                if char == ",":
+                    stack[-1][1], pos = key_at(skip(text, pos + 1).end())
+                    break
+                if char != "}":
+                    raise fail("Expecting ',' delimiter", pos)
+                value = _TOO_DEEP if items is None else _pairs(items)
+            stack.pop()
+            pos += 1
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON strictly, as serde_json does. Raises :class:`JsonError`.
 
@@ -183,19 +306,20 @@ def loads(data: bytes | str) -> Any:
         text = bytes(data).decode("utf-8", "surrogateescape")
     else:
         text = data
+    if _deeper_than(text, MAX_DEPTH):
+        try:
+            return _parse_deep(text)
+        except ValueError as error:
+            raise JsonError(str(error)) from None
     # Integer literals that need care (`-0`, more digits than Python reads)
     # are rare: the fast decoder first, unless `-0` may be there.
     decoder = _careful_decoder if "-0" in text else _decoder
     try:
         return _parse(decoder, text)
-    except RecursionError:
-        raise JsonError("recursion limit exceeded: JSON nested too deep") from None
     except ValueError as error:  # json.JSONDecodeError is a ValueError
         if decoder is _decoder:
             try:
                 return _parse(_careful_decoder, text)
-            except RecursionError:
-                raise JsonError("recursion limit exceeded: JSON nested too deep") from None
             except ValueError as careful_error:
                 error = careful_error
         raise JsonError(str(error)) from None
@@ -222,6 +346,8 @@ class _Invalid(Exception):
 
 
 def _unexpected(value: Any) -> str:
+    if value is _TOO_DEEP:
+        raise _Invalid("recursion limit exceeded")
     if value is None:
         return "null"
     if value is True or value is False:
@@ -253,20 +379,24 @@ def _any(value: Any) -> Any:
     if type(value) is str:
         if not _text_ok(value):
             raise _Invalid(_BAD_TEXT)
-    elif type(value) is list:
-        for index, item in enumerate(value):
-            try:
-                _any(item)
-            except _Invalid as error:
-                raise error.at(f"[{index}]") from None
+        return value
+    if type(value) is list:
+        items: Any = enumerate(value)
+        brackets = "[{}]"
     elif isinstance(value, dict):
-        for key, item in value.items():
-            if not _text_ok(key):
-                raise _Invalid(_BAD_TEXT)
-            try:
-                _any(item)
-            except _Invalid as error:
-                raise error.at(f".{key}") from None
+        items = value.items()
+        brackets = ".{}"
+    elif value is _TOO_DEEP:
+        raise _Invalid("recursion limit exceeded")
+    else:
+        return value
+    for key, item in items:
+        if type(key) is str and not _text_ok(key):
+            raise _Invalid(_BAD_TEXT)
+        try:
+            _any(item)
+        except _Invalid as error:
+            raise error.at(brackets.format(key)) from None
     return value
 
 

@@ -134,6 +134,30 @@ class CodecDecodes(unittest.TestCase):
                 from_json(text)
         self.assertEqual(from_json(b" \t\r\n[1] \n"), [1])
 
+    def test_depth(self) -> None:
+        # serde_json reads 127 nested levels, and skips a value of any depth
+        # where it does not read it (without recursing: a component's stack
+        # is small).
+        deep = b'{"type": "A", "x": ' + b"[" * 100_000 + b"1" + b"]" * 100_000 + b"}"
+        self.assertEqual(from_json(deep, Tagged), Tagged("A"))
+        self.bad(deep, Any, "recursion limit exceeded at .x")
+        self.bad(deep, dict[str, Any], "recursion limit exceeded at .x")
+        self.assertEqual(len(str(from_json(b"[" * 127 + b"]" * 127, Any))), 254)
+        self.assertEqual(from_json(b"[" * 127 + b"1" + b"]" * 127, Any), from_json(b"[" * 127 + b"1" + b"]" * 127))
+        self.bad(b"[" * 128 + b"]" * 128, Any, "recursion limit exceeded")
+        self.bad(b"[" * 128 + b"]" * 128, list[Any], "recursion limit exceeded")
+        for text in [b"[" * 600 + b"]" * 599, b"[" * 600 + b"1,]" + b"]" * 599, b'{"a": ' * 600 + b"1" + b"}" * 600 + b"x", b"[" * 600 + b"NaN" + b"]" * 600, b"[" * 600 + b'"\\x"' + b"]" * 600]:
+            with self.assertRaises(codec.JsonError, msg=text[-20:]):
+                from_json(text)
+        # In an array, 125 objects deep: the list is at level 127, what is in
+        # it at 128.
+        nested = b'{"a": ' * 125 + b'[1, -0, 2.5, "s", true, null, {}, [[]]]' + b"}" * 125
+        value = codec.loads(b"[" + b",".join([nested] * 2) + b"]")[1]
+        for _ in range(125):
+            value = value["a"]
+        too_deep = codec._TOO_DEEP
+        self.assertEqual(repr(value), repr([1, -0.0, 2.5, "s", True, None, too_deep, too_deep]))
+
     def test_text_must_be_unicode_where_it_is_read(self) -> None:
         self.bad(b'{"n": 1, "bad": "\\ud800"}', Any, "invalid unicode")
         self.bad(b'{"type": "\\udc00"}', Tagged, "invalid unicode")
