@@ -9,7 +9,9 @@ Decoding, :func:`from_json` (and ``Event.payload_json``, ``state.get_json``,
 ``args_json``):
 
 - Strict JSON in UTF-8: no ``NaN``/``Infinity``, no byte-order mark, nothing
-  after the value but whitespace.
+  after the value but whitespace. Arrays and objects nested deeper than
+  :data:`MAX_DEPTH` (127) levels fail where they are read and are skipped,
+  at any depth, where they are not.
 - Into a dataclass (a Rust struct): a JSON object whose fields are matched by
   name (``rename`` changes the JSON name). Unknown fields are ignored (or
   refused with :func:`deny_unknown_fields`), a known field given twice is an
