@@ -12,6 +12,7 @@ use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::random::Deterministic;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
@@ -50,31 +51,42 @@ pub struct HostState {
     max_value_bytes: usize,
     max_scan: usize,
     wasi: WasiCtx,
+    /// WASI preview 1, for core modules (`wit/core-abi.md`).
+    pub(super) wasi_p1: WasiP1Ctx,
+    /// A core module's `state_get`/`state_scan` answer that did not fit its
+    /// buffer: (request, answer), handed over on the call that asks again.
+    pub(super) core_pending: Option<(Vec<u8>, Vec<u8>)>,
     table: ResourceTable,
 }
 
 impl HostState {
     pub fn new(label: Arc<str>, limits: &Limits) -> Self {
         let recent_stderr = RecentStderr::default();
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(GuestOutput {
-            label: label.clone(),
-            stream: "stdout",
-            recent: None,
-        })
-        .stderr(GuestOutput {
-            label: label.clone(),
-            stream: "stderr",
-            recent: Some(recent_stderr.clone()),
-        })
-        .wall_clock(FrozenClock)
-        .monotonic_clock(FrozenClock)
-        .secure_random(Deterministic::new(DETERMINISTIC_SEED.to_vec()))
-        .insecure_random(Deterministic::new(DETERMINISTIC_SEED.to_vec()))
-        .insecure_random_seed(0)
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        // The same lockdown for components (WASI p2) and core modules (p1).
+        let locked_down = || {
+            let mut wasi = WasiCtxBuilder::new();
+            wasi.stdout(GuestOutput {
+                label: label.clone(),
+                stream: "stdout",
+                recent: None,
+            })
+            .stderr(GuestOutput {
+                label: label.clone(),
+                stream: "stderr",
+                recent: Some(recent_stderr.clone()),
+            })
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(Deterministic::new(DETERMINISTIC_SEED.to_vec()))
+            .insecure_random(Deterministic::new(DETERMINISTIC_SEED.to_vec()))
+            .insecure_random_seed(0)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+            wasi
+        };
+        let wasi = locked_down().build();
+        let wasi_p1 = locked_down().build_p1();
         Self {
             recent_stderr,
             access: StateAccess::None,
@@ -91,7 +103,9 @@ impl HostState {
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
             max_scan: limits.max_scan_entries,
-            wasi: wasi.build(),
+            wasi,
+            wasi_p1,
+            core_pending: None,
             table: ResourceTable::new(),
         }
     }

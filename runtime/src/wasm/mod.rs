@@ -3,6 +3,7 @@
 
 pub mod bindings;
 mod cache;
+mod core;
 pub mod core_abi;
 mod host;
 
@@ -80,7 +81,7 @@ pub enum LoadError {
     )]
     NotWasm { file: PathBuf },
     #[error(
-        "{file}: a core WebAssembly module, not a component; build for `wasm32-wasip2` or wrap it with `wasm-tools component new`"
+        "{file}: a core WebAssembly module, not a component, and it does not follow the core-module ABI (no `projector_abi_version` export); build a component for `wasm32-wasip2`, or export the functions of wit/core-abi.md"
     )]
     CoreModule { file: PathBuf },
     #[error("{file}: invalid WebAssembly component: {reason}")]
@@ -136,6 +137,8 @@ pub struct Descriptor {
 pub struct WasmHost {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    /// WASI preview 1 and the `projector` imports of `wit/core-abi.md`.
+    core_linker: Arc<wasmtime::Linker<HostState>>,
     cache: cache::CompileCache,
     limits: Limits,
     _ticker: Arc<EpochTicker>,
@@ -191,9 +194,11 @@ impl WasmHost {
                 .map_err(|e| EngineError(e.to_string()))?;
         }
         let cache = cache::CompileCache::new(cache_dir, &engine);
+        let core_linker = core::linker(&engine).map_err(|e| EngineError(format!("{e:#}")))?;
         Ok(Self {
             engine,
             linker: Arc::new(linker),
+            core_linker: Arc::new(core_linker),
             cache,
             limits,
             _ticker: Arc::new(EpochTicker { stop }),
@@ -245,8 +250,12 @@ impl WasmHost {
                 limit: self.limits.max_module_bytes,
             });
         }
-        classify(file, bytes)?;
+        let kind = classify(file, bytes)?;
         let hash = blake3::hash(bytes).to_hex().to_string();
+        if kind == Kind::Core {
+            let (pre, from_cache) = self.load_core(file, &hash, bytes)?;
+            return self.described(file, hash, from_cache, pre);
+        }
         let (component, from_cache) =
             self.cache
                 .load_or_compile(&hash, bytes)
@@ -272,6 +281,48 @@ impl WasmHost {
             file: file.to_owned(),
             reason: error_chain(&e),
         })?;
+        self.described(file, hash, from_cache, ModulePre::Component(pre))
+    }
+
+    /// Compiles and links a core module under the core-module ABI.
+    fn load_core(
+        &self,
+        file: &Path,
+        _hash: &str,
+        bytes: &[u8],
+    ) -> Result<(ModulePre, bool), LoadError> {
+        let module =
+            wasmtime::Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid {
+                file: file.to_owned(),
+                reason: error_chain(&e),
+            })?;
+        if !core::is_projection(&module) {
+            return Err(LoadError::CoreModule {
+                file: file.to_owned(),
+            });
+        }
+        core::check_shape(&module).map_err(|reason| LoadError::MissingExport {
+            file: file.to_owned(),
+            reason,
+        })?;
+        let pre =
+            self.core_linker
+                .instantiate_pre(&module)
+                .map_err(|e| LoadError::UnknownImport {
+                    file: file.to_owned(),
+                    import: error_chain(&e),
+                })?;
+        Ok((ModulePre::Core(pre), false))
+    }
+
+    /// A linked module, validated by calling `describe` once.
+    fn described(
+        &self,
+        file: &Path,
+        hash: String,
+        from_cache: bool,
+        pre: ModulePre,
+    ) -> Result<LoadedModule, LoadError> {
         let mut module = LoadedModule {
             file: file.to_owned(),
             hash,
@@ -305,17 +356,23 @@ impl WasmHost {
     }
 }
 
-fn classify(file: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+/// What a file holds: a component, or a core module (which must follow
+/// the core-module ABI, checked once compiled).
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    Component,
+    Core,
+}
+
+fn classify(file: &Path, bytes: &[u8]) -> Result<Kind, LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(LoadError::NotWasm {
             file: file.to_owned(),
         });
     }
     match bytes[4..8] {
-        [0x01, 0x00, 0x00, 0x00] => Err(LoadError::CoreModule {
-            file: file.to_owned(),
-        }),
-        [_, _, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Ok(Kind::Core),
+        [_, _, 0x01, 0x00] => Ok(Kind::Component),
         _ => Err(LoadError::Invalid {
             file: file.to_owned(),
             reason: format!("unknown WebAssembly version/layer {:02x?}", &bytes[4..8]),
@@ -437,6 +494,19 @@ pub(crate) fn error_chain(err: &wasmtime::Error) -> String {
     parts.join(": ")
 }
 
+/// A linked module of either kind.
+#[derive(Clone)]
+enum ModulePre {
+    Component(ProjectionPre<HostState>),
+    Core(wasmtime::InstancePre<HostState>),
+}
+
+/// The exports of a live instance of either kind.
+enum Calls {
+    Component(Projection),
+    Core(Box<core::CoreCalls>),
+}
+
 /// A compiled, linked and validated module, ready to instantiate.
 #[derive(Clone)]
 pub struct LoadedModule {
@@ -446,7 +516,7 @@ pub struct LoadedModule {
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
     pub descriptor: Descriptor,
-    pre: ProjectionPre<HostState>,
+    pre: ModulePre,
     host: WasmHost,
 }
 
@@ -476,7 +546,14 @@ impl LoadedModule {
         let mut store = Store::new(&host.engine, HostState::new(Arc::from(label), limits));
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(timeout_ticks(limits.call_timeout));
-        let bindings = self.pre.instantiate(&mut store).map_err(|e| {
+        let instantiated = match &self.pre {
+            ModulePre::Component(pre) => pre.instantiate(&mut store).map(Calls::Component),
+            ModulePre::Core(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|instance| core::CoreCalls::new(&mut store, &instance))
+                .map(|calls| Calls::Core(Box::new(calls))),
+        };
+        let calls = instantiated.map_err(|e| {
             let reason = error_chain(&e);
             match store.data_mut().limits.denied.take() {
                 Some(asked) => RunError::Instantiate(format!(
@@ -488,7 +565,7 @@ impl LoadedModule {
         })?;
         Ok(Instance {
             store,
-            bindings,
+            calls,
             timeout_ticks: timeout_ticks(limits.call_timeout),
             call_timeout: limits.call_timeout,
             poisoned: false,
@@ -503,7 +580,7 @@ fn timeout_ticks(timeout: Duration) -> u64 {
 /// One live instance of a module. Not shared between threads at once.
 pub struct Instance {
     store: Store<HostState>,
-    bindings: Projection,
+    calls: Calls,
     timeout_ticks: u64,
     call_timeout: Duration,
     poisoned: bool,
@@ -573,10 +650,13 @@ impl Instance {
 
     pub fn describe(&mut self) -> Result<bindings::Descriptor, RunError> {
         self.begin_call(StateAccess::None);
-        self.bindings
-            .projector_projection_handler()
-            .call_describe(&mut self.store)
-            .map_err(|e| self.trap(&e))
+        let outcome = match &self.calls {
+            Calls::Component(bindings) => bindings
+                .projector_projection_handler()
+                .call_describe(&mut self.store),
+            Calls::Core(calls) => calls.describe(&mut self.store),
+        };
+        outcome.map_err(|e| self.trap(&e))
     }
 
     /// Runs one batch against `overlay` (read-through to `base`). Returns the
@@ -588,10 +668,12 @@ impl Instance {
         overlay: Overlay,
     ) -> (Result<(), RunError>, Overlay) {
         self.begin_call(StateAccess::Batch { base, overlay });
-        let outcome = self
-            .bindings
-            .projector_projection_handler()
-            .call_handle(&mut self.store, events);
+        let outcome = match &self.calls {
+            Calls::Component(bindings) => bindings
+                .projector_projection_handler()
+                .call_handle(&mut self.store, events),
+            Calls::Core(calls) => calls.handle(&mut self.store, events),
+        };
         let overlay = match std::mem::take(&mut self.store.data_mut().access) {
             StateAccess::Batch { overlay, .. } => overlay,
             _ => Overlay::default(),
@@ -615,10 +697,14 @@ impl Instance {
         args: &[u8],
     ) -> Result<Result<Vec<u8>, bindings::QueryError>, RunError> {
         self.begin_call(StateAccess::Query { base });
-        let outcome =
-            self.bindings
-                .projector_projection_handler()
-                .call_query(&mut self.store, name, args);
+        let outcome = match &self.calls {
+            Calls::Component(bindings) => {
+                bindings
+                    .projector_projection_handler()
+                    .call_query(&mut self.store, name, args)
+            }
+            Calls::Core(calls) => calls.query(&mut self.store, name, args),
+        };
         self.store.data_mut().access = StateAccess::None;
         outcome.map_err(|e| self.trap(&e))
     }
@@ -648,11 +734,12 @@ mod tests {
             classify(file, b"hello world"),
             Err(LoadError::NotWasm { .. })
         ));
-        assert!(matches!(
-            classify(file, b"\0asm\x01\0\0\0"),
-            Err(LoadError::CoreModule { .. })
-        ));
-        assert!(classify(file, b"\0asm\x0d\0\x01\0").is_ok());
+        // A core module is checked against the core-module ABI once compiled.
+        assert_eq!(classify(file, b"\0asm\x01\0\0\0").unwrap(), Kind::Core);
+        assert_eq!(
+            classify(file, b"\0asm\x0d\0\x01\0").unwrap(),
+            Kind::Component
+        );
     }
 
     #[test]
