@@ -357,6 +357,15 @@ fn order_totals_edge_cases_match_rust() {
         "[".repeat(140),
         "]".repeat(140)
     );
+    // serde_json skips an unread value without recursion, however deep.
+    let nested = |depth: usize, leaf: &str| {
+        format!(
+            r#"{{"type": "Nested", "x": {}{leaf}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+        .into_bytes()
+    };
     let placed = |id: &str, customer: &str, amount: &str| {
         format!(
             r#"{{"type": "OrderPlaced", "order_id": {id}, "customer": {customer}, "amount_cents": {amount}}}"#
@@ -376,6 +385,10 @@ fn order_totals_edge_cases_match_rust() {
         deep.into_bytes(),
         deeper.into_bytes(),
         b" \n {\"type\": \"Other\"} \t".to_vec(),
+        nested(5_000, "1"),
+        nested(100_000, "1"),
+        nested(5_000, "1.5"),
+        nested(100_000, "1.5"),
         // Amounts: integers only, 0 to 2^64 - 1.
         placed(r#""a1""#, r#""amy""#, "-5"),
         placed(r#""a2""#, r#""amy""#, "5.0"),

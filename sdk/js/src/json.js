@@ -8,8 +8,9 @@
 //   value happens to be integral (`100.0`, `1e2`, `-0`) is told apart from
 //   an integer, so that `t.u64` refuses it as serde does.
 //
-// JSON.parse stays the fast path: the exact (slower) parse runs only when the
-// text holds something that could be such a number.
+// JSON.parse checks the syntax and stays the fast path: the exact (slower,
+// iterative) parse runs only when the text holds something that could be
+// such a number.
 
 import { ProjectionError } from './errors.js';
 
@@ -36,15 +37,11 @@ export class JsonFloat {
   }
 }
 
-function exactReviver(_key, value, context) {
-  if (typeof value !== 'number') return value;
-  const source = context?.source;
-  if (typeof source !== 'string') {
-    throw new Error(
-      'this JavaScript engine lacks JSON.parse source text access (ES2025); ' +
-        'under Node 20 run with --harmony-json-parse-with-source',
-    );
-  }
+// The number a literal stands for, as serde_json reads it: a Number when it
+// is an integer Number holds exactly, a BigInt for other integers within
+// i64/u64, else a float (a `JsonFloat` when its value is integral).
+function number(source) {
+  const value = Number(source);
   if (INTEGER.test(source) && source !== '-0') {
     if (Number.isSafeInteger(value)) return value;
     const big = BigInt(source);
@@ -55,27 +52,109 @@ function exactReviver(_key, value, context) {
   return Number.isInteger(value) || Object.is(value, -0) ? new JsonFloat(value) : value;
 }
 
-/** JSON text to a value in which integral floats are `JsonFloat`s. */
-export function parseMarked(text) {
-  if (!SUSPICIOUS.test(text)) return JSON.parse(text);
-  return JSON.parse(text, exactReviver);
+const SPACE = /[ \t\n\r]*/y;
+const STRING = /"(?:[^"\\]|\\.)*"/y;
+const NUMBER = /-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+
+function store(container, key, value) {
+  if (Array.isArray(container)) {
+    container.push(value);
+  } else if (key === '__proto__') {
+    Object.defineProperty(container, key, { value, writable: true, enumerable: true, configurable: true });
+  } else {
+    container[key] = value;
+  }
 }
 
-function hasFloats(text) {
-  return SUSPICIOUS.test(text);
-}
-
-/** Replaces `JsonFloat`s by plain numbers, in place where possible. */
-function unmark(value) {
-  if (value instanceof JsonFloat) return value.value;
-  if (value !== null && typeof value === 'object') {
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) value[i] = unmark(value[i]);
+// Reads JSON text that JSON.parse has accepted, with numbers as `number`
+// reads them. Iterative, like JSON.parse and serde_json's skipping of unread
+// values: any depth JSON.parse takes is fine (a reviver would recurse and
+// fail on deep documents that a Rust projection reads without trouble).
+function parseExact(text) {
+  const stack = []; // [container, pending key]
+  let key;
+  let pos = 0;
+  let result;
+  const skip = () => {
+    SPACE.lastIndex = pos;
+    SPACE.test(text);
+    pos = SPACE.lastIndex;
+  };
+  const token = (pattern) => {
+    pattern.lastIndex = pos;
+    pattern.test(text);
+    const found = text.slice(pos, pattern.lastIndex);
+    pos = pattern.lastIndex;
+    return found;
+  };
+  for (;;) {
+    skip();
+    let value;
+    let opened = false;
+    const c = text[pos];
+    if (c === '{' || c === '[') {
+      pos++;
+      value = c === '{' ? {} : [];
+      opened = true;
+    } else if (c === '"') {
+      value = JSON.parse(token(STRING));
+    } else if (c === 't' || c === 'n') {
+      value = c === 't' ? true : null;
+      pos += 4;
+    } else if (c === 'f') {
+      value = false;
+      pos += 5;
     } else {
-      for (const key of Object.keys(value)) value[key] = unmark(value[key]);
+      value = number(token(NUMBER));
+    }
+    if (stack.length === 0) result = value;
+    else store(stack[stack.length - 1], key, value);
+    if (opened) stack.push(value);
+    // After a value: close containers, then find the next key or element.
+    for (;;) {
+      if (stack.length === 0) return result;
+      const top = stack[stack.length - 1];
+      skip();
+      const next = text[pos];
+      if (next === '}' || next === ']') {
+        pos++;
+        stack.pop();
+        continue;
+      }
+      if (next === ',') {
+        pos++;
+        skip();
+      }
+      if (!Array.isArray(top)) {
+        key = JSON.parse(token(STRING));
+        skip();
+        pos++; // ':'
+      }
+      break;
     }
   }
-  return value;
+}
+
+/** JSON text to a value in which integral floats are `JsonFloat`s. */
+export function parseMarked(text) {
+  const plain = JSON.parse(text);
+  return SUSPICIOUS.test(text) ? parseExact(text) : plain;
+}
+
+/** Replaces `JsonFloat`s by plain numbers, in place, without recursion. */
+function unmark(root) {
+  if (root instanceof JsonFloat) return root.value;
+  const pending = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (value === null || typeof value !== 'object') continue;
+    for (const key of Object.keys(value)) {
+      const item = value[key];
+      if (item instanceof JsonFloat) value[key] = item.value;
+      else if (item !== null && typeof item === 'object') pending.push(item);
+    }
+  }
+  return root;
 }
 
 /** UTF-8 bytes to text; invalid UTF-8 is an error, as it is for serde_json. */
@@ -94,8 +173,8 @@ export function bytesOf(text) {
  */
 export function parse(input) {
   const text = typeof input === 'string' ? input : utf8(input);
-  if (!hasFloats(text)) return JSON.parse(text);
-  return unmark(JSON.parse(text, exactReviver));
+  const plain = JSON.parse(text);
+  return SUSPICIOUS.test(text) ? unmark(parseExact(text)) : plain;
 }
 
 function bigintReplacer(_key, value) {
