@@ -389,6 +389,11 @@ fn order_totals_edge_cases_match_rust() {
         nested(100_000, "1"),
         nested(5_000, "1.5"),
         nested(100_000, "1.5"),
+        format!(
+            r#"{{"type": "Other", "x": 1.0, "s": "{}"}}"#,
+            r#"ab\"\u00e9"#.repeat(200_000)
+        )
+        .into_bytes(),
         // Amounts: integers only, 0 to 2^64 - 1.
         placed(r#""a1""#, r#""amy""#, "-5"),
         placed(r#""a2""#, r#""amy""#, "5.0"),

@@ -12,6 +12,25 @@ test('json keeps integers exact and writes them as serde_json does', () => {
   assert.throws(() => json.stringify(undefined), ProjectionError);
 });
 
+test('the exact parse takes any depth and long strings, as JSON.parse does', () => {
+  const deep = `${'['.repeat(100000)}1.5${']'.repeat(100000)}`;
+  let value = json.parse(deep);
+  let depth = 0;
+  while (Array.isArray(value)) {
+    value = value[0];
+    depth++;
+  }
+  assert.equal(depth, 100000);
+  assert.equal(value, 1.5);
+  const long = 'ab\\"\u00e9'.repeat(200000);
+  const doc = `{"n": 1.0, "s": "${long}", "__proto__": {"x": 18446744073709551615}}`;
+  const parsed = json.parse(doc);
+  assert.equal(parsed.s, JSON.parse(doc).s);
+  assert.equal(parsed.n, 1);
+  assert.equal(Object.getPrototypeOf(parsed), Object.prototype);
+  assert.equal(parsed['__proto__'].x, 18446744073709551615n);
+});
+
 test('typed decoding follows serde', () => {
   const S = t.struct('S', { a: t.u64, b: t.optional(t.string) });
   assert.deepEqual(S.decode({ b: 'x', a: 1, extra: [] }), { a: 1, b: 'x' });
