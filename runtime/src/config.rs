@@ -399,13 +399,6 @@ impl Config {
                 "choose 1 to 1024",
             ));
         }
-        if self.worker.batch_max_events == 0 {
-            return Err(invalid(
-                "batch_max_events",
-                "0".into(),
-                "a batch holds at least one event",
-            ));
-        }
         if self.max_request_bytes < 1024 {
             return Err(invalid(
                 "max_request_bytes",
@@ -413,33 +406,41 @@ impl Config {
                 "allow at least 1024 bytes",
             ));
         }
-        if self.http.request_timeout.is_zero() {
-            return Err(invalid(
+        // Settings where zero can only be a mistake.
+        let zeros = [
+            (
+                self.worker.batch_max_events == 0,
+                "batch_max_events",
+                "a batch holds at least one event",
+            ),
+            (
+                self.http.request_timeout.is_zero(),
                 "request_timeout_ms",
-                "0".into(),
                 "a request needs some time to arrive; use at least 100 ms",
-            ));
-        }
-        if self.http.header_read_timeout.is_zero() {
-            return Err(invalid(
+            ),
+            (
+                self.http.header_read_timeout.is_zero(),
                 "header_read_timeout_ms",
-                "0".into(),
                 "a request head needs some time to arrive; use at least 100 ms",
-            ));
-        }
-        if self.http.max_connections == 0 {
-            return Err(invalid(
+            ),
+            (
+                self.http.max_connections == 0,
                 "max_connections",
-                "0".into(),
                 "allow at least one connection",
-            ));
-        }
-        if self.http.max_in_flight_requests == 0 {
-            return Err(invalid(
+            ),
+            (
+                self.http.max_in_flight_requests == 0,
                 "max_in_flight_requests",
-                "0".into(),
                 "allow at least one request at a time",
-            ));
+            ),
+            (
+                self.limits.call_timeout.is_zero(),
+                "limits.call_timeout_ms",
+                "a call needs some time; use at least 10 ms",
+            ),
+        ];
+        if let Some((_, name, reason)) = zeros.into_iter().find(|(zero, _, _)| *zero) {
+            return Err(invalid(name, "0".into(), reason));
         }
         if let Some(kafka) = &self.kafka
             && kafka.bootstrap.trim().is_empty()
@@ -448,13 +449,6 @@ impl Config {
                 "kafka.bootstrap",
                 "\"\"".into(),
                 "name at least one broker, e.g. 127.0.0.1:9092",
-            ));
-        }
-        if self.limits.call_timeout.is_zero() {
-            return Err(invalid(
-                "limits.call_timeout_ms",
-                "0".into(),
-                "a call needs some time; use at least 10 ms",
             ));
         }
         Ok(())

@@ -376,8 +376,10 @@ fn decode_key(raw: &str) -> Result<Vec<u8>, ApiError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Two hex digits exactly: `from_str_radix` alone takes "+0".
             let hex = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             match hex {
@@ -684,6 +686,9 @@ mod tests {
         assert_eq!(decode_key("%ff%00").unwrap(), vec![0xff, 0x00]);
         assert_eq!(decode_key("a%zz").unwrap_err().code, "bad_key_encoding");
         assert_eq!(decode_key("a%4").unwrap_err().code, "bad_key_encoding");
+        // Found by the query_params fuzz target: a sign is not a hex digit.
+        assert_eq!(decode_key("a%+f").unwrap_err().code, "bad_key_encoding");
+        assert_eq!(decode_key("%-1").unwrap_err().code, "bad_key_encoding");
         assert!(decode_key("").is_err());
     }
 

@@ -293,15 +293,7 @@ impl StateStore {
                 Some((_, d)) => *d += delta,
                 None => deltas.push((kind, delta)),
             };
-        let kind_of = |bytes: &[u8], id: u64| {
-            FailedEvent::decode(bytes)
-                .map(|r| r.kind)
-                .map_err(|detail| StoreError::BadRecord {
-                    path: self.path.clone(),
-                    id,
-                    detail,
-                })
-        };
+        let kind_of = |bytes: &[u8], id: u64| decode_record(&self.path, id, bytes).map(|r| r.kind);
         let mut next_id = meta
             .get(NEXT_FAILURE_ID)
             .map_err(|e| self.storage(e))?
@@ -499,12 +491,7 @@ impl StateReader {
                 break;
             }
             let (id, bytes) = entry.map_err(|e| self.storage(e))?;
-            let record =
-                FailedEvent::decode(bytes.value()).map_err(|detail| StoreError::BadRecord {
-                    path: self.path.clone(),
-                    id: id.value(),
-                    detail,
-                })?;
+            let record = decode_record(&self.path, id.value(), bytes.value())?;
             if kind.is_none_or(|k| k == record.kind) {
                 records.push(record);
             }
@@ -530,13 +517,7 @@ impl StateReader {
             return Ok(None);
         };
         let (id, bytes) = entry;
-        FailedEvent::decode(bytes.value())
-            .map(Some)
-            .map_err(|detail| StoreError::BadRecord {
-                path: self.path.clone(),
-                id: id.value(),
-                detail,
-            })
+        decode_record(&self.path, id.value(), bytes.value()).map(Some)
     }
 
     /// The id the next failure record gets.
@@ -553,6 +534,15 @@ impl StateReader {
         use redb::ReadableTableMetadata;
         self.state.len().map_err(|e| self.storage(e))
     }
+}
+
+/// A failed-event record of the state file at `path`.
+fn decode_record(path: &Path, id: u64, bytes: &[u8]) -> Result<FailedEvent, StoreError> {
+    FailedEvent::decode(bytes).map_err(|detail| StoreError::BadRecord {
+        path: path.to_owned(),
+        id,
+        detail,
+    })
 }
 
 /// Where a prefix scan starts: at the prefix, or just after `start_after`
