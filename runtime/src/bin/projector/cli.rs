@@ -1,4 +1,5 @@
-//! Command-line interface: `run`, `publish`, `query`, `status`.
+//! Command-line interface: `run`, `publish`, `query`, `status`, and the
+//! authoring tools `test` and `new`.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -45,6 +46,12 @@ enum Command {
     /// List or retry the failed events a projection's error policy kept.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(crate::dead_letters::DeadLetterCommand),
+    /// Run a module over a file of events, offline, and check the state it
+    /// builds (against an expectation, and against a second run)
+    Test(crate::author_test::TestArgs),
+    /// Write a new projection project (source, build script, sample events,
+    /// expected state, unit test) for one language
+    New(crate::scaffold::NewArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +279,8 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Replay(args) => replay(args),
         Command::Snapshot(command) => snapshot(command),
         Command::DeadLetters(command) => crate::dead_letters::execute(command),
+        Command::Test(args) => crate::author_test::execute(args),
+        Command::New(args) => crate::scaffold::execute(args),
     }
 }
 

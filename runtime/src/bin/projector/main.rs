@@ -1,10 +1,12 @@
 //! The `projector` command line: the binary edge, where errors become
 //! messages and exit codes.
 
+mod author_test;
 mod cli;
 mod client;
 mod dead_letters;
 mod kafka_publish;
+mod scaffold;
 
 use std::process::ExitCode;
 
