@@ -164,3 +164,35 @@ fn core_modules_that_break_the_abi_are_rejected_or_contained() {
     );
     assert!(message.contains("outside the module's memory"), "{message}");
 }
+
+/// Core modules share the compile cache with components: a restart loads the
+/// compiled code, and a damaged entry is recompiled rather than fatal.
+#[test]
+fn a_core_module_is_compiled_once_and_cached() {
+    use projector::wasm::{Limits, WasmHost};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let file = dir.path().join("counter.wasm");
+    std::fs::write(&file, counter("core-counter", "(i64.const 0)")).unwrap();
+    let load = || {
+        WasmHost::new(&cache, Limits::default())
+            .unwrap()
+            .load(&file)
+            .unwrap()
+    };
+
+    let first = load();
+    assert!(!first.from_cache, "an empty cache compiles");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let second = load();
+    assert!(second.from_cache, "a new host reuses the compiled module");
+    assert_eq!(second.descriptor.name, "core-counter");
+
+    std::fs::write(&entries[0], b"garbage").unwrap();
+    assert!(!load().from_cache, "a damaged entry is recompiled");
+    assert!(load().from_cache, "and rewritten");
+}

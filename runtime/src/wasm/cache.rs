@@ -5,8 +5,8 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use wasmtime::Engine;
 use wasmtime::component::Component;
+use wasmtime::{Engine, Module};
 
 use super::error_chain;
 
@@ -29,24 +29,56 @@ impl CompileCache {
         }
     }
 
-    fn entry(&self, hash: &str) -> PathBuf {
-        self.dir.join(format!("{hash}-{}.cwasm", self.fingerprint))
+    fn entry(&self, hash: &str, extension: &str) -> PathBuf {
+        self.dir
+            .join(format!("{hash}-{}.{extension}", self.fingerprint))
     }
 
     /// The compiled component for `bytes`, and whether it came from the
     /// cache. A cache problem is never fatal: the module is compiled instead.
     pub fn load_or_compile(&self, hash: &str, bytes: &[u8]) -> Result<(Component, bool), String> {
-        let entry = self.entry(hash);
+        self.cached(
+            &self.entry(hash, "cwasm"),
+            || self.engine.precompile_component(bytes),
+            |compiled| {
+                // SAFETY: `compiled` is the output of `precompile_component`
+                // for this engine's fingerprint, written by this host only
+                // (the cache directory is ours); wasmtime checks the header.
+                #[allow(unsafe_code)]
+                unsafe {
+                    Component::deserialize(&self.engine, compiled)
+                }
+            },
+        )
+    }
+
+    /// The compiled core module for `bytes` (core-module ABI), cached like
+    /// components: a Go module takes over a second to compile.
+    pub fn load_or_compile_core(&self, hash: &str, bytes: &[u8]) -> Result<(Module, bool), String> {
+        self.cached(
+            &self.entry(hash, "core.cwasm"),
+            || self.engine.precompile_module(bytes),
+            |compiled| {
+                // SAFETY: as for components, with `precompile_module`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    Module::deserialize(&self.engine, compiled)
+                }
+            },
+        )
+    }
+
+    fn cached<T>(
+        &self,
+        entry: &Path,
+        precompile: impl FnOnce() -> wasmtime::Result<Vec<u8>>,
+        deserialize: impl Fn(&[u8]) -> wasmtime::Result<T>,
+    ) -> Result<(T, bool), String> {
         // Read, not mmap: a cache file truncated by someone else while mapped
         // would crash the process with SIGBUS.
-        if let Ok(cached) = std::fs::read(&entry) {
-            // SAFETY: the cache directory is written only by this host, with
-            // the output of `precompile_component` for this engine's
-            // fingerprint; wasmtime additionally checks the header.
-            #[allow(unsafe_code)]
-            let component = unsafe { Component::deserialize(&self.engine, &cached) };
-            match component {
-                Ok(component) => return Ok((component, true)),
+        if let Ok(cached) = std::fs::read(entry) {
+            match deserialize(&cached) {
+                Ok(compiled) => return Ok((compiled, true)),
                 Err(e) => tracing::warn!(
                     file = %entry.display(),
                     error = %error_chain(&e),
@@ -54,17 +86,13 @@ impl CompileCache {
                 ),
             }
         }
-        let compiled = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| error_chain(&e))?;
-        if let Err(e) = self.store(&entry, &compiled) {
+        let compiled = precompile().map_err(|e| error_chain(&e))?;
+        if let Err(e) = self.store(entry, &compiled) {
             tracing::warn!(file = %entry.display(), error = %e, "could not write the compiled-module cache");
         }
-        // SAFETY: `compiled` was produced by `precompile_component` just now.
-        #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(&self.engine, &compiled) };
-        component.map(|c| (c, false)).map_err(|e| error_chain(&e))
+        deserialize(&compiled)
+            .map(|c| (c, false))
+            .map_err(|e| error_chain(&e))
     }
 
     fn store(&self, entry: &Path, compiled: &[u8]) -> std::io::Result<()> {

@@ -284,18 +284,21 @@ impl WasmHost {
         self.described(file, hash, from_cache, ModulePre::Component(pre))
     }
 
-    /// Compiles and links a core module under the core-module ABI.
+    /// Compiles (or loads from cache) and links a core module under the
+    /// core-module ABI.
     fn load_core(
         &self,
         file: &Path,
-        _hash: &str,
+        hash: &str,
         bytes: &[u8],
     ) -> Result<(ModulePre, bool), LoadError> {
-        let module =
-            wasmtime::Module::new(&self.engine, bytes).map_err(|e| LoadError::Invalid {
-                file: file.to_owned(),
-                reason: error_chain(&e),
-            })?;
+        let (module, from_cache) =
+            self.cache
+                .load_or_compile_core(hash, bytes)
+                .map_err(|reason| LoadError::Invalid {
+                    file: file.to_owned(),
+                    reason,
+                })?;
         if !core::is_projection(&module) {
             return Err(LoadError::CoreModule {
                 file: file.to_owned(),
@@ -312,7 +315,7 @@ impl WasmHost {
                     file: file.to_owned(),
                     import: error_chain(&e),
                 })?;
-        Ok((ModulePre::Core(pre), false))
+        Ok((ModulePre::Core(pre), from_cache))
     }
 
     /// A linked module, validated by calling `describe` once.
