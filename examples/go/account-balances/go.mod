@@ -1,0 +1,7 @@
+module projector.dev/examples/account-balances
+
+go 1.24
+
+require projector.dev/sdk v0.0.0
+
+replace projector.dev/sdk => ../../../sdk/go

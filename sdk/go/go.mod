@@ -1,0 +1,3 @@
+module projector.dev/sdk
+
+go 1.24
