@@ -466,7 +466,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A stored value as one line of JSON: its bytes as they are when they are
 /// JSON (whitespace outside strings removed if they span lines); other
-/// bytes as `{"$text": "..."}` (UTF-8) or `{"$hex": "..."}`.
+/// bytes as `{"$text": "..."}` (printable UTF-8) or `{"$hex": "..."}`.
 fn show_value(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
@@ -476,8 +476,14 @@ fn show_value(bytes: &[u8]) -> String {
                 text.to_owned()
             }
         }
-        Ok(text) => serde_json::json!({ "$text": text }).to_string(),
-        Err(_) => serde_json::json!({ "$hex": hex(bytes) }).to_string(),
+        Ok(text)
+            if !text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) =>
+        {
+            serde_json::json!({ "$text": text }).to_string()
+        }
+        _ => serde_json::json!({ "$hex": hex(bytes) }).to_string(),
     }
 }
 
@@ -605,7 +611,7 @@ fn compare(
                     diff.different += 1;
                     diff.lines
                         .push(format!("differs {shown}: expected {text}, got {shown_got}"));
-                } else if exact && *bytes != text.as_bytes() {
+                } else if exact && !same_bytes(bytes, &shown_got, text) {
                     diff.different += 1;
                     diff.lines.push(format!(
                         "bytes   {shown}: expected {text}, got {} (equal as JSON, different bytes)",
@@ -617,6 +623,16 @@ fn compare(
         }
     }
     diff
+}
+
+/// Whether stored bytes are the expected text: the bytes themselves when
+/// they are JSON, else their `$text`/`$hex` rendering.
+fn same_bytes(bytes: &[u8], shown: &str, expected: &str) -> bool {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        bytes == expected.as_bytes()
+    } else {
+        shown == expected
+    }
 }
 
 /// JSON equality where numbers compare by value (1 equals 1.0).
@@ -662,6 +678,7 @@ mod tests {
         assert_eq!(show_value(b"{\n \"a\": 1\n}"), "{\"a\":1}");
         assert_eq!(show_value(b"plain"), "{\"$text\":\"plain\"}");
         assert_eq!(show_value(&[0xff, 0x00]), "{\"$hex\":\"ff00\"}");
+        assert_eq!(show_value(b"4\0"), "{\"$hex\":\"3400\"}");
     }
 
     #[test]
