@@ -31,10 +31,15 @@ export class Event {
     return `${this.source}/${this.partition}@${this.offset}`;
   }
 
-  _payloadText(what) {
+  _payloadBytes(what) {
     if (this.payload === undefined) {
       throw new ProjectionError(`event ${this.position()} has no payload (tombstone), expected ${what}`);
     }
+    return this.payload;
+  }
+
+  _payloadText(what) {
+    this._payloadBytes(what);
     try {
       return utf8(this.payload);
     } catch {
@@ -71,9 +76,11 @@ export class Event {
    */
   decode(type) {
     if (this._marked === undefined) {
-      const text = this._payloadText(`JSON for ${type.name}`);
+      // The bytes, not text: like serde_json, invalid UTF-8 fails only in a
+      // string that is read, not in the value of a field the type skips.
+      const bytes = this._payloadBytes(`JSON for ${type.name}`);
       try {
-        this._marked = { value: parseMarked(text) };
+        this._marked = { value: parseMarked(bytes) };
       } catch (error) {
         throw new ProjectionError(
           `event ${this.position()} payload is not valid JSON for ${type.name}: ${error.message}`,

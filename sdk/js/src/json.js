@@ -8,9 +8,12 @@
 //   value happens to be integral (`100.0`, `1e2`, `-0`) is told apart from
 //   an integer, so that `t.u64` refuses it as serde does.
 //
-// JSON.parse checks the syntax and stays the fast path: the exact (slower,
-// iterative) parse runs only when the text holds something that could be
-// such a number.
+// JSON.parse checks the syntax. For `parse` it stays the fast path: the
+// exact (slower, iterative) parse runs only when the text holds something
+// that could be such a number. The typed decoders always read the bytes
+// with `parseMarked`, which also keeps what serde_json's typed reading
+// depends on: repeated keys and strings it cannot read (invalid UTF-8, lone
+// surrogate escapes), which fail only where serde_json reads them.
 
 import { ProjectionError } from './errors.js';
 
@@ -135,10 +138,173 @@ function parseExact(text) {
   }
 }
 
-/** JSON text to a value in which integral floats are `JsonFloat`s. */
-export function parseMarked(text) {
-  const plain = JSON.parse(text);
-  return SUSPICIOUS.test(text) ? parseExact(text) : plain;
+/**
+ * A string that serde_json cannot read as a Rust `str`: invalid UTF-8, or a
+ * `\uD800`-`\uDFFF` escape without its pair. serde_json only fails on such a
+ * string when it reads it (a field's value, any key of an object read as a
+ * struct or map); a skipped one (the value of an unknown field, anything
+ * inside it) is fine. Only the typed decoders see it.
+ */
+export class JsonBadString {
+  constructor(reason) {
+    this.reason = reason;
+  }
+}
+
+/**
+ * On an object from `parseMarked`: the Set of keys that occur more than once
+ * (serde refuses a struct field given twice; a map keeps the last value).
+ */
+export const DUPLICATE_KEYS = Symbol('duplicate keys');
+/** On an object from `parseMarked`: the `JsonBadString` of its first unreadable key. */
+export const BAD_KEY = Symbol('bad key');
+
+const LOSSY = new TextDecoder('utf-8', { ignoreBOM: true });
+const BAD_UTF8 = new JsonBadString('invalid unicode code point');
+const BAD_SURROGATE = new JsonBadString('lone surrogate in hex escape');
+const hasOwn = Object.prototype.hasOwnProperty;
+
+// Where the string `readString` read ends (just past its closing quote).
+let stringEnd = 0;
+
+// The string whose content starts at `start` in valid JSON bytes, or a
+// `JsonBadString`.
+function readString(bytes, start) {
+  let end = start;
+  let escaped = false;
+  for (;;) {
+    const b = bytes[end];
+    if (b === 0x22) break;
+    if (b === 0x5c) {
+      escaped = true;
+      end += 2; // the escaped character; `\uXXXX` digits are plain bytes
+    } else {
+      end++;
+    }
+  }
+  stringEnd = end + 1;
+  let text;
+  try {
+    // Escapes are ASCII: the raw bytes are valid UTF-8 or not whatever they are.
+    text = UTF8.decode(bytes.subarray(escaped ? start - 1 : start, escaped ? end + 1 : end));
+  } catch {
+    return BAD_UTF8;
+  }
+  if (!escaped) return text;
+  // Raw UTF-8 holds no surrogates: a lone one comes from an escape.
+  const value = JSON.parse(text);
+  return value.isWellFormed() ? value : BAD_SURROGATE;
+}
+
+function isNumberByte(b) {
+  // 0-9 + - . e E
+  return (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2b || b === 0x2e || b === 0x65 || b === 0x45;
+}
+
+function isSpace(b) {
+  return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+}
+
+function putMember(object, key, value) {
+  if (key instanceof JsonBadString) {
+    if (object[BAD_KEY] === undefined) object[BAD_KEY] = key;
+    return;
+  }
+  if (hasOwn.call(object, key)) {
+    if (object[DUPLICATE_KEYS] === undefined) object[DUPLICATE_KEYS] = new Set();
+    object[DUPLICATE_KEYS].add(key);
+  }
+  store(object, key, value);
+}
+
+// Reads UTF-8 JSON that JSON.parse has accepted (as lossily decoded text),
+// keeping what serde_json's typed reading depends on and JSON.parse loses:
+// numbers as `number` reads them, unreadable strings as `JsonBadString`,
+// and, on objects, repeated keys (`DUPLICATE_KEYS`) and unreadable keys
+// (`BAD_KEY`). Iterative, like parseExact: any depth is fine.
+function parseBytes(bytes) {
+  const stack = [];
+  const length = bytes.length;
+  let key;
+  let pos = 0;
+  let result;
+  const skip = () => {
+    while (pos < length && isSpace(bytes[pos])) pos++;
+  };
+  for (;;) {
+    skip();
+    let value;
+    let opened = false;
+    const c = bytes[pos];
+    if (c === 0x7b || c === 0x5b) {
+      pos++;
+      value = c === 0x7b ? {} : [];
+      opened = true;
+    } else if (c === 0x22) {
+      value = readString(bytes, pos + 1);
+      pos = stringEnd;
+    } else if (c === 0x74 || c === 0x6e) {
+      value = c === 0x74 ? true : null;
+      pos += 4;
+    } else if (c === 0x66) {
+      value = false;
+      pos += 5;
+    } else {
+      const start = pos;
+      while (pos < length && isNumberByte(bytes[pos])) pos++;
+      value = number(UTF8.decode(bytes.subarray(start, pos)));
+    }
+    if (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      if (Array.isArray(top)) top.push(value);
+      else putMember(top, key, value);
+    } else {
+      result = value;
+    }
+    if (opened) stack.push(value);
+    // After a value: close containers, then find the next key or element.
+    for (;;) {
+      if (stack.length === 0) return result;
+      const top = stack[stack.length - 1];
+      skip();
+      const next = bytes[pos];
+      if (next === 0x7d || next === 0x5d) {
+        pos++;
+        stack.pop();
+        continue;
+      }
+      if (next === 0x2c) {
+        pos++;
+        skip();
+      }
+      if (!Array.isArray(top)) {
+        key = readString(bytes, pos + 1);
+        pos = stringEnd;
+        skip();
+        pos++; // ':'
+      }
+      break;
+    }
+  }
+}
+
+/**
+ * JSON text or UTF-8 bytes to a value for the typed decoders (see `t`), read
+ * as serde_json reads it: integral floats are `JsonFloat`s, strings serde
+ * cannot read are `JsonBadString`s, and objects note repeated and unreadable
+ * keys. The syntax is checked as a whole (JSON.parse, which agrees with
+ * serde_json's), so invalid UTF-8 only fails where serde_json fails on it.
+ */
+export function parseMarked(input) {
+  let bytes;
+  if (typeof input === 'string') {
+    JSON.parse(input);
+    bytes = ENCODER.encode(input);
+  } else {
+    bytes = input;
+    JSON.parse(LOSSY.decode(bytes));
+  }
+  return parseBytes(bytes);
 }
 
 /** Replaces `JsonFloat`s by plain numbers, in place, without recursion. */

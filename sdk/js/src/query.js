@@ -5,6 +5,7 @@ import { bytesOf, parse, parseMarked, stringify, utf8 } from './json.js';
 import { DecodeError } from './types.js';
 
 const BLANK = /^[ \t\n\r]*$/;
+const isBlank = (byte) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
 
 /**
  * Decode query arguments from JSON (bytes or text), into `type` when given.
@@ -13,16 +14,20 @@ const BLANK = /^[ \t\n\r]*$/;
  * JSON (for `type`) is a `bad-args` error.
  */
 export function argsJson(args, type) {
-  let text;
-  try {
-    text = typeof args === 'string' ? args : utf8(args);
-  } catch {
-    throw QueryError.badArgs('expected JSON: arguments are not valid UTF-8');
+  let input = args;
+  if (type === undefined && typeof args !== 'string') {
+    try {
+      input = utf8(args);
+    } catch {
+      throw QueryError.badArgs('expected JSON: arguments are not valid UTF-8');
+    }
   }
-  if (BLANK.test(text)) text = '{}';
+  // With a type the bytes are read as they are: like serde_json, invalid
+  // UTF-8 fails only in a string that is read, not in a skipped field.
+  if (typeof input === 'string' ? BLANK.test(input) : input.every(isBlank)) input = '{}';
   const what = type === undefined ? 'JSON' : `JSON for ${type.name}`;
   try {
-    return type === undefined ? parse(text) : type.decode(parseMarked(text));
+    return type === undefined ? parse(input) : type.decode(parseMarked(input));
   } catch (error) {
     if (error instanceof SyntaxError || error instanceof DecodeError) {
       throw QueryError.badArgs(`expected ${what}: ${error.message}`);

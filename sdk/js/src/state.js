@@ -85,8 +85,7 @@ export function* iter(prefix) {
 function decodeValue(key, bytes, type) {
   let value;
   try {
-    const text = utf8(bytes);
-    value = type === undefined ? parse(text) : type.decode(parseMarked(text));
+    value = type === undefined ? parse(utf8(bytes)) : type.decode(parseMarked(bytes));
   } catch (error) {
     if (error instanceof ProjectionError) throw error;
     const what = type === undefined ? 'JSON' : `JSON for ${type.name}`;

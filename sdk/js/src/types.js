@@ -10,9 +10,13 @@
 // - integer types take integers only: `5` fits `t.u64`, `-5`, `5.5`,
 //   `5.0`, `5e0` and `"5"` do not;
 // - a decoded struct is a new plain object with its fields in declared
-//   order, so writing it back gives the same JSON a Rust struct gives.
+//   order, so writing it back gives the same JSON a Rust struct gives;
+// - like serde_json, reading a string (a value, or any key of an object read
+//   as a struct or map) fails on invalid UTF-8 or a lone surrogate escape,
+//   and a struct fails on a field given twice; the values of fields it does
+//   not declare are skipped unread, whatever strings they hold.
 
-import { JsonFloat } from './json.js';
+import { BAD_KEY, DUPLICATE_KEYS, JsonBadString, JsonFloat } from './json.js';
 
 const U64_MAX = 18446744073709551615n;
 const I64_MIN = -9223372036854775808n;
@@ -37,6 +41,7 @@ function floatText(value) {
 function unexpected(value) {
   if (value === null || value === undefined) return 'null';
   if (value instanceof JsonFloat) return `floating point \`${floatText(value.value)}\``;
+  if (value instanceof JsonBadString) return 'string';
   switch (typeof value) {
     case 'boolean':
       return `boolean \`${value}\``;
@@ -54,7 +59,26 @@ function unexpected(value) {
 }
 
 function invalidType(value, expected) {
+  // serde_json fails on a string it cannot read before looking at its type.
+  if (value instanceof JsonBadString) return new DecodeError(value.reason);
   return new DecodeError(`invalid type: ${unexpected(value)}, expected ${expected}`);
+}
+
+/** A JSON object (not an array, nor a marked number or string). */
+function isObject(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
+    !(value instanceof JsonFloat) &&
+    !(value instanceof JsonBadString)
+  );
+}
+
+/** Fails as serde_json does when an object has a key it cannot read as a string. */
+function checkKeys(object) {
+  const bad = object[BAD_KEY];
+  if (bad !== undefined) throw new DecodeError(`${bad.reason} in a key`);
 }
 
 /** A JSON type: decodes parsed JSON into a checked value, and back. */
@@ -164,8 +188,10 @@ export const f64 = new Type(
 
 function plain(value) {
   if (value instanceof JsonFloat) return value.value;
+  if (value instanceof JsonBadString) throw new DecodeError(value.reason);
   if (Array.isArray(value)) return value.map(plain);
   if (value !== null && typeof value === 'object') {
+    checkKeys(value);
     const copy = {};
     for (const key of Object.keys(value)) copy[key] = plain(value[key]);
     return copy;
@@ -215,9 +241,8 @@ export function map(type) {
   return new Type(
     'a map',
     (value) => {
-      if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof JsonFloat) {
-        throw invalidType(value, 'a map');
-      }
+      if (!isObject(value)) throw invalidType(value, 'a map');
+      checkKeys(value);
       const out = {};
       for (const key of Object.keys(value)) out[key] = type.decode(value[key]);
       return out;
@@ -267,8 +292,13 @@ export function struct(name, fields, options = {}) {
       }
       return out;
     }
-    if (value === null || typeof value !== 'object' || value instanceof JsonFloat) {
-      throw invalidType(value, expected);
+    if (!isObject(value)) throw invalidType(value, expected);
+    checkKeys(value);
+    const duplicates = value[DUPLICATE_KEYS];
+    if (duplicates !== undefined) {
+      for (const field of names) {
+        if (duplicates.has(field)) throw new DecodeError(`duplicate field \`${field}\``);
+      }
     }
     if (deny) {
       for (const key of Object.keys(value)) {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ProjectionError, QueryError, defineProjection, json, log, query, state, t, u64 } from '@projector/sdk';
+import { Event, ProjectionError, QueryError, defineProjection, json, log, query, state, t, u64 } from '@projector/sdk';
 import * as testing from '@projector/sdk/testing';
 
 test('json keeps integers exact and writes them as serde_json does', () => {
@@ -52,6 +52,54 @@ test('typed decoding follows serde', () => {
   assert.deepEqual(S.default(), { a: 0, b: null });
   assert.deepEqual(S.encode({ b: null, a: 3, c: 1 }), { a: 3, b: null });
   assert.throws(() => S.encode({ b: 'x' }), /S has no field `a`/);
+});
+
+test('decoding reads strings and keys as serde_json does, skipping unread fields', () => {
+  // Payload bytes, as the host hands them over; `\xff` is a byte, not UTF-8.
+  const payload = (text) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+  const decode = (text, type) => new Event(testing.event('t', 0, payload(text))).decode(type);
+  const Kind = t.struct('Kind', { type: t.string });
+  const Placed = t.struct('Placed', { id: t.string, n: t.u64 });
+  const ok = (text, type, expected) => assert.deepEqual(decode(text, type), expected);
+  const refused = (text, type, pattern) => assert.throws(() => decode(text, type), pattern);
+  // A declared field given twice fails; an undeclared one twice is fine.
+  refused('{"id": "a", "id": "b", "n": 1}', Placed, /duplicate field `id`/);
+  refused('{"type": "x", "type": "x"}', Kind, /duplicate field `type`/);
+  ok('{"x": 1, "x": 2, "id": "a", "n": 1}', Placed, { id: 'a', n: 1 });
+  ok('{"id": "a", "n": 1, "type": "x", "type": "y"}', Placed, { id: 'a', n: 1 });
+  // A string that is read must be valid UTF-8 without lone surrogates...
+  refused('{"id": "\xff", "n": 1}', Placed, /invalid unicode code point/);
+  refused('{"id": "\\ud800", "n": 1}', Placed, /lone surrogate/);
+  refused('{"id": "\\ud83dx", "n": 1}', Placed, /lone surrogate/);
+  refused('{"id": "\\udc00\\ud800", "n": 1}', Placed, /lone surrogate/);
+  ok('{"id": "\\ud83d\\ude00\xc3\xa9\\"", "n": 1}', Placed, { id: '\u{1f600}\u00e9"', n: 1 });
+  // ...and so must every key of an object read as a struct or a map...
+  refused('{"id": "a", "n": 1, "\xff": 1}', Placed, /invalid unicode code point in a key/);
+  refused('{"id": "a", "n": 1, "\\udc00": 1}', Placed, /lone surrogate in hex escape in a key/);
+  refused('{"m": {"\\ud800": 1}}', t.struct('M', { m: t.map(t.u64) }), /lone surrogate/);
+  refused('{"v": ["\xff"]}', t.struct('V', { v: t.any }), /invalid unicode code point/);
+  // ...but the value of an undeclared field is skipped unread.
+  ok('{"id": "a", "n": 1, "x": "\xff\\ud800"}', Placed, { id: 'a', n: 1 });
+  ok('{"type": "x", "deep": {"\xff": ["\\ud800", {"k": "k", "k": "\xfe"}]}}', Kind, { type: 'x' });
+  refused('[{"\xff": 1}, "a"]', t.struct('P', { a: t.any, b: t.string }), /invalid unicode code point in a key/);
+  // Any depth, long escaped strings and exact integers, as before.
+  const deep = `${'['.repeat(100000)}"\xff"${']'.repeat(100000)}`;
+  ok(`{"type": "x", "deep": ${deep}}`, Kind, { type: 'x' });
+  const long = 'ab\\"\\u00e9'.repeat(100000);
+  ok(`{"id": "${long}", "n": 18446744073709551615}`, Placed, { id: JSON.parse(`"${long}"`), n: 2n ** 64n - 1n });
+  refused('{"id": "a", "n": 1.0}', Placed, /invalid type: floating point `1.0`, expected u64/);
+  // Invalid UTF-8 outside strings is a syntax error.
+  refused('{"type": "x"}\xff', Kind, /not valid JSON/);
+  // Query arguments follow the same rules.
+  const Args = t.struct('Args', { n: t.u32 });
+  const badArgs = (args) => assert.throws(() => query.argsJson(args, Args), (e) => e.kind === 'bad-args');
+  badArgs('{"n": 1, "n": 2}');
+  badArgs(payload('{"n": 1, "\xff": 2}'));
+  assert.deepEqual(query.argsJson(payload('{"n": 1, "x": "\xff"}'), Args), { n: 1 });
+  assert.deepEqual(query.argsJson(payload(' \t'), t.struct('None', {})), {});
+  // Maps and untyped values keep the last of repeated keys.
+  assert.deepEqual(decode('{"m": {"a": 1, "a": 2}}', t.struct('M', { m: t.map(t.u64) })), { m: { a: 2 } });
+  assert.deepEqual(decode('{"a": 1, "a": 2}', t.any), { a: 2 });
 });
 
 test('u64 arithmetic is checked and moves to BigInt past 2^53', () => {
