@@ -63,26 +63,19 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off
 export GOCACHE="${GOCACHE:-$root/target/tools/go-cache/build}"
 export GOMODCACHE="${GOMODCACHE:-$root/target/tools/go-cache/mod}"
 
-# The host freezes clocks at 0, at which Go's runtime refuses to start: see
-# sdk/go/tools/clock-overlay.sh (PROJECTOR_GO_CLOCK_PATCH=0 skips it).
-overlay="$(sdk/go/tools/clock-overlay.sh "$go" "$root/target/tools/go-overlay")"
-overlay_flag=()
-[ -n "$overlay" ] && overlay_flag=(-overlay "$overlay")
-
 mkdir -p "$out_dir"
 for name in "${names[@]}"; do
     app_dir="examples/go/$name"
     [ -f "$app_dir/go.mod" ] || { echo "no $app_dir/go.mod" >&2; exit 1; }
     wasm="$out_dir/$name.wasm"
     stamp="$out_dir/$name.inputs"
-    digest="$( { echo "go $GO_VERSION clock-patch ${PROJECTOR_GO_CLOCK_PATCH:-1}"; sources "$name" | xargs sha256sum; } | sha256sum | cut -d' ' -f1)"
+    digest="$( { echo "go $GO_VERSION"; sources "$name" | xargs sha256sum; } | sha256sum | cut -d' ' -f1)"
     if [ -z "${FORCE:-}" ] && [ -f "$wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ]; then
         echo "$wasm (up to date)"
         continue
     fi
     start=$(date +%s.%N)
-    (cd "$app_dir" && GOOS=wasip1 GOARCH=wasm "$go" build ${overlay_flag[@]+"${overlay_flag[@]}"} \
-        -buildmode=c-shared -trimpath -o "$wasm.tmp" .)
+    (cd "$app_dir" && GOOS=wasip1 GOARCH=wasm "$go" build -buildmode=c-shared -trimpath -o "$wasm.tmp" .)
     mv "$wasm.tmp" "$wasm"
     echo "$digest" >"$stamp"
     echo "$wasm ($(stat -c %s "$wasm") bytes, built in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }") s)"

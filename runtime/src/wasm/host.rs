@@ -274,7 +274,9 @@ impl wasmtime_wasi::WasiView for HostState {
     }
 }
 
-/// The same instant on every call, live or in replay.
+/// The same instant on every call, live or in replay. The monotonic clock
+/// stands at 1 ns, not 0: Go's runtime refuses to start on a monotonic clock
+/// that reads 0 ("nanotime returning zero").
 struct FrozenClock;
 
 impl HostWallClock for FrozenClock {
@@ -291,7 +293,7 @@ impl HostMonotonicClock for FrozenClock {
         1
     }
     fn now(&self) -> u64 {
-        0
+        1
     }
 }
 

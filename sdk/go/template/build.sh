@@ -18,11 +18,8 @@ command -v "$go" >/dev/null || {
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 start=$(date +%s.%N)
-# The host freezes clocks at 0, at which Go's runtime refuses to start: see
-# sdk/tools/clock-overlay.sh (PROJECTOR_GO_CLOCK_PATCH=0 skips it).
-overlay="$(sdk/tools/clock-overlay.sh "$go" "$out/.go-overlay")"
 # No network: the SDK is the local copy in sdk/ (see go.mod).
 GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off GOOS=wasip1 GOARCH=wasm \
-    "$go" build ${overlay:+-overlay "$overlay"} -buildmode=c-shared -trimpath -o "$out/{{name}}.wasm.tmp" .
+    "$go" build -buildmode=c-shared -trimpath -o "$out/{{name}}.wasm.tmp" .
 mv "$out/{{name}}.wasm.tmp" "$out/{{name}}.wasm"
 echo "$out/{{name}}.wasm ($(stat -c %s "$out/{{name}}.wasm") bytes, built in $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }") s)"
