@@ -485,12 +485,22 @@ fn a_batch_fails_at_its_failing_event_and_leaves_no_trace() {
     }
 }
 
+/// What one language's modules served.
+struct Served {
+    lang: &'static str,
+    listing: Value,
+    /// `"<projection> <key>"` -> the bytes served for it.
+    state: BTreeMap<String, Vec<u8>>,
+    /// Status and body of each query.
+    answers: Vec<(u16, Vec<u8>)>,
+}
+
 /// Through the real server: every language's modules load with the same
 /// descriptor, log through the host, fold the published samples and answer
 /// over HTTP with the same bytes.
 #[test]
 fn every_language_serves_the_samples_alike_over_http() {
-    let mut seen: Vec<(&str, Value, BTreeMap<String, Vec<u8>>, Vec<(u16, Vec<u8>)>)> = Vec::new();
+    let mut seen: Vec<Served> = Vec::new();
     for (lang, _) in LANGUAGES {
         let server = Server::with_modules(&[
             &module(lang, "order-totals"),
@@ -539,9 +549,19 @@ fn every_language_serves_the_samples_alike_over_http() {
             log.contains("ignoring cancel of unknown order"),
             "{lang}: no log line from order-totals reached the host's log:\n{log}"
         );
-        seen.push((lang, Value::Array(listing), state, answers));
+        seen.push(Served {
+            lang,
+            listing: Value::Array(listing),
+            state,
+            answers,
+        });
     }
-    let (_, listing, state, answers) = &seen[0];
+    let Served {
+        listing,
+        state,
+        answers,
+        ..
+    } = &seen[0];
     assert!(
         answers.iter().any(|(status, _)| *status == 404),
         "an unknown query is a 404"
@@ -550,7 +570,13 @@ fn every_language_serves_the_samples_alike_over_http() {
         answers.iter().any(|(status, _)| *status == 400),
         "bad arguments are a 400"
     );
-    for (lang, other_listing, other_state, other_answers) in &seen[1..] {
+    for Served {
+        lang,
+        listing: other_listing,
+        state: other_state,
+        answers: other_answers,
+    } in &seen[1..]
+    {
         assert_eq!(other_listing, listing, "{lang}: descriptor");
         assert!(
             other_state == state,
