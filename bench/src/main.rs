@@ -12,6 +12,16 @@
 //! `-- --kafka --partitions 8`: produces the events into a Tansu broker
 //! instead and compares order-totals reading Kafka with a bare rdkafka
 //! consumer that only counts the messages.
+//!
+//! `cargo run --release -p projector-bench -- --languages --events 1000000`:
+//! the order-totals module of every SDK language (Rust, Python, JS, TS, Go,
+//! C) over the same embedded log: module size, cold compile by the host
+//! (`WasmHost::load` with an empty cache dir), warm load from that cache,
+//! events/s of the fold by the real worker and its ratio to Rust; checks
+//! that every language's final state equals Rust's. The non-Rust modules
+//! are `target/guests/<lang>/order-totals.wasm`, built beforehand by
+//! `./scripts/build-{python,js,go,c}-examples.sh` (js builds ts too).
+//! `--only rust,go` measures a subset (Rust, the baseline, always runs).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +39,7 @@ use projector::wasm::{Limits, WasmHost};
 use projector::worker::WorkerConfig;
 
 mod kafka;
+mod languages;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -48,6 +59,14 @@ struct Args {
     /// the embedded log, against a bare rdkafka consumer.
     #[arg(long)]
     kafka: bool,
+    /// Compare the order-totals module of every SDK language (size, cold
+    /// compile, warm load, fold throughput) against the Rust one.
+    #[arg(long, conflicts_with = "kafka")]
+    languages: bool,
+    /// With --languages: only these languages (comma-separated, of rust,
+    /// python, js, ts, go, c); Rust, the baseline, is always measured.
+    #[arg(long, value_delimiter = ',', requires = "languages")]
+    only: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -63,6 +82,9 @@ fn main() -> Result<()> {
     };
     if args.kafka {
         return kafka::run(&args, dir.path(), &config, &log);
+    }
+    if args.languages {
+        return languages::run(&args, dir.path(), &config, &log);
     }
     let started = Instant::now();
     append_orders(&log, &args)?;
@@ -157,19 +179,40 @@ fn run_wasm(
     let host = WasmHost::new(&dir.join("cache"), Limits::default())?;
     // Warm the compile cache so the timing below is the fold, not cranelift.
     host.load(&modules.join("order-totals.wasm"))?;
+    fold_by_registry(
+        &host,
+        sources,
+        &modules,
+        &dir.join(state),
+        "order-totals",
+        config,
+        events,
+    )
+}
 
+/// Time for the real worker (a registry over `modules`, state under
+/// `data`) to fold `events` through the projection `name`.
+fn fold_by_registry(
+    host: &WasmHost,
+    sources: Sources,
+    modules: &Path,
+    data: &Path,
+    name: &str,
+    config: &WorkerConfig,
+    events: u64,
+) -> Result<f64> {
     let started = Instant::now();
-    let registry = Registry::start(&host, sources, &modules, &dir.join(state), config)?;
+    let registry = Registry::start(host, sources, modules, data, config)?;
     let projection = registry
-        .get("order-totals")
-        .context("order-totals did not load")?;
+        .get(name)
+        .with_context(|| format!("{name} did not load"))?;
     loop {
         let info = projection.info()?;
         if info.events_applied >= events {
             break;
         }
         if info.last_error.is_some() {
-            bail!("order-totals failed: {:?}", info.status);
+            bail!("{name} failed: {:?}", info.status);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -319,22 +362,58 @@ fn run_native(log: &EmbeddedLog, dir: &Path, config: &WorkerConfig, events: u64)
 
 /// Both folds must have produced byte-identical state.
 fn compare_states(dir: &Path) -> Result<()> {
-    let wasm_dir = dir.join("wasm/projections/order-totals");
-    let wasm_file = std::fs::read_dir(&wasm_dir)?
+    let wasm_file = state_file(&dir.join("wasm"), "order-totals")?;
+    let compared = same_state(
+        &wasm_file,
+        &dir.join("native/state.redb"),
+        "Wasm and native",
+    )?;
+    println!("state check: Wasm and native fold wrote the same {compared} keys and values");
+    Ok(())
+}
+
+/// The one state file of projection `name` in the registry data dir `data`.
+fn state_file(data: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let dir = data.join("projections").join(name);
+    Ok(std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
         .next()
-        .context("no Wasm state file")??
-        .path();
+        .with_context(|| format!("no state file in {}", dir.display()))??
+        .path())
+}
+
+/// Checks that two state stores hold byte-identical keys and values;
+/// returns how many. `what` names the two in the error.
+fn same_state(a: &Path, b: &Path, what: &str) -> Result<u64> {
     // Keep the stores open while their readers are in use.
-    let wasm_store = StateStore::open(&wasm_file)?;
-    let native_store = StateStore::open(&dir.join("native/state.redb"))?;
-    let wasm = wasm_store.reader()?;
-    let native = native_store.reader()?;
+    let a_store = StateStore::open(a)?;
+    let b_store = StateStore::open(b)?;
+    let a_reader = a_store.reader()?;
+    let b_reader = b_store.reader()?;
     let mut after: Option<Vec<u8>> = None;
     let mut compared = 0u64;
     loop {
-        let a = wasm.scan(b"", after.as_deref(), 10_000)?;
-        let b = native.scan(b"", after.as_deref(), 10_000)?;
-        ensure!(a == b, "Wasm and native state differ after {compared} keys");
+        let a = a_reader.scan(b"", after.as_deref(), 10_000)?;
+        let b = b_reader.scan(b"", after.as_deref(), 10_000)?;
+        if a != b {
+            let show = |entry: Option<&(Vec<u8>, Vec<u8>)>| match entry {
+                Some((key, value)) => format!(
+                    "{} = {}",
+                    String::from_utf8_lossy(key),
+                    String::from_utf8_lossy(value)
+                ),
+                None => "(no more keys)".to_owned(),
+            };
+            let at = (0..a.len().max(b.len()))
+                .find(|&i| a.get(i) != b.get(i))
+                .unwrap_or_default();
+            bail!(
+                "{what} state differ at key {}: {} vs {}",
+                compared + at as u64,
+                show(a.get(at)),
+                show(b.get(at))
+            );
+        }
         compared += a.len() as u64;
         match a.last() {
             Some((key, _)) => after = Some(key.clone()),
@@ -342,6 +421,5 @@ fn compare_states(dir: &Path) -> Result<()> {
         }
     }
     ensure!(compared > 0, "no state to compare");
-    println!("state check: Wasm and native fold wrote the same {compared} keys and values");
-    Ok(())
+    Ok(compared)
 }
