@@ -105,6 +105,8 @@ pub struct FileConfig {
     pub header_read_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_in_flight_requests: Option<usize>,
+    /// A projection with lag that applies nothing for this long is stalled.
+    pub stall_after_ms: Option<u64>,
     #[serde(default)]
     pub limits: FileLimits,
     pub kafka: Option<KafkaConfig>,
@@ -207,6 +209,7 @@ pub struct Overrides {
     pub header_read_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_in_flight_requests: Option<usize>,
+    pub stall_after_ms: Option<u64>,
 }
 
 /// The admin token from a value or a file; the more specific level
@@ -357,6 +360,10 @@ impl Config {
                     }),
                 error_policy: file.error_policy.unwrap_or_default(),
                 limits: limits.clone(),
+                stall_after: overrides
+                    .stall_after_ms
+                    .or(file.stall_after_ms)
+                    .map_or(defaults.worker.stall_after, Duration::from_millis),
             },
             max_request_bytes: file.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             limits,
@@ -432,6 +439,11 @@ impl Config {
                 self.http.max_in_flight_requests == 0,
                 "max_in_flight_requests",
                 "allow at least one request at a time",
+            ),
+            (
+                self.worker.stall_after.is_zero(),
+                "stall_after_ms",
+                "a projection needs some time to apply a batch; use at least 10 ms",
             ),
             (
                 self.limits.call_timeout.is_zero(),
@@ -620,5 +632,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("default_partitions"), "{err}");
+    }
+
+    #[test]
+    fn stall_after_follows_the_precedence_and_refuses_zero() {
+        let file: FileConfig = toml::from_str("stall_after_ms = 5000").unwrap();
+        let config = Config::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(config.worker.stall_after, Duration::from_secs(5));
+        let config = Config::resolve(
+            toml::from_str("stall_after_ms = 5000").unwrap(),
+            Overrides {
+                stall_after_ms: Some(200),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.worker.stall_after, Duration::from_millis(200));
+        assert_eq!(
+            Config::default().worker.stall_after,
+            Duration::from_secs(30)
+        );
+        let zero = Config::resolve(
+            FileConfig {
+                stall_after_ms: Some(0),
+                ..FileConfig::default()
+            },
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(zero.to_string().contains("stall_after_ms"), "{zero}");
     }
 }

@@ -44,6 +44,8 @@ pub struct WorkerConfig {
     pub error_policy: ErrorPolicy,
     /// Resource limits of this projection's instances.
     pub limits: Limits,
+    /// With lag and nothing applied for this long, the projection is stalled.
+    pub stall_after: Duration,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -69,6 +71,7 @@ impl Default for WorkerConfig {
             state_retention: Duration::from_secs(7 * 24 * 3600),
             error_policy: ErrorPolicy::default(),
             limits: Limits::default(),
+            stall_after: Duration::from_secs(30),
         }
     }
 }

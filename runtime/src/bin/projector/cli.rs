@@ -101,7 +101,7 @@ struct RunArgs {
     /// default_partitions, batch_max_events, batch_linger_ms,
     /// sync_interval_ms, max_request_bytes, api_token, api_token_file,
     /// request_timeout_ms, header_read_timeout_ms, max_connections,
-    /// max_in_flight_requests, [limits] max_memory_bytes,
+    /// max_in_flight_requests, stall_after_ms, [limits] max_memory_bytes,
     /// max_key_bytes, max_value_bytes, max_scan_entries, max_module_bytes,
     /// call_timeout_ms, [kafka] bootstrap, commit_group_offsets,
     /// refresh_interval_ms, request_timeout_ms, [kafka.properties]). Flags
@@ -145,6 +145,10 @@ struct RunArgs {
     /// Most requests worked on at once; more wait [default: 256]
     #[arg(long, env = "PROJECTOR_MAX_IN_FLIGHT_REQUESTS", value_name = "N")]
     max_in_flight_requests: Option<usize>,
+    /// A projection with lag that applies nothing for this long is flagged
+    /// `stalled` in status, metrics and logs [default: 30000]
+    #[arg(long, env = "PROJECTOR_STALL_AFTER_MS", value_name = "MS")]
+    stall_after_ms: Option<u64>,
     /// Partitions of topics created by a first append [default: 3]
     #[arg(long, env = "PROJECTOR_PARTITIONS", value_name = "N")]
     partitions: Option<u32>,
@@ -307,6 +311,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             header_read_timeout_ms: args.header_read_timeout_ms,
             max_connections: args.max_connections,
             max_in_flight_requests: args.max_in_flight_requests,
+            stall_after_ms: args.stall_after_ms,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
