@@ -11,6 +11,7 @@ mod panic_guard;
 pub mod partitioner;
 pub mod progress;
 pub mod projection;
+pub mod reads;
 pub mod registry;
 pub mod server;
 pub mod snapshot;

@@ -477,6 +477,20 @@ impl ProjectionRuntime {
             return Err(self.unknown_query(name));
         }
         let reader: StateReader = self.store.reader()?;
+        self.query_reader(reader, name, args)
+    }
+
+    /// Runs custom query `name` against `reader` (this version's state at
+    /// some position: live, or rebuilt for an as-of read).
+    pub fn query_reader(
+        &self,
+        reader: StateReader,
+        name: &str,
+        args: &[u8],
+    ) -> Result<(Vec<u8>, Offsets), QueryFailure> {
+        if !self.module.descriptor.queries.iter().any(|q| q == name) {
+            return Err(self.unknown_query(name));
+        }
         let offsets = reader.offsets()?;
         let pooled = self
             .queries

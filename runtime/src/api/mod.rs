@@ -15,6 +15,7 @@ mod error;
 mod failures;
 mod guard;
 pub mod ingest;
+mod reads;
 pub mod serve;
 
 use std::sync::Arc;
@@ -34,10 +35,9 @@ pub use error::ApiError;
 
 use crate::config::HttpConfig;
 use crate::event::Offsets;
-use crate::projection::{QueryFailure, SharedProjection};
+use crate::projection::SharedProjection;
 use crate::registry::Registry;
 use crate::source::{EmbeddedLog, LogError, Source};
-use crate::store::StateReader;
 
 /// Response header carrying the offsets a key lookup reflects, as JSON.
 pub const OFFSETS_HEADER: &str = "projector-offsets";
@@ -71,7 +71,8 @@ pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> R
             get(export_snapshot),
         )
         .route("/v1/projections/{name}/dead-letters", get(failures::list))
-        .route("/v1/topics", get(list_topics));
+        .route("/v1/topics", get(list_topics))
+        .route("/v1/read", post(reads::consistent_read));
     let admin = Router::new()
         .route("/v1/projections/{name}/replay", post(replay))
         .route(
@@ -125,13 +126,6 @@ fn projection(state: &AppState, name: &str) -> Result<SharedProjection, ApiError
         .ok_or_else(|| ApiError::unknown_projection(name))
 }
 
-/// `?version=`: `serving` (default), `building`, or a prefix of a version's
-/// content hash.
-#[derive(Debug, Deserialize, Default)]
-struct VersionParam {
-    version: Option<String>,
-}
-
 fn projection_version(
     state: &AppState,
     name: &str,
@@ -160,14 +154,6 @@ fn projection_version(
                 )
             }),
     }
-}
-
-fn version_param(
-    params: Result<Query<VersionParam>, axum::extract::rejection::QueryRejection>,
-) -> Result<Option<String>, ApiError> {
-    params
-        .map(|Query(p)| p.version)
-        .map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))
 }
 
 fn listing(
@@ -356,13 +342,6 @@ async fn replay(
     .await
 }
 
-/// A read transaction on the projection's state and the offsets it reflects.
-fn consistent_view(projection: &SharedProjection) -> Result<(StateReader, Offsets), ApiError> {
-    let reader = projection.store.reader()?;
-    let offsets = reader.offsets()?;
-    Ok((reader, offsets))
-}
-
 fn offsets_header(offsets: &Offsets) -> HeaderValue {
     let text = serde_json::to_string(offsets).expect("offsets serialize");
     HeaderValue::from_str(&text).expect("JSON of topic names is a valid header")
@@ -431,14 +410,23 @@ fn name_and_key(path: &str) -> Result<(String, Vec<u8>), ApiError> {
 
 async fn get_key(
     State(state): State<AppState>,
-    version: Result<Query<VersionParam>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<reads::ReadParams>, axum::extract::rejection::QueryRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let version = version_param(version)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
     let (name, key) = name_and_key(uri.path())?;
-    let projection = projection_version(&state, &name, version.as_deref())?;
+    let projection = projection_version(&state, &name, params.version.as_deref())?;
+    let at = reads::position(
+        &projection,
+        params.min_offsets.as_deref(),
+        params.wait_ms,
+        params.as_of.as_deref(),
+    )
+    .await?;
     blocking(move || {
-        let (reader, offsets) = consistent_view(&projection)?;
+        let view = reads::view(&state, &projection, at)?;
+        let (reader, offsets) = (&view.reader, &view.offsets);
         let value = reader
             .get(&key)
             .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -473,6 +461,9 @@ struct ScanParams {
     start_after: Option<String>,
     limit: Option<usize>,
     version: Option<String>,
+    min_offsets: Option<String>,
+    wait_ms: Option<u64>,
+    as_of: Option<String>,
 }
 
 /// A stored value as JSON: the value itself if it is JSON, else its text.
@@ -506,8 +497,16 @@ async fn scan_state(
             format!("limit must be 1 to {MAX_SCAN_LIMIT}, not {limit}"),
         ));
     }
+    let at = reads::position(
+        &projection,
+        params.min_offsets.as_deref(),
+        params.wait_ms,
+        params.as_of.as_deref(),
+    )
+    .await?;
     blocking(move || {
-        let (reader, offsets) = consistent_view(&projection)?;
+        let view = reads::view(&state, &projection, at)?;
+        let (reader, offsets) = (&view.reader, &view.offsets);
         // One extra entry tells whether another page exists.
         let mut entries = reader
             .scan(
@@ -531,11 +530,15 @@ async fn scan_state(
                 item
             })
             .collect();
-        Ok(Json(json!({
+        let mut answer = json!({
             "items": items,
             "next_start_after": next.flatten(),
             "offsets": offsets,
-        })))
+        });
+        if let Some(as_of) = reads::as_of_json(&view) {
+            answer["as_of"] = as_of;
+        }
+        Ok(Json(answer))
     })
     .await
 }
@@ -557,37 +560,40 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
 async fn run_query(
     State(state): State<AppState>,
     Path((name, query)): Path<(String, String)>,
-    version: Result<Query<VersionParam>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<reads::ReadParams>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = version_param(version)?;
-    let projection = projection_version(&state, &name, version.as_deref())?;
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
+    let projection = projection_version(&state, &name, params.version.as_deref())?;
     let body = body_or_error(body)?;
+    let at = reads::position(
+        &projection,
+        params.min_offsets.as_deref(),
+        params.wait_ms,
+        params.as_of.as_deref(),
+    )
+    .await?;
     let args = if body.iter().all(u8::is_ascii_whitespace) {
         Bytes::from_static(b"{}")
     } else {
         body
     };
-    blocking(move || match projection.query(&query, &args) {
-        Ok((answer, offsets)) => Ok(Json(json!({
-            "result": value_json(&answer),
-            "offsets": offsets,
-        }))),
-        Err(failure @ QueryFailure::UnknownQuery { .. }) => {
-            Err(ApiError::not_found("unknown_query", failure.to_string()).with("query", query))
+    blocking(move || {
+        let view = reads::view(&state, &projection, at)?;
+        match projection.query_reader(view.reader.fork()?, &query, &args) {
+            Ok((answer, offsets)) => {
+                let mut answer = json!({
+                    "result": value_json(&answer),
+                    "offsets": offsets,
+                });
+                if let Some(as_of) = reads::as_of_json(&view) {
+                    answer["as_of"] = as_of;
+                }
+                Ok(Json(answer))
+            }
+            Err(failure) => Err(reads::query_error(&projection, &query, failure)),
         }
-        Err(QueryFailure::BadArgs(message)) => Err(ApiError::bad_request(
-            "bad_query_args",
-            format!("query {query:?} rejected its arguments: {message}"),
-        )),
-        Err(failure) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "query_failed",
-            format!(
-                "query {query:?} of {:?} failed: {failure}",
-                projection.name()
-            ),
-        )),
     })
     .await
 }

@@ -4,6 +4,7 @@
 
 mod failures;
 mod overlay;
+mod progress;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable,
 
 pub use failures::{FailedEvent, FailureChanges, FailureCounts, FailureKind};
 pub use overlay::Overlay;
+pub use progress::{Barrier, BarrierOutcome};
 
 use crate::event::Offsets;
 
@@ -105,6 +107,8 @@ pub struct StateStore {
     /// `None` between closing after a write failure and a successful reopen.
     db: RwLock<Option<Database>>,
     path: PathBuf,
+    /// Signalled after every commit.
+    progress: progress::Progress,
 }
 
 /// What a batch commit writes besides the state changes.
@@ -127,6 +131,7 @@ impl StateStore {
         Ok(Self {
             db: RwLock::new(Some(db)),
             path: path.to_owned(),
+            progress: progress::Progress::default(),
         })
     }
 
@@ -153,7 +158,23 @@ impl StateStore {
             source,
         })?;
         *db = Some(reopened);
+        drop(db);
+        self.progress.committed(None, || None);
         Ok(())
+    }
+
+    /// A receiver whose value changes after every commit (and reopen):
+    /// await `changed()` and re-read the offsets, instead of polling.
+    pub fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.progress.subscribe()
+    }
+
+    /// Registers `barrier`: the first commit whose offsets reach it answers,
+    /// with a reader opened right after that commit when it stands exactly
+    /// on the barrier's exact offsets. Register before reading the current
+    /// offsets, so no commit falls between.
+    pub fn barrier(&self, barrier: Barrier) -> tokio::sync::oneshot::Receiver<BarrierOutcome> {
+        self.progress.add(barrier)
     }
 
     /// The open database, reopening the file first if an earlier reopen
@@ -206,13 +227,7 @@ impl StateStore {
     /// A consistent snapshot of state and offsets at one instant.
     pub fn reader(&self) -> Result<StateReader, StoreError> {
         let txn = self.with_db(|db| db.begin_read().map_err(|e| self.storage(e)))?;
-        Ok(StateReader {
-            state: txn.open_table(STATE).map_err(|e| self.storage(e))?,
-            offsets: txn.open_table(OFFSETS).map_err(|e| self.storage(e))?,
-            meta: txn.open_table(META).map_err(|e| self.storage(e))?,
-            failed: txn.open_table(FAILED).map_err(|e| self.storage(e))?,
-            path: self.path.clone(),
-        })
+        StateReader::open(std::sync::Arc::new(txn), self.path.clone())
     }
 
     /// Applies `overlay` and the new positions in one write transaction.
@@ -230,6 +245,22 @@ impl StateStore {
     /// [`StateStore::commit`], also adding and removing failed-event
     /// records in the same transaction.
     pub fn commit_with_failures(
+        &self,
+        overlay: &Overlay,
+        positions: CommitPositions<'_>,
+        failures: &FailureChanges,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let offsets = positions.offsets;
+        self.write_commit(overlay, positions, failures, durable)?;
+        // Only the committing thread writes this file, so a reader opened
+        // here sees exactly this commit.
+        self.progress
+            .committed(Some(offsets), || self.reader().ok());
+        Ok(())
+    }
+
+    fn write_commit(
         &self,
         overlay: &Overlay,
         positions: CommitPositions<'_>,
@@ -364,7 +395,10 @@ impl StateStore {
             meta.insert(EVENTS_APPLIED, positions.events_applied)
                 .map_err(|e| self.storage(e))?;
         }
-        txn.commit().map_err(|e| self.storage(e))
+        txn.commit().map_err(|e| self.storage(e))?;
+        self.progress
+            .committed(Some(positions.offsets), || self.reader().ok());
+        Ok(())
     }
 
     /// Makes every earlier non-durable commit durable.
@@ -378,6 +412,8 @@ impl StateStore {
 
 /// Read access to one consistent version of a projection's state.
 pub struct StateReader {
+    /// Kept so [`StateReader::fork`] can open the tables again.
+    txn: std::sync::Arc<redb::ReadTransaction>,
     state: ReadOnlyTable<&'static [u8], &'static [u8]>,
     offsets: ReadOnlyTable<(&'static str, u32), u64>,
     meta: ReadOnlyTable<&'static str, u64>,
@@ -394,6 +430,27 @@ impl std::fmt::Debug for StateReader {
 }
 
 impl StateReader {
+    fn open(txn: std::sync::Arc<redb::ReadTransaction>, path: PathBuf) -> Result<Self, StoreError> {
+        let storage = |err: redb::TableError| StoreError::Storage {
+            path: path.clone(),
+            source: err.into(),
+        };
+        Ok(StateReader {
+            state: txn.open_table(STATE).map_err(storage)?,
+            offsets: txn.open_table(OFFSETS).map_err(storage)?,
+            meta: txn.open_table(META).map_err(storage)?,
+            failed: txn.open_table(FAILED).map_err(storage)?,
+            txn,
+            path,
+        })
+    }
+
+    /// A second reader of the same transaction: the same state and offsets
+    /// (custom queries consume a reader).
+    pub fn fork(&self) -> Result<StateReader, StoreError> {
+        StateReader::open(self.txn.clone(), self.path.clone())
+    }
+
     fn storage(&self, err: impl Into<redb::Error>) -> StoreError {
         StoreError::Storage {
             path: self.path.clone(),

@@ -35,6 +35,8 @@ enum Command {
     Publish(PublishArgs),
     /// Read projection state: one key, a prefix scan, or a custom query.
     Query(QueryArgs),
+    /// Read several projections at one set of source offsets (POST /v1/read)
+    Read(ReadArgs),
     /// Show every projection's status, offsets and lag, and rejected modules.
     Status(StatusArgs),
     /// Rebuild a projection from the beginning in the shadow; the serving
@@ -261,6 +263,31 @@ struct QueryArgs {
     /// Which version answers: serving (default), building, or a hash prefix
     #[arg(long = "version", value_name = "VERSION")]
     version: Option<String>,
+    /// Answer once the projection has reached these offsets
+    /// (`topic:partition=next,...`, as `publish` prints them)
+    #[arg(long, value_name = "OFFSETS")]
+    min_offsets: Option<String>,
+    /// With --min-offsets: wait at most this long (server default 5000, max 30000)
+    #[arg(long, value_name = "MS", requires = "min_offsets")]
+    wait_ms: Option<u64>,
+    /// Read the state as it was at these offsets (every partition the
+    /// projection reads), rebuilt from a snapshot and the log
+    #[arg(long, value_name = "OFFSETS", conflicts_with = "min_offsets")]
+    as_of: Option<String>,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// The request: JSON `{"reads": [{"projection": P, "key"|"prefix"|"query": ...}, ...]}`, or `-` for stdin
+    request: String,
+    /// Offsets every read must reflect (`topic:partition=next,...`)
+    #[arg(long, value_name = "OFFSETS")]
+    min_offsets: Option<String>,
+    /// Wait at most this long for the slower projections
+    #[arg(long, value_name = "MS")]
+    wait_ms: Option<u64>,
     #[command(flatten)]
     server: ServerArg,
 }
@@ -279,6 +306,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run(args),
         Command::Publish(args) => publish(args),
         Command::Query(args) => query(args),
+        Command::Read(args) => read(args),
         Command::Status(args) => status(args),
         Command::Replay(args) => replay(args),
         Command::Snapshot(command) => snapshot(command),
@@ -445,17 +473,36 @@ fn publish(args: PublishArgs) -> Result<ExitCode> {
             }
         }
     }
-    writeln!(out, "next offsets: {}", json!({ &args.topic: next }))?;
+    let next: projector::event::Offsets = serde_json::from_value(json!({ &args.topic: next }))
+        .context("the server's next_offsets are not offsets")?;
+    // The form `query --min-offsets` / `--as-of` and `POST /v1/read` take.
+    writeln!(
+        out,
+        "next offsets: {}",
+        projector::reads::format_offsets(&next)
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn query(args: QueryArgs) -> Result<ExitCode> {
     let client = args.server.client()?;
     let projection = encode_segment(&args.projection);
-    let version = args
-        .version
-        .as_deref()
-        .map(|v| format!("version={}", encode_segment(v)));
+    let mut params = Vec::new();
+    if let Some(v) = &args.version {
+        params.push(format!("version={}", encode_segment(v)));
+    }
+    if let Some(spec) = &args.min_offsets {
+        projector::reads::parse_offsets(spec).context("--min-offsets")?;
+        params.push(format!("min_offsets={}", encode_segment(spec)));
+    }
+    if let Some(ms) = args.wait_ms {
+        params.push(format!("wait_ms={ms}"));
+    }
+    if let Some(spec) = &args.as_of {
+        projector::reads::parse_offsets(spec).context("--as-of")?;
+        params.push(format!("as_of={}", encode_segment(spec)));
+    }
+    let version = (!params.is_empty()).then(|| params.join("&"));
     let mut out = std::io::stdout().lock();
     if let Some(key) = &args.key {
         let answer = client.get(&format!(
@@ -504,8 +551,12 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
         .with_context(|| format!("--args is not valid JSON: {}", args.args))?;
     let answer = client.post(
         &format!(
-            "/v1/projections/{projection}/query/{}",
-            encode_segment(name)
+            "/v1/projections/{projection}/query/{}{}",
+            encode_segment(name),
+            version
+                .as_deref()
+                .map(|v| format!("?{v}"))
+                .unwrap_or_default()
         ),
         "application/json",
         args.args.as_bytes(),
@@ -518,6 +569,46 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
         out,
         "{}",
         serde_json::to_string_pretty(&answer.body["result"])?
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read(args: ReadArgs) -> Result<ExitCode> {
+    let client = args.server.client()?;
+    let text = if args.request == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading the request from stdin")?;
+        text
+    } else {
+        args.request.clone()
+    };
+    let mut request: Value = serde_json::from_str(&text).with_context(|| {
+        format!("the request is not JSON; give {{\"reads\": [...]}}: {text}")
+    })?;
+    if let Some(spec) = &args.min_offsets {
+        projector::reads::parse_offsets(spec).context("--min-offsets")?;
+        request["min_offsets"] = json!(spec);
+    }
+    if let Some(ms) = args.wait_ms {
+        request["wait_ms"] = json!(ms);
+    }
+    let answer = client.post(
+        "/v1/read",
+        "application/json",
+        serde_json::to_vec(&request)?.as_slice(),
+    )?;
+    if !answer.ok() {
+        eprintln!("{}", answer.error_message());
+        if let Some(reached) = answer.body.pointer("/error/reached") {
+            eprintln!("reached: {reached}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&answer.body)?
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -539,7 +630,11 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
         .map(|p| {
             [
                 p["name"].as_str().unwrap_or_default().to_owned(),
-                p["status"]["state"].as_str().unwrap_or_default().to_owned(),
+                if p["stalled"] == Value::Bool(true) {
+                    "stalled".to_owned()
+                } else {
+                    p["status"]["state"].as_str().unwrap_or_default().to_owned()
+                },
                 p["hash"]
                     .as_str()
                     .unwrap_or_default()
@@ -601,6 +696,14 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
                     .get("message")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
+            )?;
+        }
+        if p["stalled"] == Value::Bool(true) {
+            writeln!(
+                out,
+                "  stalled: {} events of lag and nothing applied for {:.0} s (stall_after_ms)",
+                p["lag"],
+                p["seconds_since_progress"].as_f64().unwrap_or_default()
             )?;
         }
         if p["status"]["state"] == "paused" {

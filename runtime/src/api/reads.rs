@@ -1,0 +1,557 @@
+//! Reads at a position: `min_offsets` + `wait_ms` (read-your-writes),
+//! `as_of` (a past position, rebuilt from a snapshot and the log), and
+//! `POST /v1/read`: several projections read at one set of source offsets.
+//!
+//! Consistent reads: the target is, per partition of every topic that two
+//! or more of the projections read, the furthest any of them has reached
+//! (raised to `min_offsets` where given). Each projection registers a
+//! barrier with its state file; the worker's commit that reaches the target
+//! answers it with a read transaction opened right after that commit,
+//! before any later one, so a projection whose commit lands exactly on the
+//! target is read at exactly the target while it keeps running. A
+//! projection whose batch jumps over the target is read as of the target
+//! instead (snapshot + replay into a temporary file), so every answer is at
+//! exactly the same offsets on every shared topic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, blocking, body_or_error, key_json, projection, value_json};
+use crate::event::Offsets;
+use crate::projection::{QueryFailure, SharedProjection};
+use crate::reads::history::{self, HistoryError, PastState};
+use crate::reads::{self as positions, WaitError};
+use crate::store::{Barrier, BarrierOutcome, StateReader};
+
+/// `wait_ms` when `min_offsets` is given without it.
+pub const DEFAULT_WAIT_MS: u64 = 5_000;
+/// The longest `wait_ms` accepted (below the request timeout).
+pub const MAX_WAIT_MS: u64 = 30_000;
+/// Most reads in one `POST /v1/read`.
+const MAX_READS: usize = 100;
+
+/// Query-string parameters of key lookups and custom queries.
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct ReadParams {
+    pub version: Option<String>,
+    pub min_offsets: Option<String>,
+    pub wait_ms: Option<u64>,
+    pub as_of: Option<String>,
+}
+
+/// Where a read is answered.
+pub(super) enum ReadAt {
+    /// The live state (after any `min_offsets` wait).
+    Live,
+    /// A past position, module topic names.
+    AsOf(Offsets),
+}
+
+/// A read transaction and the offsets it reflects; for an as-of read, also
+/// the temporary state it reads (deleted when this drops).
+pub(super) struct View {
+    pub reader: StateReader,
+    pub offsets: Offsets,
+    pub past: Option<PastState>,
+}
+
+fn bad_offsets(param: &str, err: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("bad_offsets", format!("{param}: {err}"))
+}
+
+fn wait_budget(wait_ms: Option<u64>) -> Result<Duration, ApiError> {
+    let ms = wait_ms.unwrap_or(DEFAULT_WAIT_MS);
+    if ms > MAX_WAIT_MS {
+        return Err(ApiError::bad_request(
+            "bad_wait",
+            format!("wait_ms {ms} is above the server's maximum of {MAX_WAIT_MS}; ask for less"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+fn timed_out(waited: Duration, wanted: Value, reached: Value) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "offsets_not_reached",
+        format!(
+            "the offsets asked for were not reached within {} ms; retry with a longer wait_ms (at most {MAX_WAIT_MS}) or check the projection's status and lag",
+            waited.as_millis()
+        ),
+    )
+    .with("wanted", wanted)
+    .with("reached", reached)
+    .with("waited_ms", waited.as_millis() as u64)
+}
+
+/// Validates the position parameters and waits for `min_offsets`.
+pub(super) async fn position(
+    projection: &SharedProjection,
+    min_offsets: Option<&str>,
+    wait_ms: Option<u64>,
+    as_of: Option<&str>,
+) -> Result<ReadAt, ApiError> {
+    match (min_offsets, as_of) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "bad_position",
+            "give min_offsets (wait for a position) or as_of (read a past one), not both",
+        )),
+        (None, None) => {
+            if wait_ms.is_some() {
+                return Err(ApiError::bad_request(
+                    "bad_wait",
+                    "wait_ms needs min_offsets: it bounds the wait for them",
+                ));
+            }
+            Ok(ReadAt::Live)
+        }
+        (None, Some(spec)) => {
+            let wanted = positions::parse_offsets(spec).map_err(|e| bad_offsets("as_of", e))?;
+            let wanted = positions::to_module_topics(projection, &wanted)
+                .map_err(|e| bad_offsets("as_of", e))?;
+            Ok(ReadAt::AsOf(wanted))
+        }
+        (Some(spec), None) => {
+            let budget = wait_budget(wait_ms)?;
+            let given =
+                positions::parse_offsets(spec).map_err(|e| bad_offsets("min_offsets", e))?;
+            let wanted = positions::to_module_topics(projection, &given)
+                .map_err(|e| bad_offsets("min_offsets", e))?;
+            match positions::wait_for(projection, &wanted, Instant::now() + budget).await {
+                Ok(_) => Ok(ReadAt::Live),
+                Err(WaitError::Store(e)) => Err(e.into()),
+                Err(WaitError::TimedOut { reached }) => Err(timed_out(
+                    budget,
+                    json!(given),
+                    json!(positions::to_source_topics(&projection.topics, &reached)),
+                )),
+            }
+        }
+    }
+}
+
+pub(super) fn history_error(err: HistoryError) -> ApiError {
+    let (status, code) = match &err {
+        HistoryError::Incomplete { .. } => (StatusCode::BAD_REQUEST, "bad_offsets"),
+        HistoryError::Ahead { .. } => (StatusCode::CONFLICT, "as_of_ahead"),
+        HistoryError::Halted { .. } => (StatusCode::CONFLICT, "as_of_past_halt"),
+        HistoryError::Gone { .. } => (StatusCode::GONE, "history_gone"),
+        HistoryError::Stuck { .. } => (StatusCode::SERVICE_UNAVAILABLE, "replay_stuck"),
+        HistoryError::Store(e) if e.needs_reopen() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "state_unavailable")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "as_of_failed"),
+    };
+    ApiError::new(status, code, err.to_string())
+}
+
+/// The state to answer from (blocking: an as-of read replays).
+pub(super) fn view(
+    state: &AppState,
+    projection: &SharedProjection,
+    at: ReadAt,
+) -> Result<View, ApiError> {
+    match at {
+        ReadAt::Live => {
+            let reader = projection.store.reader()?;
+            let offsets = reader.offsets()?;
+            Ok(View {
+                reader,
+                offsets,
+                past: None,
+            })
+        }
+        ReadAt::AsOf(as_of) => {
+            let past = history::state_at(projection, state.registry.snapshots_dir(), &as_of)
+                .map_err(history_error)?;
+            let reader = past.reader()?;
+            let offsets = reader.offsets()?;
+            Ok(View {
+                reader,
+                offsets,
+                past: Some(past),
+            })
+        }
+    }
+}
+
+/// The JSON fields an as-of answer adds.
+pub(super) fn as_of_json(view: &View) -> Option<Value> {
+    view.past.as_ref().map(|past| {
+        json!({
+            "snapshot": past.snapshot.as_ref().and_then(|p| p.file_name()).map(|f| f.to_string_lossy().into_owned()),
+            "replayed_events": past.replayed,
+        })
+    })
+}
+
+/// One read of `POST /v1/read`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadSpec {
+    projection: String,
+    key: Option<String>,
+    prefix: Option<String>,
+    start_after: Option<String>,
+    limit: Option<usize>,
+    query: Option<String>,
+    args: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadRequest {
+    reads: Vec<ReadSpec>,
+    /// `"orders:0=12"` or `{"orders": {"0": 12}}`.
+    min_offsets: Option<Value>,
+    wait_ms: Option<u64>,
+}
+
+enum Kind<'a> {
+    Key(&'a str),
+    Prefix(&'a str),
+    Query(&'a str),
+}
+
+impl ReadSpec {
+    fn kind(&self, index: usize) -> Result<Kind<'_>, ApiError> {
+        let bad =
+            |message: String| ApiError::bad_request("bad_read", message).with("read", index as u64);
+        match (&self.key, &self.prefix, &self.query) {
+            (Some(key), None, None) => Ok(Kind::Key(key)),
+            (None, Some(prefix), None) => Ok(Kind::Prefix(prefix)),
+            (None, None, Some(query)) => Ok(Kind::Query(query)),
+            _ => Err(bad(format!(
+                "read {index} must name exactly one of key, prefix or query"
+            ))),
+        }
+        .and_then(|kind| {
+            let scan_fields = self.start_after.is_some() || self.limit.is_some();
+            match kind {
+                Kind::Prefix(_) => Ok(kind),
+                _ if scan_fields => Err(bad(format!(
+                    "read {index}: start_after and limit belong to prefix reads"
+                ))),
+                Kind::Key(_) if self.args.is_some() => {
+                    Err(bad(format!("read {index}: args belong to query reads")))
+                }
+                _ => Ok(kind),
+            }
+        })
+    }
+}
+
+/// How each projection of a consistent read is read.
+enum Reached {
+    Exact(StateReader),
+    /// Went past the target: read as of the target instead.
+    Passed(Offsets),
+}
+
+/// `POST /v1/read`.
+pub(super) async fn consistent_read(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let request: ReadRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_body",
+            format!(
+                "expected {{\"reads\": [{{\"projection\": ..., \"key\"|\"prefix\"|\"query\": ...}}], \"min_offsets\"?: ..., \"wait_ms\"?: ...}}: {e}"
+            ),
+        )
+    })?;
+    if request.reads.is_empty() || request.reads.len() > MAX_READS {
+        return Err(ApiError::bad_request(
+            "bad_read",
+            format!("give 1 to {MAX_READS} reads, not {}", request.reads.len()),
+        ));
+    }
+    for (i, read) in request.reads.iter().enumerate() {
+        read.kind(i)?;
+    }
+    let budget = wait_budget(request.wait_ms)?;
+    let deadline = Instant::now() + budget;
+
+    // The projections involved, each once, in order of first mention.
+    let mut involved: Vec<SharedProjection> = Vec::new();
+    for read in &request.reads {
+        if !involved.iter().any(|p| p.name() == read.projection) {
+            involved.push(projection(&state, &read.projection)?);
+        }
+    }
+    let mut current = Vec::new();
+    for p in &involved {
+        let offsets = p.store.reader()?.offsets()?;
+        current.push(positions::to_source_topics(&p.topics, &offsets));
+    }
+    // Source topic -> the projections (indexes) that read it.
+    let mut readers: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for (i, p) in involved.iter().enumerate() {
+        for binding in &p.topics {
+            readers
+                .entry(binding.physical.clone())
+                .or_default()
+                .insert(i);
+        }
+    }
+    let mut target = Offsets::default();
+    for (topic, who) in readers.iter().filter(|(_, who)| who.len() > 1) {
+        for &i in who {
+            if let Some(parts) = current[i].0.get(topic) {
+                for (&partition, &next) in parts {
+                    if target.get(topic, partition) < next {
+                        target.set(topic, partition, next);
+                    }
+                }
+            }
+        }
+    }
+    let mut at_least = vec![Offsets::default(); involved.len()];
+    if let Some(spec) = &request.min_offsets {
+        let given = match spec {
+            Value::String(text) => positions::parse_offsets(text),
+            other => positions::parse_offsets(&other.to_string()),
+        }
+        .map_err(|e| bad_offsets("min_offsets", e))?;
+        for (topic, partition, next) in given.iter() {
+            let who = readers.get(topic).ok_or_else(|| {
+                bad_offsets(
+                    "min_offsets",
+                    format!(
+                        "no projection in this request reads topic {topic:?}; give offsets of topics they read ({})",
+                        readers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            if who.len() > 1 {
+                if target.get(topic, partition) < next {
+                    target.set(topic, partition, next);
+                }
+            } else if let Some(&i) = who.first() {
+                at_least[i].set(topic, partition, next);
+            }
+        }
+    }
+
+    // Barriers first, then a look at where each stands: a commit between
+    // the two answers the barrier, and is seen by the look as well.
+    let mut exact = Vec::new();
+    let mut outcomes = Vec::new();
+    for (i, p) in involved.iter().enumerate() {
+        let mine: Offsets = {
+            let mut mine = Offsets::default();
+            for (topic, partition, next) in target.iter() {
+                if readers[topic].contains(&i) {
+                    mine.set(topic, partition, next);
+                }
+            }
+            mine
+        };
+        let barrier = Barrier {
+            exact: positions::to_module_topics(p, &mine).map_err(|e| bad_offsets("target", e))?,
+            at_least: positions::to_module_topics(p, &at_least[i])
+                .map_err(|e| bad_offsets("min_offsets", e))?,
+        };
+        let reader = p.store.reader()?;
+        let now = reader.offsets()?;
+        let early = match barrier.check(&now) {
+            Some(true) => Some(Reached::Exact(reader)),
+            Some(false) => Some(Reached::Passed(now)),
+            None => None,
+        };
+        let pending = match early {
+            Some(_) => None,
+            None => Some(p.store.barrier(Barrier {
+                exact: barrier.exact.clone(),
+                at_least: barrier.at_least.clone(),
+            })),
+        };
+        exact.push(barrier.exact);
+        outcomes.push((early, pending));
+    }
+    let mut reached = Vec::new();
+    let mut late = Vec::new();
+    for (i, (early, pending)) in outcomes.into_iter().enumerate() {
+        let outcome = match (early, pending) {
+            (Some(early), _) => Some(early),
+            (None, Some(pending)) => {
+                match tokio::time::timeout_at(deadline.into(), pending).await {
+                    Ok(Ok(BarrierOutcome::Exact(reader))) => Some(Reached::Exact(reader)),
+                    Ok(Ok(BarrierOutcome::Passed(offsets))) => Some(Reached::Passed(offsets)),
+                    _ => None,
+                }
+            }
+            (None, None) => None,
+        };
+        match outcome {
+            Some(outcome) => reached.push(outcome),
+            None => late.push(i),
+        }
+    }
+    if !late.is_empty() {
+        let mut stood = serde_json::Map::new();
+        for p in &involved {
+            let offsets = p.store.reader()?.offsets()?;
+            stood.insert(
+                p.name().to_owned(),
+                json!(positions::to_source_topics(&p.topics, &offsets)),
+            );
+        }
+        let slow: Vec<&str> = late.iter().map(|&i| involved[i].name()).collect();
+        return Err(timed_out(budget, json!(target), Value::Object(stood))
+            .with("slow_projections", json!(slow)));
+    }
+
+    blocking(move || {
+        let mut views = Vec::new();
+        for ((p, outcome), exact) in involved.iter().zip(reached).zip(&exact) {
+            let view = match outcome {
+                Reached::Exact(reader) => {
+                    let offsets = reader.offsets()?;
+                    View {
+                        reader,
+                        offsets,
+                        past: None,
+                    }
+                }
+                Reached::Passed(passed) => {
+                    // Exactly the target on shared partitions; anything it
+                    // reached elsewhere (nothing else constrains those).
+                    let mut as_of = passed;
+                    for (topic, partition, next) in exact.iter() {
+                        as_of.set(topic, partition, next);
+                    }
+                    for binding in &p.topics {
+                        for partition in 0..p.source.heads(&binding.physical).len() as u32 {
+                            let known = as_of
+                                .0
+                                .get(&binding.logical)
+                                .is_some_and(|parts| parts.contains_key(&partition));
+                            if !known {
+                                as_of.set(&binding.logical, partition, 0);
+                            }
+                        }
+                    }
+                    view(&state, p, ReadAt::AsOf(as_of))?
+                }
+            };
+            views.push(view);
+        }
+        let mut results = Vec::new();
+        for (index, read) in request.reads.iter().enumerate() {
+            let at = involved
+                .iter()
+                .position(|p| p.name() == read.projection)
+                .expect("every read's projection is involved");
+            let (p, view) = (&involved[at], &views[at]);
+            let mut result = json!({ "projection": read.projection });
+            match read.kind(index)? {
+                Kind::Key(key) => {
+                    let value = view.reader.get(key.as_bytes())?;
+                    result["key"] = json!(key);
+                    result["found"] = json!(value.is_some());
+                    result["value"] = value.as_deref().map_or(Value::Null, value_json);
+                }
+                Kind::Prefix(prefix) => {
+                    let limit = read.limit.unwrap_or(super::DEFAULT_SCAN_LIMIT);
+                    if limit == 0 || limit > super::MAX_SCAN_LIMIT {
+                        return Err(ApiError::bad_request(
+                            "bad_limit",
+                            format!(
+                                "read {index}: limit must be 1 to {}, not {limit}",
+                                super::MAX_SCAN_LIMIT
+                            ),
+                        ));
+                    }
+                    let mut entries = view.reader.scan(
+                        prefix.as_bytes(),
+                        read.start_after.as_deref().map(str::as_bytes),
+                        limit + 1,
+                    )?;
+                    let more = entries.len() > limit;
+                    entries.truncate(limit);
+                    result["prefix"] = json!(prefix);
+                    result["items"] = entries
+                        .iter()
+                        .map(|(k, v)| {
+                            let mut item = key_json(k);
+                            item["value"] = value_json(v);
+                            item
+                        })
+                        .collect();
+                    result["next_start_after"] = json!(
+                        more.then(|| {
+                            entries
+                                .last()
+                                .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                        })
+                        .flatten()
+                    );
+                }
+                Kind::Query(query) => {
+                    let args = match &read.args {
+                        None => b"{}".to_vec(),
+                        Some(args) => serde_json::to_vec(args).expect("JSON values serialize"),
+                    };
+                    let answer = p
+                        .query_reader(view.reader.fork()?, query, &args)
+                        .map_err(|e| query_error(p, query, e).with("read", index as u64))?;
+                    result["query"] = json!(query);
+                    result["result"] = value_json(&answer.0);
+                }
+            }
+            results.push(result);
+        }
+        let mut projections = serde_json::Map::new();
+        for (p, view) in involved.iter().zip(&views) {
+            let mut entry = json!({
+                "offsets": positions::to_source_topics(&p.topics, &view.offsets),
+            });
+            if let Some(as_of) = as_of_json(view) {
+                entry["as_of"] = as_of;
+            }
+            projections.insert(p.name().to_owned(), entry);
+        }
+        Ok(Json(json!({
+            "offsets": target,
+            "projections": projections,
+            "results": results,
+        })))
+    })
+    .await
+}
+
+/// A custom query's failure as an API error.
+pub(super) fn query_error(
+    projection: &SharedProjection,
+    query: &str,
+    failure: QueryFailure,
+) -> ApiError {
+    match failure {
+        failure @ QueryFailure::UnknownQuery { .. } => {
+            ApiError::not_found("unknown_query", failure.to_string()).with("query", query)
+        }
+        QueryFailure::BadArgs(message) => ApiError::bad_request(
+            "bad_query_args",
+            format!("query {query:?} rejected its arguments: {message}"),
+        ),
+        failure => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "query_failed",
+            format!(
+                "query {query:?} of {:?} failed: {failure}",
+                projection.name()
+            ),
+        ),
+    }
+}

@@ -1,0 +1,368 @@
+//! As-of reads: the state a projection version had at a past position,
+//! rebuilt from the newest snapshot of that same version at or before the
+//! position plus a replay of the log from the snapshot's offsets up to
+//! exactly the position, into a temporary state file deleted afterwards.
+//!
+//! Events the module failed on are passed over (as the `skip`,
+//! `dead-letter` and `quarantine-key` policies do live); under `halt` the
+//! live projection stopped at such an event, so a position past it never
+//! existed and is refused. Dead letters retried later are not replayed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::event::Offsets;
+use crate::projection::ProjectionRuntime;
+use crate::snapshot::{Listed, SnapshotError};
+use crate::source::SourceError;
+use crate::store::{CommitPositions, Overlay, StateReader, StateStore, StoreError};
+use crate::wasm::{RunError, to_wit_event};
+use crate::worker::ErrorPolicy;
+
+/// Events per module call during the replay.
+const BATCH: usize = 1000;
+/// How long the replay waits for the source to deliver events it says it
+/// has before giving up.
+const SOURCE_PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    #[error(
+        "as_of leaves out {missing}, which projection {projection:?} reads: give every partition of its topics (copy the `offsets` of an earlier answer)"
+    )]
+    Incomplete { projection: String, missing: String },
+    #[error(
+        "as_of asks for {topic}/{partition} at offset {wanted}, but the log holds only {head} events there: a position in the future cannot be read; use min_offsets to wait for it"
+    )]
+    Ahead {
+        topic: String,
+        partition: u32,
+        wanted: u64,
+        head: u64,
+    },
+    #[error(
+        "history before {topic}/{partition}@{needed} is gone: the log now starts at offset {first} there and no snapshot of version {hash} at or before the as_of position exists; ask for a later position, or keep snapshots (snapshot settings) older than the log's retention"
+    )]
+    Gone {
+        topic: String,
+        partition: u32,
+        needed: u64,
+        first: u64,
+        hash: String,
+    },
+    #[error(
+        "projection {projection:?} halts at {topic}/{partition}@{offset} (error policy halt: {message}), so no state past that event ever existed; ask for a position at or before offset {offset}"
+    )]
+    Halted {
+        projection: String,
+        topic: String,
+        partition: u32,
+        offset: u64,
+        message: String,
+    },
+    #[error(
+        "the source delivered no events for {waited:?} while the replay still needed {topic}/{partition} up to offset {wanted} (it reached {reached}); retry, or ask for an earlier position"
+    )]
+    Stuck {
+        topic: String,
+        partition: u32,
+        wanted: u64,
+        reached: u64,
+        waited: Duration,
+    },
+    #[error("could not create a temporary state file for the replay: {0}")]
+    TempDir(std::io::Error),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading the log for the replay failed: {0}")]
+    Source(#[from] SourceError),
+    #[error("the module could not be run for the replay: {0}")]
+    Run(#[from] RunError),
+}
+
+/// A projection version's state at a past position, in a temporary state
+/// file that is deleted on drop.
+#[derive(Debug)]
+pub struct PastState {
+    // Field order is drop order: the file closes before its folder goes.
+    store: StateStore,
+    /// Exactly the position asked for (module topic names).
+    pub offsets: Offsets,
+    /// The snapshot the replay started from, if any.
+    pub snapshot: Option<PathBuf>,
+    /// Events applied on top of the snapshot (or of the empty state).
+    pub replayed: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl PastState {
+    pub fn reader(&self) -> Result<StateReader, StoreError> {
+        self.store.reader()
+    }
+}
+
+/// Rebuilds `projection`'s state at `as_of` (module topic names; every
+/// partition of every topic it reads), from snapshots of its own version in
+/// `snapshots_dir` and the log.
+pub fn state_at(
+    projection: &ProjectionRuntime,
+    snapshots_dir: &Path,
+    as_of: &Offsets,
+) -> Result<PastState, HistoryError> {
+    check_position(projection, as_of)?;
+    let dir = tempfile::Builder::new()
+        .prefix("projector-as-of-")
+        .tempdir()
+        .map_err(HistoryError::TempDir)?;
+    let path = dir.path().join("state.redb");
+    let snapshot = nearest_snapshot(projection, snapshots_dir, as_of)?;
+    let (start, events_applied) = match &snapshot {
+        Some(file) => {
+            let info = crate::snapshot::restore(file, &path)?;
+            (info.meta.offsets, info.meta.events_applied)
+        }
+        None => (Offsets::default(), 0),
+    };
+    let store = StateStore::open(&path)?;
+    let replayed = replay(projection, &store, &start, as_of, events_applied)?;
+    Ok(PastState {
+        store,
+        offsets: as_of.clone(),
+        snapshot,
+        replayed,
+        _dir: dir,
+    })
+}
+
+/// `as_of` names every partition the projection reads and none beyond the
+/// log's head.
+fn check_position(projection: &ProjectionRuntime, as_of: &Offsets) -> Result<(), HistoryError> {
+    let mut missing = Vec::new();
+    for binding in &projection.topics {
+        let heads = projection.source.heads(&binding.physical);
+        for (partition, head) in heads.iter().enumerate() {
+            let partition = partition as u32;
+            let named = as_of
+                .0
+                .get(&binding.logical)
+                .is_some_and(|p| p.contains_key(&partition));
+            if !named && *head > 0 {
+                missing.push(format!("{}:{partition}", binding.physical));
+            }
+        }
+        if let Some(partitions) = as_of.0.get(&binding.logical) {
+            for (&partition, &wanted) in partitions {
+                let head = heads.get(partition as usize).copied().unwrap_or(0);
+                if wanted > head {
+                    return Err(HistoryError::Ahead {
+                        topic: binding.physical.clone(),
+                        partition,
+                        wanted,
+                        head,
+                    });
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(HistoryError::Incomplete {
+            projection: projection.name().to_owned(),
+            missing: missing.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The newest valid snapshot of this exact version whose offsets are all at
+/// or before `as_of`.
+fn nearest_snapshot(
+    projection: &ProjectionRuntime,
+    snapshots_dir: &Path,
+    as_of: &Offsets,
+) -> Result<Option<PathBuf>, HistoryError> {
+    let module = &projection.module;
+    let listed = match crate::snapshot::list_version(snapshots_dir, projection.name(), &module.hash)
+    {
+        Ok(listed) => listed,
+        Err(SnapshotError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut usable: Vec<_> = listed
+        .into_iter()
+        .filter_map(|l| match l {
+            Listed::Valid(info) => Some(info),
+            Listed::Invalid { .. } => None,
+        })
+        .filter(|info| {
+            info.meta.state_version == module.descriptor.state_version
+                && as_of.reached(&info.meta.offsets)
+        })
+        .collect();
+    // Closest first: the most events already applied.
+    usable.sort_by_key(|info| {
+        std::cmp::Reverse(info.meta.offsets.iter().map(|(_, _, o)| o).sum::<u64>())
+    });
+    for info in usable {
+        match crate::snapshot::verify(&info.path) {
+            Ok(_) => return Ok(Some(info.path)),
+            Err(reason) => tracing::warn!(
+                file = %info.path.display(),
+                %reason,
+                "as-of read skips a snapshot that failed verification"
+            ),
+        }
+    }
+    Ok(None)
+}
+
+/// Applies the log from `start` up to exactly `as_of` to `store`.
+fn replay(
+    projection: &ProjectionRuntime,
+    store: &StateStore,
+    start: &Offsets,
+    as_of: &Offsets,
+    mut events_applied: u64,
+) -> Result<u64, HistoryError> {
+    let mut positions = start.clone();
+    let pending = |positions: &Offsets| {
+        as_of
+            .iter()
+            .find(|(topic, partition, wanted)| positions.get(topic, *partition) < *wanted)
+            .map(|(t, p, w)| (t.to_owned(), p, w))
+    };
+    if pending(&positions).is_none() {
+        return Ok(0);
+    }
+    let label = format!("{} (as-of read)", projection.label());
+    let mut instance = projection
+        .module
+        .instantiate_with(&label, &projection.config.limits)?;
+    let mut subscription = projection.source.subscribe(
+        &format!("{}.as-of", projection.name()),
+        &projection.topics,
+        start,
+    )?;
+    let policy = projection.config.error_policy;
+    let mut parked: HashSet<Vec<u8>> = HashSet::new();
+    let mut replayed = 0;
+    let mut raw = Vec::with_capacity(BATCH);
+    let mut last_event = Instant::now();
+    while let Some((topic, partition, wanted)) = pending(&positions) {
+        raw.clear();
+        subscription.poll_batch(BATCH, Duration::from_millis(200), &mut raw)?;
+        if raw.is_empty() {
+            if last_event.elapsed() >= SOURCE_PATIENCE {
+                return Err(HistoryError::Stuck {
+                    reached: positions.get(&topic, partition),
+                    topic: physical(projection, &topic),
+                    partition,
+                    wanted,
+                    waited: SOURCE_PATIENCE,
+                });
+            }
+            continue;
+        }
+        last_event = Instant::now();
+        let mut batch = Vec::with_capacity(raw.len());
+        for event in raw.drain(..) {
+            let next = positions.get(&event.source, event.partition);
+            let limit = as_of.get(&event.source, event.partition);
+            if event.offset < next || event.offset >= limit {
+                continue;
+            }
+            if event.offset > next {
+                return Err(HistoryError::Gone {
+                    topic: physical(projection, &event.source),
+                    partition: event.partition,
+                    needed: next,
+                    first: event.offset,
+                    hash: projection.module.short_hash().to_owned(),
+                });
+            }
+            positions.set(&event.source, event.partition, event.offset + 1);
+            batch.push(to_wit_event(event));
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let base = store.reader()?;
+        let (result, overlay) = instance.handle(&batch, base, Overlay::default());
+        let overlay = match result {
+            Ok(()) => overlay,
+            Err(RunError::Storage(e)) => return Err(e.into()),
+            Err(_) => {
+                // Find the failing events one by one, as the worker does.
+                if instance.is_poisoned() {
+                    instance = projection
+                        .module
+                        .instantiate_with(&label, &projection.config.limits)?;
+                }
+                let mut overlay = Overlay::default();
+                for event in &batch {
+                    if policy == ErrorPolicy::QuarantineKey
+                        && event.key.as_ref().is_some_and(|k| parked.contains(k))
+                    {
+                        continue;
+                    }
+                    let base = store.reader()?;
+                    let (result, after) =
+                        instance.handle(std::slice::from_ref(event), base, overlay.clone());
+                    match result {
+                        Ok(()) => overlay = after,
+                        Err(RunError::Storage(e)) => return Err(e.into()),
+                        Err(err) => {
+                            if instance.is_poisoned() {
+                                instance = projection
+                                    .module
+                                    .instantiate_with(&label, &projection.config.limits)?;
+                            }
+                            match policy {
+                                ErrorPolicy::Halt => {
+                                    return Err(HistoryError::Halted {
+                                        projection: projection.name().to_owned(),
+                                        topic: physical(projection, &event.source),
+                                        partition: event.partition,
+                                        offset: event.offset,
+                                        message: err.to_string(),
+                                    });
+                                }
+                                ErrorPolicy::QuarantineKey => {
+                                    if let Some(key) = &event.key {
+                                        parked.insert(key.clone());
+                                    }
+                                }
+                                ErrorPolicy::Skip | ErrorPolicy::DeadLetter => {}
+                            }
+                        }
+                    }
+                }
+                overlay
+            }
+        };
+        replayed += batch.len() as u64;
+        events_applied += batch.len() as u64;
+        store.commit(
+            &overlay,
+            CommitPositions {
+                offsets: &positions,
+                events_applied,
+            },
+            false,
+        )?;
+    }
+    Ok(replayed)
+}
+
+fn physical(projection: &ProjectionRuntime, logical: &str) -> String {
+    projection
+        .topics
+        .iter()
+        .find(|b| b.logical == logical)
+        .map_or_else(|| logical.to_owned(), |b| b.physical.clone())
+}
