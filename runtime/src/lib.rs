@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod event;
+pub mod metrics;
 mod panic_guard;
 pub mod partitioner;
 pub mod progress;
@@ -16,6 +17,7 @@ pub mod registry;
 pub mod server;
 pub mod snapshot;
 pub mod source;
+pub mod stall;
 pub mod store;
 pub mod wasm;
 pub mod watcher;

@@ -93,6 +93,10 @@ pub struct ProjectionInfo {
     pub events_applied: u64,
     pub keys: u64,
     pub lag: u64,
+    /// Lag, but nothing applied for `stall_after_ms`.
+    pub stalled: bool,
+    /// Seconds since the worker last applied a batch or found nothing new.
+    pub seconds_since_progress: f64,
     pub partitions: Vec<PartitionProgress>,
     pub offsets: Offsets,
     pub last_error: Option<String>,
@@ -179,6 +183,8 @@ pub struct ProjectionRuntime {
     pub topics: Vec<TopicBinding>,
     /// Batching, durability and snapshot settings of this projection.
     pub config: crate::worker::WorkerConfig,
+    /// What the worker counts, for `/metrics` and stall detection.
+    pub metrics: crate::metrics::ProjectionMetrics,
     role: RwLock<Role>,
     events: Option<Box<dyn Fn(WorkerEvent) + Send + Sync>>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -230,6 +236,7 @@ impl ProjectionRuntime {
         Self {
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
             config,
+            metrics: crate::metrics::ProjectionMetrics::default(),
             role: RwLock::new(Role::Serving),
             events: None,
             worker: Mutex::new(None),
@@ -380,9 +387,19 @@ impl ProjectionRuntime {
         }
     }
 
-    pub fn info(&self) -> Result<ProjectionInfo, StoreError> {
-        let reader = self.store.reader()?;
-        let offsets = reader.offsets()?;
+    /// Events in the sources this version has not applied yet.
+    pub fn lag(&self) -> Result<u64, StoreError> {
+        let offsets = self.store.reader()?.offsets()?;
+        Ok(self.partitions(&offsets).iter().map(|p| p.lag).sum())
+    }
+
+    /// How long this version has been stalled (lag, running, and no
+    /// progress for `stall_after`), if it is.
+    pub fn stalled_for(&self, lag: u64) -> Option<std::time::Duration> {
+        crate::metrics::stalled_for(&self.metrics, &self.status(), lag, self.config.stall_after)
+    }
+
+    fn partitions(&self, offsets: &Offsets) -> Vec<PartitionProgress> {
         let mut partitions = Vec::new();
         for binding in &self.topics {
             let topic = &binding.logical;
@@ -398,6 +415,14 @@ impl ProjectionRuntime {
                 });
             }
         }
+        partitions
+    }
+
+    pub fn info(&self) -> Result<ProjectionInfo, StoreError> {
+        let reader = self.store.reader()?;
+        let offsets = reader.offsets()?;
+        let partitions = self.partitions(&offsets);
+        let lag = partitions.iter().map(|p| p.lag).sum();
         let status = self.status();
         let last_error = match &status {
             Status::Failed { message, .. } => Some(message.clone()),
@@ -453,7 +478,9 @@ impl ProjectionRuntime {
             status,
             events_applied: reader.events_applied()?,
             keys: reader.key_count()?,
-            lag: partitions.iter().map(|p| p.lag).sum(),
+            lag,
+            stalled: self.stalled_for(lag).is_some(),
+            seconds_since_progress: self.metrics.since_progress().as_secs_f64(),
             partitions,
             offsets,
             last_error,

@@ -58,7 +58,13 @@ pub struct AppState {
 ///   bearer token (when one is configured) on every route it holds, so a
 ///   route added there is protected without further code.
 pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> Router {
+    let metrics = Arc::new(crate::metrics::Metrics::new(state.registry.clone()));
+    let http_metrics = metrics.http();
     let public = Router::new()
+        .route(
+            "/metrics",
+            get(move || crate::metrics::serve(metrics.clone())),
+        )
         .route("/v1/health", get(health))
         .route("/v1/projections", get(list_projections))
         .route("/v1/projections/{name}", get(get_projection))
@@ -100,6 +106,11 @@ pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> R
             guard::limit_requests,
         ))
         .layer(middleware::from_fn(guard::json_errors))
+        // Outermost, so it sees every answer's final status.
+        .layer(middleware::from_fn_with_state(
+            http_metrics,
+            crate::metrics::track_http,
+        ))
         .with_state(state)
 }
 

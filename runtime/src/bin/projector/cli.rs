@@ -583,9 +583,8 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     } else {
         args.request.clone()
     };
-    let mut request: Value = serde_json::from_str(&text).with_context(|| {
-        format!("the request is not JSON; give {{\"reads\": [...]}}: {text}")
-    })?;
+    let mut request: Value = serde_json::from_str(&text)
+        .with_context(|| format!("the request is not JSON; give {{\"reads\": [...]}}: {text}"))?;
     if let Some(spec) = &args.min_offsets {
         projector::reads::parse_offsets(spec).context("--min-offsets")?;
         request["min_offsets"] = json!(spec);
