@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::registry::Command;
 use crate::registry::{Registry, RegistryError, Sources};
 use crate::source::{EmbeddedLog, KafkaSource, LogError, Source, SourceError};
+use crate::stall::StallMonitor;
 use crate::wasm::{EngineError, WasmHost};
 use crate::watcher::{ModuleEvent, ModuleWatcher, WatchError};
 
@@ -35,6 +36,8 @@ pub enum ServerError {
     Serve(#[source] std::io::Error),
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error("cannot start the stall monitor thread: {0}")]
+    StallMonitor(#[source] std::io::Error),
 }
 
 /// A started projector: the pieces `run` serves, usable on their own in tests
@@ -43,6 +46,7 @@ pub struct Running {
     pub registry: Arc<Registry>,
     pub log: EmbeddedLog,
     watcher: std::sync::Mutex<Option<ModuleWatcher>>,
+    stall_monitor: std::sync::Mutex<Option<StallMonitor>>,
 }
 
 impl Running {
@@ -96,10 +100,14 @@ impl Running {
                 path: config.modules_dir.clone(),
                 source,
             })?;
+        let registry = Arc::new(registry);
+        let stall_monitor = StallMonitor::start(registry.clone(), config.worker.stall_after)
+            .map_err(ServerError::StallMonitor)?;
         Ok(Self {
-            registry: Arc::new(registry),
+            registry,
             log,
             watcher: std::sync::Mutex::new(Some(watcher)),
+            stall_monitor: std::sync::Mutex::new(Some(stall_monitor)),
         })
     }
 
@@ -113,6 +121,12 @@ impl Running {
         if let Some(watcher) = watcher {
             watcher.stop();
         }
+        drop(
+            self.stall_monitor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
         self.registry.shutdown();
         self.log.shutdown();
     }

@@ -493,7 +493,7 @@ impl Inner {
         match result {
             Ok(()) => {
                 self.accepted(file);
-                tracing::info!(projection = %name, hash = %&hash[..12], took_ms = started.elapsed().as_millis() as u64, "module accepted");
+                tracing::info!(projection = %name, version = %&hash[..12], took_ms = started.elapsed().as_millis() as u64, "module accepted");
             }
             Err(error) => self.reject(file, Some(hash), error),
         }
@@ -530,7 +530,7 @@ impl Inner {
         projection.start().map_err(worker_start_error)?;
         tracing::info!(
             projection = %name,
-            hash = %projection.module.short_hash(),
+            version = %projection.module.short_hash(),
             file = %projection.module.file.display(),
             source_kind = projection.source.kind(),
             compiled_from_cache = projection.module.from_cache,
@@ -572,6 +572,7 @@ impl Inner {
         }
         tracing::info!(
             projection = %name,
+            version = %next.module.short_hash(),
             from = %serving.module.short_hash(),
             to = %next.module.short_hash(),
             restored = removed,
@@ -623,6 +624,7 @@ impl Inner {
         building.start().map_err(worker_start_error)?;
         tracing::info!(
             projection = %name,
+            version = %building.module.short_hash(),
             serving = %serving.module.short_hash(),
             building = %building.module.short_hash(),
             from_position = position,
@@ -642,7 +644,7 @@ impl Inner {
         if let Some(old) = &slot.serving {
             old.stop_and_join();
             if let Err(reason) = wait_until_reached(&building, old) {
-                tracing::warn!(projection = %name, "swap abandoned: {reason}");
+                tracing::warn!(projection = %name, version = %building.module.short_hash(), "swap abandoned: {reason}");
                 self.drop_build(name, &building);
                 self.reject(
                     &building.module.file,
@@ -656,7 +658,7 @@ impl Inner {
         // Name the rebuilt file first, so a crash after the swap restarts
         // from what was swapped in.
         if let Err(e) = self.files.promote(name, hash, &building.store) {
-            tracing::warn!(projection = %name, "swap abandoned: {e}");
+            tracing::warn!(projection = %name, version = %building.module.short_hash(), "swap abandoned: {e}");
             self.drop_build(name, &building);
             self.reject(&building.module.file, Some(hash.to_owned()), e);
             if let Some(old) = &slot.serving {
@@ -673,6 +675,7 @@ impl Inner {
         if let Some(old) = slot.serving {
             tracing::info!(
                 projection = %name,
+                version = %building.module.short_hash(),
                 from = %old.module.short_hash(),
                 to = %building.module.short_hash(),
                 "swapped to the rebuilt version"
@@ -683,7 +686,7 @@ impl Inner {
     /// Stops and forgets the shadow build of `name`, if there is one.
     fn abandon_build(&self, name: &str, why: &str) {
         if let Some(building) = self.slot(name).and_then(|s| s.building) {
-            tracing::info!(projection = %name, hash = %building.module.short_hash(), "abandoning the shadow build: {why}");
+            tracing::info!(projection = %name, version = %building.module.short_hash(), "abandoning the shadow build: {why}");
             self.drop_build(name, &building);
         }
     }
@@ -715,7 +718,7 @@ impl Inner {
         match restarted {
             Ok(runtime) => self.update_slot(&name, |slot| slot.serving = Some(runtime)),
             Err(e) => {
-                tracing::error!(projection = %name, "could not restart the serving version: {e}")
+                tracing::error!(projection = %name, version = %stopped.module.short_hash(), "could not restart the serving version: {e}")
             }
         }
     }
@@ -745,7 +748,7 @@ impl Inner {
         if let Some(serving) = slot.serving {
             serving.stop_and_join();
             serving.set_status(Status::Removed { since: unix_now() });
-            tracing::info!(projection = %name, file = %file.display(), "module removed; projection stopped, state kept");
+            tracing::info!(projection = %name, version = %serving.module.short_hash(), file = %file.display(), "module removed; projection stopped, state kept");
         }
     }
 

@@ -161,7 +161,7 @@ impl StateFiles {
             Ok(Some(latest)) => latest,
             Ok(None) => return false,
             Err(e) => {
-                tracing::warn!(projection = %name, "cannot look for snapshots: {e}");
+                tracing::warn!(projection = %name, version = %&hash[..12.min(hash.len())], "cannot look for snapshots: {e}");
                 return false;
             }
         };
@@ -170,6 +170,7 @@ impl StateFiles {
             Ok(info) => {
                 tracing::info!(
                     projection = %name,
+                    version = %&hash[..12.min(hash.len())],
                     snapshot = %info.path.display(),
                     events_applied = info.meta.events_applied,
                     took_ms = started.elapsed().as_millis() as u64,
@@ -178,7 +179,7 @@ impl StateFiles {
                 true
             }
             Err(e) => {
-                tracing::warn!(projection = %name, "restoring a snapshot failed, rebuilding from the sources: {e}");
+                tracing::warn!(projection = %name, version = %&hash[..12.min(hash.len())], "restoring a snapshot failed, rebuilding from the sources: {e}");
                 false
             }
         }

@@ -253,15 +253,39 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let projection = &*self.label;
-        match level {
-            log::Level::Trace => tracing::trace!(projection, "{message}"),
-            log::Level::Debug => tracing::debug!(projection, "{message}"),
-            log::Level::Info => tracing::info!(projection, "{message}"),
-            log::Level::Warn => tracing::warn!(projection, "{message}"),
-            log::Level::Error => tracing::error!(projection, "{message}"),
-        }
+        let level = match level {
+            log::Level::Trace => tracing::Level::TRACE,
+            log::Level::Debug => tracing::Level::DEBUG,
+            log::Level::Info => tracing::Level::INFO,
+            log::Level::Warn => tracing::Level::WARN,
+            log::Level::Error => tracing::Level::ERROR,
+        };
+        guest_line(level, &self.label, "log", &message);
         Ok(())
+    }
+}
+
+/// One line a module logged or printed. Inside a projection's span (its
+/// worker thread) the span names the projection and version; elsewhere the
+/// line names them itself, from the `name@short-hash` label.
+fn guest_line(level: tracing::Level, label: &str, stream: &str, text: &str) {
+    let in_span = !tracing::Span::current().is_none();
+    let (projection, version) = label.rsplit_once('@').unwrap_or((label, ""));
+    macro_rules! emit {
+        ($level:expr) => {
+            if in_span {
+                tracing::event!($level, stream, "{text}")
+            } else {
+                tracing::event!($level, projection, version, stream, "{text}")
+            }
+        };
+    }
+    match level {
+        tracing::Level::TRACE => emit!(tracing::Level::TRACE),
+        tracing::Level::DEBUG => emit!(tracing::Level::DEBUG),
+        tracing::Level::INFO => emit!(tracing::Level::INFO),
+        tracing::Level::WARN => emit!(tracing::Level::WARN),
+        _ => emit!(tracing::Level::ERROR),
     }
 }
 
@@ -332,10 +356,11 @@ impl LineLogger {
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end();
-        tracing::info!(
-            projection = &*self.output.label,
-            stream = self.output.stream,
-            "{text}"
+        guest_line(
+            tracing::Level::INFO,
+            &self.output.label,
+            self.output.stream,
+            text,
         );
         if let Some(recent) = &self.output.recent {
             let mut recent = recent

@@ -13,6 +13,7 @@ pub use policy::{ErrorPolicy, RetryReport};
 use policy::{FailureBook, PAGE, failed_again};
 
 use crate::event::Offsets;
+use crate::metrics::ErrorKind;
 use crate::projection::{ProjectionRuntime, Status, WorkerEvent, unix_now};
 use crate::source::{SourceError, Subscription};
 use crate::store::{
@@ -83,10 +84,17 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("worker-{}", projection.name()))
         .spawn(move || {
-            let label = projection.label();
+            // Every line this thread logs, the module's own included, carries
+            // the projection and its version.
+            let span = tracing::info_span!(
+                "projection",
+                projection = %projection.name(),
+                version = %projection.module.short_hash()
+            );
+            let _entered = span.enter();
             let ended = |message: String| {
                 projection.refuse_retries(&message);
-                tracing::error!(projection = %label, "{message}");
+                tracing::error!("{message}");
                 projection.set_status(failed(None, message.clone()));
                 projection.notify(WorkerEvent::Halted {
                     name: projection.name().to_owned(),
@@ -100,7 +108,8 @@ pub fn spawn(
                 Err(message) => return ended(message),
             };
             projection.set_status(Status::Running);
-            tracing::info!(projection = %label, "projection running");
+            projection.metrics.progressed();
+            tracing::info!("projection running");
             // A bug (or a damaged file redb trips over) must not leave the
             // status saying "running" with nothing behind it.
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
@@ -114,7 +123,7 @@ pub fn spawn(
             }
             projection.refuse_retries("the projection stopped before the retry ran");
             if let Err(e) = projection.store.sync() {
-                tracing::error!(projection = %label, error = %e, "final sync failed");
+                tracing::error!(error = %e, "final sync failed");
             }
             if matches!(projection.status(), Status::Running | Status::Paused { .. }) {
                 projection.set_status(Status::Stopped);
@@ -198,7 +207,7 @@ impl<'a> Worker<'a> {
         if self.failures.parked_by_other_version && !self.projection.is_building() {
             // A new version took over parked keys: give it their events, in
             // order, before anything newer.
-            tracing::info!(projection = %self.label, "retrying events parked under an earlier version");
+            tracing::info!("retrying events parked under an earlier version");
             // Rewound or stopping: the next start retries them again.
             if let Err(Flow::Halt) = self.retry(true) {
                 return;
@@ -244,12 +253,20 @@ impl<'a> Worker<'a> {
                 continue;
             }
             if raw.is_empty() {
+                self.projection.metrics.progressed();
                 if self.subscription.at_head() {
                     self.report_caught_up();
                 }
                 self.sync_if_due();
                 continue;
             }
+            let bytes: usize = raw
+                .iter()
+                .map(|e| {
+                    e.payload.as_ref().map_or(0, Vec::len) + e.key.as_ref().map_or(0, Vec::len)
+                })
+                .sum();
+            self.projection.metrics.read(raw.len(), bytes as u64);
             let events: Vec<bindings::Event> = raw.drain(..).map(to_wit_event).collect();
             if let Flow::Halt = self.apply(&events) {
                 return;
@@ -267,7 +284,7 @@ impl<'a> Worker<'a> {
             match self.projection.store.sync() {
                 Ok(()) => self.mark_durable(),
                 Err(e) => {
-                    tracing::error!(projection = %self.label, error = %e, "sync failed");
+                    tracing::error!(error = %e, "sync failed");
                     return;
                 }
             }
@@ -288,7 +305,7 @@ impl<'a> Worker<'a> {
     ) -> Result<(), SourceError> {
         let result = self.subscription.poll_batch(max, wait, out);
         if let Err(e) = &result {
-            tracing::warn!(projection = %self.label, error = %e, "reading the source failed; retrying");
+            tracing::warn!(error = %e, "reading the source failed; retrying");
         }
         self.projection
             .set_source_status(self.subscription.status());
@@ -316,7 +333,7 @@ impl<'a> Worker<'a> {
                 Err(e) if e.needs_reopen() => {
                     let _ = self.recover_storage(e);
                 }
-                Err(e) => tracing::error!(projection = %self.label, error = %e, "sync failed"),
+                Err(e) => tracing::error!(error = %e, "sync failed"),
             }
         }
     }
@@ -351,7 +368,7 @@ impl<'a> Worker<'a> {
         let reader = match self.projection.store.reader() {
             Ok(reader) => reader,
             Err(e) => {
-                tracing::warn!(projection = %self.label, error = %e, "snapshot skipped");
+                tracing::warn!(error = %e, "snapshot skipped");
                 self.snapshot_running
                     .store(false, std::sync::atomic::Ordering::Release);
                 return;
@@ -359,7 +376,7 @@ impl<'a> Worker<'a> {
         };
         let policy = policy.clone();
         let running = self.snapshot_running.clone();
-        let label = self.label.clone();
+        let span = tracing::Span::current();
         let module = &self.projection.module;
         let (name, hash, state_version) = (
             module.descriptor.name.clone(),
@@ -369,6 +386,7 @@ impl<'a> Worker<'a> {
         let spawned = std::thread::Builder::new()
             .name(format!("snapshot-{name}"))
             .spawn(move || {
+                let _entered = span.enter();
                 let version = crate::snapshot::ProjectionVersion {
                     name: &name,
                     hash: &hash,
@@ -376,13 +394,12 @@ impl<'a> Worker<'a> {
                 };
                 match crate::snapshot::write(&policy.dir, version, &reader, policy.keep) {
                     Ok(info) => tracing::info!(
-                        projection = %label,
                         file = %info.path.display(),
                         bytes = info.size_bytes,
                         events = info.meta.events_applied,
                         "snapshot written"
                     ),
-                    Err(e) => tracing::warn!(projection = %label, "snapshot failed: {e}"),
+                    Err(e) => tracing::warn!("snapshot failed: {e}"),
                 }
                 running.store(false, std::sync::atomic::Ordering::Release);
             });
@@ -406,7 +423,9 @@ impl<'a> Worker<'a> {
             Ok(base) => base,
             Err(e) => return self.storage_failed(e),
         };
+        let started = Instant::now();
         let (result, overlay) = self.instance.handle(events, base, Overlay::default());
+        self.projection.metrics.handled(started.elapsed());
         match result {
             // The state file failed under the module: not the module's fault.
             Err(RunError::Storage(e)) => self.storage_failed(e),
@@ -421,7 +440,7 @@ impl<'a> Worker<'a> {
                 )
             }
             Err(err) => {
-                tracing::debug!(projection = %self.label, error = %err, "batch failed; re-running it event by event");
+                tracing::debug!(error = %err, "batch failed; re-running it event by event");
                 self.apply_one_by_one(events)
             }
         }
@@ -458,7 +477,10 @@ impl<'a> Worker<'a> {
                     advance(&mut positions, one);
                     continue;
                 }
-                Err(err) => describe_failure(err, 1),
+                Err(err) => {
+                    self.projection.metrics.error(ErrorKind::of(&err));
+                    describe_failure(err, 1)
+                }
             };
             let kind = match policy {
                 ErrorPolicy::Halt => {
@@ -474,7 +496,6 @@ impl<'a> Worker<'a> {
                 ErrorPolicy::QuarantineKey => FailureKind::DeadLetter,
             };
             tracing::warn!(
-                projection = %self.label,
                 source = %event.source,
                 partition = event.partition,
                 offset = event.offset,
@@ -505,10 +526,12 @@ impl<'a> Worker<'a> {
             Ok(base) => base,
             Err(e) => return Err(self.storage_failed(e)),
         };
-        match self
+        let started = Instant::now();
+        let outcome = self
             .instance
-            .handle(std::slice::from_ref(event), base, overlay)
-        {
+            .handle(std::slice::from_ref(event), base, overlay);
+        self.projection.metrics.handled(started.elapsed());
+        match outcome {
             // The state file failed under the module: not the module's fault.
             (Err(RunError::Storage(e)), _) => Err(self.storage_failed(e)),
             outcome => Ok(outcome),
@@ -579,6 +602,7 @@ impl<'a> Worker<'a> {
                         report.applied += 1;
                     }
                     Err(err) => {
+                        self.projection.metrics.error(ErrorKind::of(&err));
                         report.failed += 1;
                         if let (FailureKind::Parked, Some(key)) = (record.kind, &record.key) {
                             blocked_keys.insert(key.clone());
@@ -609,7 +633,6 @@ impl<'a> Worker<'a> {
             Err(e) => return Err(self.storage_failed(e)),
         };
         tracing::info!(
-            projection = %self.label,
             retried = report.retried,
             applied = report.applied,
             failed = report.failed,
@@ -630,6 +653,7 @@ impl<'a> Worker<'a> {
                 true
             }
             Err(e) => {
+                self.projection.metrics.error(ErrorKind::Instantiate);
                 self.halt(
                     None,
                     format!("could not recreate the instance after a trap: {e}"),
@@ -648,6 +672,7 @@ impl<'a> Worker<'a> {
     ) -> Flow {
         let durable = self.last_durable.elapsed() >= self.config.sync_interval;
         let events_applied = self.events_applied + count;
+        let started = Instant::now();
         let result = self.projection.store.commit_with_failures(
             overlay,
             CommitPositions {
@@ -659,6 +684,7 @@ impl<'a> Worker<'a> {
         );
         match result {
             Ok(()) => {
+                self.projection.metrics.committed(started.elapsed(), count);
                 self.positions = positions;
                 self.events_applied = events_applied;
                 if durable {
@@ -675,6 +701,7 @@ impl<'a> Worker<'a> {
     /// A read or commit failed. A device failure (disk full) pauses the
     /// projection until the file can be written again; anything else halts.
     fn storage_failed(&mut self, error: StoreError) -> Flow {
+        self.projection.metrics.error(ErrorKind::Storage);
         if error.needs_reopen() {
             self.recover_storage(error)
         } else {
@@ -694,7 +721,7 @@ impl<'a> Worker<'a> {
                 "state file write failed: {error}; the projection retries until the file can be written"
             )
         };
-        tracing::error!(projection = %self.label, "projection paused: {reason}");
+        tracing::error!("projection paused: {reason}");
         self.projection.set_status(Status::Paused {
             reason,
             since: unix_now(),
@@ -711,7 +738,7 @@ impl<'a> Worker<'a> {
             match attempt {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::debug!(projection = %self.label, error = %e, "state file not writable yet")
+                    tracing::debug!(error = %e, "state file not writable yet")
                 }
             }
         }
@@ -745,7 +772,10 @@ impl<'a> Worker<'a> {
         if !self.recreate_instance() {
             return Flow::Halt;
         }
-        tracing::info!(projection = %self.label, events_applied, "state file writable again; projection resumed");
+        tracing::info!(
+            events_applied,
+            "state file writable again; projection resumed"
+        );
         self.projection.set_status(Status::Running);
         Flow::Rewound
     }
@@ -765,13 +795,12 @@ impl<'a> Worker<'a> {
     fn halt(&mut self, event: Option<&bindings::Event>, message: String) -> Flow {
         match event {
             Some(e) => tracing::error!(
-                projection = %self.label,
                 source = %e.source,
                 partition = e.partition,
                 offset = e.offset,
                 "projection halted: {message}"
             ),
-            None => tracing::error!(projection = %self.label, "projection halted: {message}"),
+            None => tracing::error!("projection halted: {message}"),
         }
         self.projection.set_status(failed(event, message.clone()));
         // The worker ends here, whichever path reported the halt.

@@ -23,6 +23,17 @@ const PUBLISH_CHUNK_BYTES: usize = 8 << 20;
 #[derive(Debug, Parser)]
 #[command(name = "projector", version, about, long_about = None)]
 pub struct Cli {
+    /// Log lines as text (auto, the default, is text) or as one JSON
+    /// object per line, each line about a projection with `projection` and
+    /// `version` fields
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PROJECTOR_LOG_FORMAT",
+        default_value = "auto"
+    )]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
