@@ -22,7 +22,7 @@ pub type RetryReply = std::sync::mpsc::Sender<Result<RetryReport, String>>;
 const QUERY_POOL_SIZE: usize = 4;
 
 /// Where a projection is in its life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Status {
     Starting,
@@ -66,7 +66,7 @@ impl Status {
 }
 
 /// One partition's progress.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartitionProgress {
     pub source: String,
     pub partition: u32,
@@ -78,7 +78,7 @@ pub struct PartitionProgress {
 }
 
 /// What status and listings show of a projection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProjectionInfo {
     pub name: String,
     /// The module's own version label.
@@ -117,7 +117,7 @@ pub struct ProjectionInfo {
 }
 
 /// Where and why the newest kept failure happened (without its payload).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FailureSummary {
     pub id: u64,
     pub kind: FailureKind,
@@ -130,7 +130,7 @@ pub struct FailureSummary {
 }
 
 /// How far a shadow build is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BuildProgressInfo {
     /// Events applied since the build started.
     pub events_done: u64,

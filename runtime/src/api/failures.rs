@@ -20,12 +20,14 @@ const MAX_LIMIT: usize = 1000;
 /// How long a retry request waits for the worker to report.
 const RETRY_WAIT: Duration = Duration::from_secs(300);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListParams {
     /// `dead_letter`, `parked`, `skipped`, or `all` (default).
     kind: Option<String>,
     /// Only records with a larger id (paging).
     after: Option<u64>,
+    /// 1 to 1000, default 100.
     limit: Option<usize>,
 }
 
@@ -52,6 +54,18 @@ fn record_json(record: &FailedEvent) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projections/{name}/dead-letters",
+    tag = "failures",
+    params(("name" = String, Path, description = "Projection name"), ListParams),
+    responses(
+        (status = 200, description = "Failed events kept, oldest first", body = super::openapi::FailureList),
+        (status = 400, description = "bad_query_string, bad_kind or bad_limit", body = super::openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = super::openapi::ErrorBody),
+        (status = 503, description = "state_unavailable: the state file cannot be read now", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -92,6 +106,21 @@ pub(super) async fn list(
 
 /// Runs the dead-lettered and parked events again on the serving version
 /// and answers with what happened.
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/dead-letters/retry",
+    tag = "failures",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Projection name")),
+    responses(
+        (status = 200, description = "What the retry did", body = super::openapi::RetryReply),
+        (status = 400, description = "bad path", body = super::openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = super::openapi::ErrorBody),
+        (status = 409, description = "not_running or retry_failed", body = super::openapi::ErrorBody),
+        (status = 503, description = "state_unavailable", body = super::openapi::ErrorBody),
+        (status = 504, description = "retry_pending: it goes on", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn retry(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::event::NewRecord;
 
 /// How the body is laid out (`?format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyFormat {
     /// From the content type: `application/json` is one JSON value (an
@@ -21,13 +21,16 @@ pub enum BodyFormat {
     Envelope,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AppendParams {
     /// Take each event's key from this top-level field.
     pub key_field: Option<String>,
     /// Use this key for every event of the request.
     pub key: Option<String>,
+    /// How the body is laid out (default: from the content type).
     #[serde(default)]
+    #[param(inline)]
     pub format: BodyFormat,
 }
 

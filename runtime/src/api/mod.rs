@@ -11,10 +11,12 @@
 //! [`auth`]'s bearer token when one is configured.
 
 pub mod auth;
+mod dashboard;
 mod error;
 mod failures;
 mod guard;
 pub mod ingest;
+pub mod openapi;
 mod reads;
 pub mod serve;
 
@@ -65,6 +67,10 @@ pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> R
             "/metrics",
             get(move || crate::metrics::serve(metrics.clone())),
         )
+        .route("/", get(dashboard::index))
+        .route("/ui/app.js", get(dashboard::app_js))
+        .route("/ui/style.css", get(dashboard::style_css))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/health", get(health))
         .route("/v1/projections", get(list_projections))
         .route("/v1/projections/{name}", get(get_projection))
@@ -126,6 +132,13 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
     )
 }
 
+/// Liveness: the server answers.
+#[utoipa::path(
+    get,
+    path = "/v1/health",
+    tag = "projections",
+    responses((status = 200, description = "The server is up", body = openapi::Health)),
+)]
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -195,6 +208,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("request task failed: {e}")))?
 }
 
+/// Every projection with its status, and the rejected module files.
+#[utoipa::path(
+    get,
+    path = "/v1/projections",
+    tag = "projections",
+    responses(
+        (status = 200, description = "Every projection", body = openapi::ProjectionList),
+        (status = 503, description = "state_unavailable", body = openapi::ErrorBody),
+    ),
+)]
 async fn list_projections(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let mut projections = Vec::new();
@@ -209,6 +232,19 @@ async fn list_projections(State(state): State<AppState>) -> Result<Json<Value>, 
     .await
 }
 
+/// One projection, with the version building in the shadow if any.
+#[utoipa::path(
+    get,
+    path = "/v1/projections/{name}",
+    tag = "projections",
+    params(("name" = String, Path, description = "Projection name")),
+    responses(
+        (status = 200, description = "The projection", body = openapi::ProjectionListing),
+        (status = 400, description = "bad path", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = openapi::ErrorBody),
+        (status = 503, description = "state_unavailable", body = openapi::ErrorBody),
+    ),
+)]
 async fn get_projection(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -261,6 +297,18 @@ fn find_snapshot(state: &AppState, name: &str, file: &str) -> Result<std::path::
         })
 }
 
+/// The projection's snapshot files, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/projections/{name}/snapshots",
+    tag = "snapshots",
+    params(("name" = String, Path, description = "Projection name")),
+    responses(
+        (status = 200, description = "Snapshot files", body = openapi::SnapshotList),
+        (status = 400, description = "bad path", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = openapi::ErrorBody),
+    ),
+)]
 async fn list_snapshots(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -276,6 +324,20 @@ async fn list_snapshots(
     .await
 }
 
+/// Takes a snapshot of the serving version now.
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/snapshots",
+    tag = "snapshots",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Projection name")),
+    responses(
+        (status = 200, description = "The snapshot written", body = openapi::SnapshotEntry),
+        (status = 400, description = "bad path", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = openapi::ErrorBody),
+        (status = 503, description = "state_unavailable", body = openapi::ErrorBody),
+    ),
+)]
 async fn create_snapshot(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -304,6 +366,18 @@ async fn create_snapshot(
     .await
 }
 
+/// A snapshot file's bytes.
+#[utoipa::path(
+    get,
+    path = "/v1/projections/{name}/snapshots/{file}",
+    tag = "snapshots",
+    params(("name" = String, Path, description = "Projection name"), ("file" = String, Path, description = "Snapshot file name, as listed")),
+    responses(
+        (status = 200, description = "The snapshot file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "bad path", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection or unknown_snapshot", body = openapi::ErrorBody),
+    ),
+)]
 async fn export_snapshot(
     State(state): State<AppState>,
     Path((name, file)): Path<(String, String)>,
@@ -318,6 +392,20 @@ async fn export_snapshot(
     .await
 }
 
+/// Rebuilds in the shadow from the snapshot plus the tail, then swaps.
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/snapshots/{file}/restore",
+    tag = "snapshots",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Projection name"), ("file" = String, Path, description = "Snapshot file name, as listed")),
+    responses(
+        (status = 200, description = "The rebuild started", body = openapi::RebuildStarted),
+        (status = 400, description = "bad path", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection or unknown_snapshot", body = openapi::ErrorBody),
+        (status = 409, description = "restore_refused", body = openapi::ErrorBody),
+    ),
+)]
 async fn restore_snapshot(
     State(state): State<AppState>,
     Path((name, file)): Path<(String, String)>,
@@ -337,6 +425,20 @@ async fn restore_snapshot(
     .await
 }
 
+/// Starts a rebuild from the beginning in the shadow.
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/replay",
+    tag = "projections",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Projection name")),
+    responses(
+        (status = 200, description = "The rebuild started", body = openapi::RebuildStarted),
+        (status = 400, description = "bad path", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = openapi::ErrorBody),
+        (status = 409, description = "replay_refused", body = openapi::ErrorBody),
+    ),
+)]
 async fn replay(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -459,7 +561,7 @@ async fn get_key(
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(OFFSETS_HEADER, offsets_header(&offsets));
+        headers.insert(OFFSETS_HEADER, offsets_header(offsets));
         Ok((headers, value).into_response())
     })
     .await
@@ -609,6 +711,16 @@ async fn run_query(
     .await
 }
 
+/// The embedded log's topics and their heads.
+#[utoipa::path(
+    get,
+    path = "/v1/topics",
+    tag = "topics",
+    responses(
+        (status = 200, description = "Every topic", body = openapi::TopicList),
+        (status = 503, description = "log_unavailable", body = openapi::ErrorBody),
+    ),
+)]
 async fn list_topics(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         let topics = state.log.topics().map_err(log_error)?;
@@ -622,12 +734,28 @@ async fn list_topics(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTopic {
+    #[schema(minimum = 1)]
     partitions: u32,
 }
 
+/// Creates a topic (idempotent with the same partition count).
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}",
+    tag = "topics",
+    security(("bearer" = [])),
+    params(("topic" = String, Path, description = "Topic name")),
+    request_body(content = CreateTopic, description = "The partition count"),
+    responses(
+        (status = 200, description = "The topic exists with this count", body = openapi::TopicPartitions),
+        (status = 400, description = "bad_body, bad_topic or bad_partitions", body = openapi::ErrorBody),
+        (status = 409, description = "topic_exists with another partition count", body = openapi::ErrorBody),
+        (status = 503, description = "log_unavailable", body = openapi::ErrorBody),
+    ),
+)]
 async fn create_topic(
     State(state): State<AppState>,
     Path(topic): Path<String>,
@@ -664,6 +792,27 @@ fn log_error(err: LogError) -> ApiError {
     }
 }
 
+/// Appends events, atomically and durably once answered.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/events",
+    tag = "topics",
+    security(("bearer" = [])),
+    params(("topic" = String, Path, description = "Topic name (created with one partition if new)"), ingest::AppendParams),
+    request_body(
+        description = "NDJSON, one event per line (`?format=envelope`: `{\"key\", \"payload\", \"headers\"}` per line); with `content-type: application/json`, one event or an array",
+        content(
+            (String = "application/x-ndjson"),
+            (Value = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The offsets the events were given", body = crate::source::AppendReceipt),
+        (status = 400, description = "malformed_event (with `line`), bad_body, bad_topic or bad_query_string", body = openapi::ErrorBody),
+        (status = 409, description = "topic_exists: partition mismatch", body = openapi::ErrorBody),
+        (status = 503, description = "log_unavailable", body = openapi::ErrorBody),
+    ),
+)]
 async fn append_events(
     State(state): State<AppState>,
     Path(topic): Path<String>,

@@ -24,7 +24,7 @@ use crate::worker::WorkerConfig;
 use state_files::StateFiles;
 
 /// A module file that was not accepted, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     pub file: String,
     /// Content hash, when the file could be read.

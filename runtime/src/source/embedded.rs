@@ -157,7 +157,7 @@ pub fn decode_record(
 }
 
 /// Offsets one append was given in one partition (inclusive range).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartitionRange {
     pub partition: u32,
     pub first_offset: u64,
@@ -166,7 +166,7 @@ pub struct PartitionRange {
 }
 
 /// What an acknowledged append was given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppendReceipt {
     pub topic: String,
     pub count: u64,

@@ -35,7 +35,7 @@ pub enum SourceError {
 }
 
 /// How a subscription's source is doing, for status and metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum SourceHealth {
     #[default]
@@ -52,7 +52,7 @@ pub enum SourceHealth {
 }
 
 /// What status shows about a projection's source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default, utoipa::ToSchema)]
 pub struct SourceStatus {
     pub kind: &'static str,
     pub health: SourceHealth,

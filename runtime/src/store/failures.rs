@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 
 /// What the error policy did with a failed event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// `skip`: passed over; kept for the record, never retried.
@@ -127,7 +127,7 @@ impl FailureChanges {
 }
 
 /// How many failure records of each kind a state file keeps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FailureCounts {
     pub skipped: u64,
     pub dead_letters: u64,

@@ -10,7 +10,7 @@ use crate::store::{FailedEvent, FailureKind, StateReader, StoreError};
 use crate::wasm::bindings;
 
 /// Per projection: `error_policy` in the config file or the sidecar.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorPolicy {
     /// Stop the projection at the failing event (after committing the
@@ -38,7 +38,7 @@ impl ErrorPolicy {
 }
 
 /// What `dead-letters retry` did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RetryReport {
     /// Records run through the module again.
     pub retried: u64,

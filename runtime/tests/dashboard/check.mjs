@@ -1,0 +1,100 @@
+// Drives the dashboard in headless Chromium (playwright-core): run by
+// runtime/tests/dashboard.rs against a server with the example projections
+// and their sample events. Exits non-zero with the reason on any failure.
+//
+// Environment: DASHBOARD_URL, CHROMIUM (browser binary), PLAYWRIGHT_DIR (a
+// folder with node_modules/playwright-core), EXPECTED_ORDERS (path of
+// orders.expected.json), SCREENSHOT (PNG to write).
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const url = env("DASHBOARD_URL");
+const require = createRequire(`${env("PLAYWRIGHT_DIR")}/`);
+const { chromium } = require("playwright-core");
+const expected = JSON.parse(readFileSync(env("EXPECTED_ORDERS"), "utf8"));
+const WAIT = { timeout: 60_000 }; // an upper bound only: every wait is for a condition
+
+const problems = [];
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM"),
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(WAIT.timeout);
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
+
+  const response = await page.goto(url);
+  assert.equal(response.status(), 200, "GET / answers 200");
+  assert.equal(await page.title(), "Projector");
+
+  // Both example projections listed, running, caught up.
+  for (const name of ["order-totals", "account-balances"]) {
+    const row = page.locator(`tr[data-projection="${name}"]`);
+    await row.locator('[data-state="running"]').waitFor(WAIT);
+    await row.locator('td[data-lag="0"]').waitFor(WAIT);
+  }
+  // A second poll gives a rate and a chart with two points.
+  await page.locator('tr[data-projection="order-totals"] td[data-rate]:not([data-rate=""])').waitFor(WAIT);
+  assert.equal(await page.locator("svg.spark").count() >= 4, true, "a lag and a rate chart per projection");
+  await page.locator("#topics tbody tr").first().waitFor(WAIT);
+  assert.match(await page.locator("#topics").innerText(), /orders/);
+
+  // Key lookup: the stored value and the offsets it reflects.
+  await page.selectOption("#state-projection", "order-totals");
+  await page.fill("#lookup-key", "customer/alice");
+  await page.click("#lookup-form button");
+  const lookup = page.locator('#state-result[data-kind="lookup"] pre');
+  await lookup.waitFor(WAIT);
+  assert.deepEqual(JSON.parse(await lookup.innerText()), expected["customer/alice"], "customer/alice");
+  assert.match(await page.locator("#state-result").innerText(), /offsets \{"orders"/);
+
+  // Prefix scan: every customer.
+  await page.fill("#scan-prefix", "customer/");
+  await page.click("#scan-form button");
+  await page.locator('#state-result[data-kind="scan"] table').waitFor(WAIT);
+  const customers = Object.keys(expected).filter((k) => k.startsWith("customer/"));
+  const keys = await page.locator('#state-result[data-kind="scan"] tbody td:first-child code').allInnerTexts();
+  assert.deepEqual(keys, customers, "scan customer/");
+
+  // Custom query with arguments: the query list comes from the descriptor.
+  await page.selectOption("#query-name", "top-customers");
+  await page.fill("#query-args", '{"n": 2}');
+  await page.click("#query-form button");
+  const answer = page.locator('#state-result[data-kind="query"] pre');
+  await answer.waitFor(WAIT);
+  const top = customers
+    .map((k) => ({ customer: k.slice("customer/".length), total_cents: expected[k].total_cents }))
+    .sort((a, b) => b.total_cents - a.total_cents || a.customer.localeCompare(b.customer))
+    .slice(0, 2);
+  assert.deepEqual(JSON.parse(await answer.innerText()), top, "top-customers n=2");
+
+  // Failures: none kept for the sample events.
+  await page.selectOption("#failures-projection", "order-totals");
+  await page.click("#failures-form button");
+  await page.locator("#failures p").first().waitFor(WAIT);
+  assert.match(await page.locator("#failures").innerText(), /error policy halt/);
+
+  // Back to the lookup for the picture.
+  await page.click("#lookup-form button");
+  await page.locator('#state-result[data-kind="lookup"] pre').waitFor(WAIT);
+  await page.screenshot({ path: env("SCREENSHOT"), fullPage: true });
+  assert.deepEqual(problems, [], "no console errors, page errors or failed requests");
+  console.log(`dashboard ok; screenshot ${env("SCREENSHOT")}`);
+} finally {
+  await browser.close();
+}
