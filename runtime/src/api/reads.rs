@@ -39,11 +39,16 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 const MAX_READS: usize = 100;
 
 /// Query-string parameters of key lookups and custom queries.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ReadParams {
+    /// `serving` (default), `building`, or a prefix of a version's hash.
     pub version: Option<String>,
+    /// Answer once the projection has reached these offsets: `orders:0=12,1=3` or JSON.
     pub min_offsets: Option<String>,
+    /// How long to wait for `min_offsets`, in ms (default 5000, at most 30000).
     pub wait_ms: Option<u64>,
+    /// Answer as of these past offsets (same forms as `min_offsets`).
     pub as_of: Option<String>,
 }
 
@@ -194,9 +199,9 @@ pub(super) fn as_of_json(view: &View) -> Option<Value> {
 }
 
 /// One read of `POST /v1/read`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReadSpec {
+pub(super) struct ReadSpec {
     projection: String,
     key: Option<String>,
     prefix: Option<String>,
@@ -206,9 +211,9 @@ struct ReadSpec {
     args: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReadRequest {
+pub(super) struct ReadRequest {
     reads: Vec<ReadSpec>,
     /// `"orders:0=12"` or `{"orders": {"0": 12}}`.
     min_offsets: Option<Value>,
@@ -251,12 +256,28 @@ impl ReadSpec {
 
 /// How each projection of a consistent read is read.
 enum Reached {
-    Exact(StateReader),
+    Exact(Box<StateReader>),
     /// Went past the target: read as of the target instead.
     Passed(Offsets),
 }
 
 /// `POST /v1/read`.
+#[utoipa::path(
+    post,
+    path = "/v1/read",
+    tag = "state",
+    request_body(content = ReadRequest, description = "Reads of several projections, answered at one set of offsets"),
+    responses(
+        (status = 200, description = "Every read, at the same offsets", body = super::openapi::ConsistentReadReply),
+        (status = 400, description = "bad_body, bad_read, bad_offsets, bad_wait or bad_limit", body = super::openapi::ErrorBody),
+        (status = 404, description = "unknown_projection or unknown_query", body = super::openapi::ErrorBody),
+        (status = 409, description = "as_of_ahead or as_of_past_halt", body = super::openapi::ErrorBody),
+        (status = 410, description = "history_gone", body = super::openapi::ErrorBody),
+        (status = 422, description = "query_failed", body = super::openapi::ErrorBody),
+        (status = 503, description = "state_unavailable or replay_stuck", body = super::openapi::ErrorBody),
+        (status = 504, description = "offsets_not_reached within wait_ms", body = super::openapi::ErrorBody),
+    ),
+)]
 pub(super) async fn consistent_read(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -365,7 +386,7 @@ pub(super) async fn consistent_read(
         let reader = p.store.reader()?;
         let now = reader.offsets()?;
         let early = match barrier.check(&now) {
-            Some(true) => Some(Reached::Exact(reader)),
+            Some(true) => Some(Reached::Exact(Box::new(reader))),
             Some(false) => Some(Reached::Passed(now)),
             None => None,
         };
@@ -419,7 +440,7 @@ pub(super) async fn consistent_read(
                 Reached::Exact(reader) => {
                     let offsets = reader.offsets()?;
                     View {
-                        reader,
+                        reader: *reader,
                         offsets,
                         past: None,
                     }

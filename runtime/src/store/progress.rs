@@ -16,7 +16,7 @@ use crate::event::Offsets;
 pub enum BarrierOutcome {
     /// The commit stood exactly on the exact offsets: a read transaction
     /// opened before any later commit.
-    Exact(StateReader),
+    Exact(Box<StateReader>),
     /// The commit went past the exact offsets (a batch crossed them); the
     /// offsets it reached.
     Passed(Offsets),
@@ -94,7 +94,7 @@ impl Progress {
                             continue;
                         }
                         Some(true) => match open() {
-                            Some(reader) => BarrierOutcome::Exact(reader),
+                            Some(reader) => BarrierOutcome::Exact(Box::new(reader)),
                             None => BarrierOutcome::Passed(offsets.clone()),
                         },
                         Some(false) => BarrierOutcome::Passed(offsets.clone()),
@@ -104,5 +104,61 @@ impl Progress {
             }
         }
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(items: &[(&str, u32, u64)]) -> Offsets {
+        let mut offsets = Offsets::default();
+        for (topic, partition, next) in items {
+            offsets.set(topic, *partition, *next);
+        }
+        offsets
+    }
+
+    #[test]
+    fn barriers_tell_exact_from_passed_and_wait_below() {
+        let barrier = Barrier {
+            exact: offsets(&[("orders", 0, 5), ("orders", 1, 3)]),
+            at_least: offsets(&[("accounts", 0, 2)]),
+        };
+        // Below on one partition, or the lower bound not reached: wait.
+        assert_eq!(
+            barrier.check(&offsets(&[
+                ("orders", 0, 5),
+                ("orders", 1, 2),
+                ("accounts", 0, 9)
+            ])),
+            None
+        );
+        assert_eq!(
+            barrier.check(&offsets(&[
+                ("orders", 0, 5),
+                ("orders", 1, 3),
+                ("accounts", 0, 1)
+            ])),
+            None
+        );
+        // Exactly on the exact offsets; anything at or beyond the lower bound.
+        assert_eq!(
+            barrier.check(&offsets(&[
+                ("orders", 0, 5),
+                ("orders", 1, 3),
+                ("accounts", 0, 9)
+            ])),
+            Some(true)
+        );
+        // One partition past: a batch crossed the target.
+        assert_eq!(
+            barrier.check(&offsets(&[
+                ("orders", 0, 6),
+                ("orders", 1, 3),
+                ("accounts", 0, 2)
+            ])),
+            Some(false)
+        );
     }
 }
