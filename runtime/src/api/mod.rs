@@ -521,6 +521,27 @@ fn name_and_key(path: &str) -> Result<(String, Vec<u8>), ApiError> {
     Ok((name, decode_key(raw_key)?))
 }
 
+/// One key's stored value, itself (JSON, or bytes).
+#[utoipa::path(
+    get,
+    path = "/v1/projections/{name}/state/{key}",
+    tag = "state",
+    params(
+        ("name" = String, Path, description = "Projection name"),
+        ("key" = String, Path, description = "The key, percent-encoded (`customer%2Falice`; a literal `/` works too); bytes, so `%FF` is the byte 0xFF"),
+        reads::ReadParams,
+    ),
+    responses(
+        (status = 200, description = "The stored value", headers(("projector-offsets" = String, description = "The offsets the value reflects, as JSON")),
+            content((Value = "application/json"), (Vec<u8> = "application/octet-stream"))),
+        (status = 400, description = "bad_query_string, bad_offsets, bad_wait or bad_key_encoding", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection, key_not_found (with `offsets`), unknown_version or no_building_version", body = openapi::ErrorBody),
+        (status = 409, description = "as_of_ahead or as_of_past_halt: as_of cannot be answered", body = openapi::ErrorBody),
+        (status = 410, description = "history_gone: no snapshot or log history reaches back to as_of", body = openapi::ErrorBody),
+        (status = 503, description = "state_unavailable or replay_stuck", body = openapi::ErrorBody),
+        (status = 504, description = "offsets_not_reached within wait_ms (with `wanted`, `reached`)", body = openapi::ErrorBody),
+    ),
+)]
 async fn get_key(
     State(state): State<AppState>,
     params: Result<Query<reads::ReadParams>, axum::extract::rejection::QueryRejection>,
@@ -567,15 +588,23 @@ async fn get_key(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ScanParams {
+    /// Only keys starting with this (default: every key).
     #[serde(default)]
     prefix: String,
+    /// Start after this key (`next_start_after` of the previous page).
     start_after: Option<String>,
+    /// Entries per page, 1 to 10000 (default 100).
     limit: Option<usize>,
+    /// `serving` (default), `building`, or a prefix of a version's hash.
     version: Option<String>,
+    /// Answer once the projection has reached these offsets: `orders:0=12,1=3` or JSON.
     min_offsets: Option<String>,
+    /// How long to wait for `min_offsets`, in ms (default 5000, at most 30000).
     wait_ms: Option<u64>,
+    /// Answer as of these past offsets (same forms as `min_offsets`).
     as_of: Option<String>,
 }
 
@@ -595,6 +624,22 @@ fn key_json(key: &[u8]) -> Value {
     }
 }
 
+/// A page of keys and values in key order, from a prefix.
+#[utoipa::path(
+    get,
+    path = "/v1/projections/{name}/state",
+    tag = "state",
+    params(("name" = String, Path, description = "Projection name"), ScanParams),
+    responses(
+        (status = 200, description = "A page of entries", body = openapi::ScanReply),
+        (status = 400, description = "bad_query_string, bad_offsets, bad_wait or bad_limit", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection, unknown_version or no_building_version", body = openapi::ErrorBody),
+        (status = 409, description = "as_of_ahead or as_of_past_halt: as_of cannot be answered", body = openapi::ErrorBody),
+        (status = 410, description = "history_gone: no snapshot or log history reaches back to as_of", body = openapi::ErrorBody),
+        (status = 503, description = "state_unavailable or replay_stuck", body = openapi::ErrorBody),
+        (status = 504, description = "offsets_not_reached within wait_ms (with `wanted`, `reached`)", body = openapi::ErrorBody),
+    ),
+)]
 async fn scan_state(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -670,6 +715,24 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
     })
 }
 
+/// Runs one of the module's custom queries (read-only).
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/query/{query}",
+    tag = "state",
+    params(("name" = String, Path, description = "Projection name"), ("query" = String, Path, description = "A query the module lists in `queries`"), reads::ReadParams),
+    request_body(content = Value, content_type = "application/json", description = "The query's arguments as JSON; empty means `{}`"),
+    responses(
+        (status = 200, description = "The module's answer", body = openapi::QueryReply),
+        (status = 400, description = "bad_query_string, bad_offsets, bad_wait or bad_query_args", body = openapi::ErrorBody),
+        (status = 404, description = "unknown_projection, unknown_version or no_building_version or unknown_query", body = openapi::ErrorBody),
+        (status = 409, description = "as_of_ahead or as_of_past_halt: as_of cannot be answered", body = openapi::ErrorBody),
+        (status = 410, description = "history_gone: no snapshot or log history reaches back to as_of", body = openapi::ErrorBody),
+        (status = 503, description = "state_unavailable or replay_stuck", body = openapi::ErrorBody),
+        (status = 504, description = "offsets_not_reached within wait_ms (with `wanted`, `reached`)", body = openapi::ErrorBody),
+        (status = 422, description = "query_failed: the module failed, trapped or ran out of time", body = openapi::ErrorBody),
+    ),
+)]
 async fn run_query(
     State(state): State<AppState>,
     Path((name, query)): Path<(String, String)>,

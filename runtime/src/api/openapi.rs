@@ -42,6 +42,11 @@ use crate::worker::{ErrorPolicy, RetryReport};
         super::health,
         super::list_projections,
         super::get_projection,
+        super::scan_state,
+        super::get_key,
+        super::run_query,
+        super::reads::consistent_read,
+        crate::metrics::serve,
         super::list_snapshots,
         super::export_snapshot,
         super::failures::list,
@@ -215,22 +220,83 @@ pub struct StateItem {
 }
 
 /// `GET /v1/projections/{name}/state`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct ScanReply {
     pub items: Vec<StateItem>,
     /// Pass as `start_after` for the next page; null on the last page.
     pub next_start_after: Option<String>,
     pub offsets: Offsets,
+    /// Set when the read was answered as of past offsets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<AsOf>,
+}
+
+/// How an as-of read was answered.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AsOf {
+    /// The snapshot the replay started from, if one was used.
+    pub snapshot: Option<String>,
+    /// Events replayed after it.
+    pub replayed_events: u64,
+}
+
+/// One answer of `POST /v1/read`, in the order of the reads; the fields
+/// of its kind (key, prefix or query) are set.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ReadResult {
+    pub projection: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<bool>,
+    /// The key's value (null when not found), or the query's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<StateItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_start_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+}
+
+/// Where one projection of `POST /v1/read` was read.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ReadPosition {
+    pub offsets: Offsets,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<AsOf>,
+}
+
+/// `POST /v1/read`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ConsistentReadReply {
+    /// The offsets every projection was read at, on the topics they share.
+    pub offsets: Value,
+    /// Per projection, where it was read.
+    pub projections: std::collections::BTreeMap<String, ReadPosition>,
+    pub results: Vec<ReadResult>,
 }
 
 /// `POST /v1/projections/{name}/query/{query}`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct QueryReply {
     /// The module's answer: itself when it is JSON, else its text.
     pub result: Value,
     pub offsets: Offsets,
+    /// Set when the query was answered as of past offsets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<AsOf>,
 }
 
 /// One snapshot file. Invalid ones have `file`, `valid: false` and

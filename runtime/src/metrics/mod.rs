@@ -594,6 +594,12 @@ impl Collector for ProjectionCollector {
 }
 
 /// `GET /metrics`: renders off the async threads (it reads state files).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "dashboard",
+    responses((status = 200, description = "Prometheus text exposition format (docs/metrics.md lists every metric)", content_type = "text/plain", body = String)),
+)]
 pub async fn serve(metrics: Arc<Metrics>) -> axum::response::Response {
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse;
