@@ -37,6 +37,9 @@ done
 # from the JS tools; --test also runs the SDK's, the examples' and the
 # template's native tests.
 ./scripts/build-c-examples.sh --test
+# The dashboard test (runtime/tests/dashboard.rs) drives Debian's chromium
+# with playwright-core from npm (target/tools/browser).
+./scripts/install-browser-tools.sh
 PROJECTOR_TANSU="$(./scripts/install-tansu.sh)"
 export PROJECTOR_TANSU
 cargo test --workspace --release "$@"
