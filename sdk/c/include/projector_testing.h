@@ -44,7 +44,9 @@ size_t pj_testing_state_len(void);
 bool pj_testing_read_file(const char *path, pj_buf *out);
 
 /* Run `text` as one batch of events of `source`, one per line (offsets from
- * 0; a trailing newline ends the last line), as pj_testing_handle does. */
+ * 0; a trailing newline ends the last line), as pj_testing_handle does.
+ * Blank lines are skipped, as `projector test` and `projector publish` skip
+ * them. */
 bool pj_testing_handle_lines(const char *source, pj_view text, uint32_t *index, char **message);
 
 /* `json` without the whitespace outside strings, so that a pretty-printed

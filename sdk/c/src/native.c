@@ -228,6 +228,13 @@ bool pj_testing_handle_lines(const char *source, pj_view text, uint32_t *index, 
     while (start < text.len) {
         const uint8_t *nl = memchr(text.ptr + start, '\n', text.len - start);
         size_t end = nl ? (size_t)(nl - text.ptr) : text.len;
+        size_t first = start;
+        while (first < end && (text.ptr[first] == ' ' || text.ptr[first] == '\t' || text.ptr[first] == '\r'))
+            first++;
+        if (first == end) {
+            start = end + 1;
+            continue;
+        }
         if (count == cap) {
             cap = cap ? cap * 2 : 64;
             events = realloc(events, cap * sizeof *events);
