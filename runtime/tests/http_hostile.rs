@@ -279,7 +279,9 @@ fn paths_that_are_not_utf8_and_unknown_routes_get_json_errors() {
     assert_json_error(&reply, 400, "bad_query_string");
 
     assert_json_error(&server.get("/v1/nope"), 404, "unknown_route");
-    assert_json_error(&server.get("/"), 404, "unknown_route");
+    assert_json_error(&server.get("/nope"), 404, "unknown_route");
+    // `/` is the dashboard.
+    assert_eq!(server.get("/").status, 200);
     let reply = exchange(
         addr(&server),
         "GET /v1/projections/order-totals/state/a/../../../../etc/passwd HTTP/1.1\r\n\
