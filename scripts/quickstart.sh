@@ -49,7 +49,8 @@ done
 cat <<TXT
 
 Projector is running on $server with order-totals and account-balances.
-Try, in another terminal:
+Open $server/ in a browser for the dashboard (status, lag, rate, state
+browser), or try, in another terminal:
 
   $bin status
   $bin query order-totals customer/alice
@@ -59,6 +60,9 @@ Try, in another terminal:
   curl -s $server/v1/projections/order-totals/state/customer%2Falice
   echo '{"type":"OrderPlaced","order_id":"o-9000","customer":"alice","amount_cents":500}' \\
     | $bin publish orders --key-field customer
+  $bin query order-totals customer/alice --min-offsets OFFSETS
+      # read your write: OFFSETS is the "next offsets" line publish printed
+  curl -s $server/metrics | grep projector_events_applied_total
 
 Drop another .wasm into $work/projections to load it, or a new version over
 an existing one to hot-reload it. Press Ctrl-C to stop.
