@@ -21,7 +21,8 @@ mkdir -p "$work/projections"
 cp target/guests/wasm32-wasip2/guest/order_totals.wasm "$work/projections/order-totals.wasm"
 cp target/guests/wasm32-wasip2/guest/account_balances.wasm "$work/projections/account-balances.wasm"
 
-bin=./target/release/projector
+# Where cargo put it: CARGO_TARGET_DIR when set.
+bin="${CARGO_TARGET_DIR:-target}/release/projector"
 "$bin" run --data "$work/data" --modules "$work/projections" --listen "$listen" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null' EXIT INT TERM
