@@ -243,73 +243,15 @@ fn a_failing_event_is_named_by_its_line() {
     );
 }
 
-/// Counts events (core-module ABI): the raw u64 under `n`, the decimal count
-/// under `count`; query `count` answers the decimal count. The guest of
-/// `core_modules.rs`.
-const CORE_COUNTER: &str = r#"
-(module
-  (import "projector" "state_get" (func $get (param i32 i32 i32 i32) (result i64)))
-  (import "projector" "state_put" (func $put (param i32 i32 i32 i32)))
-  (memory (export "memory") 2)
-  (data (i32.const 16) "ncount")
-  (data (i32.const 256) "$DESCRIPTOR")
-  (global $heap (mut i32) (i32.const 4096))
-  (func (export "projector_abi_version") (result i32) (i32.const 1))
-  (func (export "projector_alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
-    (local.get $p))
-  (func (export "projector_describe") (result i64)
-    (i64.or (i64.shl (i64.const 256) (i64.const 32)) (i64.const $DESCRIPTOR_LEN)))
-  (func $itoa (param $v i64) (param $end i32) (result i32)
-    (local $p i32)
-    (local.set $p (local.get $end))
-    (loop $digits
-      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-      (i32.store8 (local.get $p)
-        (i32.add (i32.const 48) (i32.wrap_i64 (i64.rem_u (local.get $v) (i64.const 10)))))
-      (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
-      (br_if $digits (i64.ne (local.get $v) (i64.const 0))))
-    (local.get $p))
-  (func $count (result i64)
-    (if (result i64)
-      (i64.eq (call $get (i32.const 16) (i32.const 1) (i32.const 32) (i32.const 8)) (i64.const 8))
-      (then (i64.load (i32.const 32)))
-      (else (i64.const 0))))
-  (func (export "projector_handle") (param $ptr i32) (param $len i32) (result i64)
-    (local $n i64) (local $start i32)
-    (local.set $n (i64.add (call $count) (i64.extend_i32_u (i32.load (local.get $ptr)))))
-    (i64.store (i32.const 32) (local.get $n))
-    (call $put (i32.const 16) (i32.const 1) (i32.const 32) (i32.const 8))
-    (local.set $start (call $itoa (local.get $n) (i32.const 128)))
-    (call $put (i32.const 17) (i32.const 5) (local.get $start) (i32.sub (i32.const 128) (local.get $start)))
-    (global.set $heap (i32.const 4096))
-    (i64.const 0))
-  (func (export "projector_query") (param i32 i32 i32 i32) (result i64)
-    (local $start i32)
-    (local.set $start (call $itoa (call $count) (i32.const 192)))
-    (i32.store8 (i32.sub (local.get $start) (i32.const 1)) (i32.const 0))
-    (global.set $heap (i32.const 4096))
-    (i64.or
-      (i64.shl (i64.extend_i32_u (i32.sub (local.get $start) (i32.const 1))) (i64.const 32))
-      (i64.extend_i32_u (i32.sub (i32.const 193) (local.get $start)))))
-)
-"#;
-
 #[test]
 fn a_core_module_is_tested_like_a_component() {
     let dir = tempfile::tempdir().unwrap();
-    let descriptor = json!({
-        "name": "core-counter", "version": "1", "sources": ["orders"],
-        "state_version": 1, "queries": ["count"],
-    })
-    .to_string();
-    let text = CORE_COUNTER
-        .replace("$DESCRIPTOR_LEN", &descriptor.len().to_string())
-        .replace("$DESCRIPTOR", &descriptor.replace('"', "\\\""));
     let module = dir.path().join("counter.wasm");
-    std::fs::write(&module, wat::parse_str(text).unwrap()).unwrap();
+    std::fs::write(
+        &module,
+        common::core_counter::counter("core-counter", "(i64.const 0)"),
+    )
+    .unwrap();
     let (events, _) = orders();
     let count = std::fs::read_to_string(&events)
         .unwrap()

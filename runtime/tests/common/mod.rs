@@ -22,6 +22,7 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+pub mod core_counter;
 pub mod kafka;
 pub mod orders;
 
