@@ -21,7 +21,7 @@ use prometheus_client::metrics::MetricType;
 pub use histogram::{DURATION_BUCKETS, DurationHistogram};
 pub use http::{HttpMetrics, track_http};
 
-use crate::projection::{ProjectionInfo, SharedProjection, Status};
+use crate::projection::{PartitionProgress, ProjectionInfo, SharedProjection, Status};
 use crate::registry::Registry;
 use crate::source::SourceHealth;
 use crate::wasm::RunError;
@@ -260,6 +260,25 @@ impl Sample {
     fn metrics(&self) -> &ProjectionMetrics {
         &self.projection.metrics
     }
+
+    /// One series per source partition, labelled with topic and partition.
+    fn per_partition(
+        &self,
+        value: fn(&PartitionProgress) -> u64,
+    ) -> impl Iterator<Item = (Labels, u64)> + '_ {
+        self.info.partitions.iter().map(move |p| {
+            let partition = p.partition.to_string();
+            let labels = self.labels_with(&[
+                ("topic", p.source.as_str()),
+                ("partition", partition.as_str()),
+            ]);
+            (labels, value(p))
+        })
+    }
+
+    fn source_labels(&self) -> Labels {
+        self.labels_with(&[("source", self.info.source.kind)])
+    }
 }
 
 const STATES: [&str; 6] = [
@@ -288,6 +307,34 @@ fn counter(
     encoder
         .encode_family(&labels)?
         .encode_counter::<prometheus_client::encoding::NoLabelSet, _, f64>(&value, None)
+}
+
+/// One gauge family: its descriptor, then one series per (labels, value).
+fn gauges<V: prometheus_client::encoding::EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, V)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        gauge(&mut family, labels, value)?;
+    }
+    Ok(())
+}
+
+/// One counter family: its descriptor, then one series per (labels, value).
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        counter(&mut family, labels, value)?;
+    }
+    Ok(())
 }
 
 impl Collector for ProjectionCollector {
@@ -350,53 +397,36 @@ impl Collector for ProjectionCollector {
             }
         }
 
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "projector_projection_stalled",
             "1 while the projection version has lag but has applied nothing for stall_after_ms",
-            None,
-            MetricType::Gauge,
+            samples.iter().map(|s| (s.labels(), i64::from(s.stalled))),
         )?;
-        for s in &samples {
-            gauge(&mut family, s.labels(), i64::from(s.stalled))?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "projector_projection_seconds_since_progress",
             "Seconds since the worker last applied a batch or found nothing new to read",
-            None,
-            MetricType::Gauge,
+            samples
+                .iter()
+                .map(|s| (s.labels(), s.metrics().since_progress().as_secs_f64())),
         )?;
-        for s in &samples {
-            gauge(
-                &mut family,
-                s.labels(),
-                s.metrics().since_progress().as_secs_f64(),
-            )?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        counters(
+            &mut encoder,
             "projector_events_applied",
             "Events this process applied (failed events the error policy passed over included)",
-            None,
-            MetricType::Counter,
+            samples
+                .iter()
+                .map(|s| (s.labels(), s.metrics().events_applied())),
         )?;
-        for s in &samples {
-            counter(&mut family, s.labels(), s.metrics().events_applied())?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        counters(
+            &mut encoder,
             "projector_batches",
             "Batches this process committed",
-            None,
-            MetricType::Counter,
+            samples
+                .iter()
+                .map(|s| (s.labels(), s.metrics().batches.load(Ordering::Relaxed))),
         )?;
-        for s in &samples {
-            counter(
-                &mut family,
-                s.labels(),
-                s.metrics().batches.load(Ordering::Relaxed),
-            )?;
-        }
 
         for (name, help, pick) in [
             (
@@ -455,59 +485,30 @@ impl Collector for ProjectionCollector {
             }
         }
 
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "projector_lag_events",
             "Events in the source partition the projection version has not applied yet",
-            None,
-            MetricType::Gauge,
+            samples.iter().flat_map(|s| s.per_partition(|p| p.lag)),
         )?;
-        for s in &samples {
-            for p in &s.info.partitions {
-                let partition = p.partition.to_string();
-                let labels = s.labels_with(&[
-                    ("topic", p.source.as_str()),
-                    ("partition", partition.as_str()),
-                ]);
-                gauge(&mut family, labels, p.lag)?;
-            }
-        }
-
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "projector_next_offset",
             "Next offset the projection version will apply, per source partition",
-            None,
-            MetricType::Gauge,
+            samples.iter().flat_map(|s| s.per_partition(|p| p.offset)),
         )?;
-        for s in &samples {
-            for p in &s.info.partitions {
-                let partition = p.partition.to_string();
-                let labels = s.labels_with(&[
-                    ("topic", p.source.as_str()),
-                    ("partition", partition.as_str()),
-                ]);
-                gauge(&mut family, labels, p.offset)?;
-            }
-        }
-
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "projector_state_keys",
             "Keys in the projection version's state",
-            None,
-            MetricType::Gauge,
+            samples.iter().map(|s| (s.labels(), s.info.keys)),
         )?;
-        for s in &samples {
-            gauge(&mut family, s.labels(), s.info.keys)?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "projector_state_file_bytes",
             "Size of the projection version's state file",
-            None,
-            MetricType::Gauge,
+            samples.iter().map(|s| (s.labels(), s.state_bytes)),
         )?;
-        for s in &samples {
-            gauge(&mut family, s.labels(), s.state_bytes)?;
-        }
 
         for (name, help, pick) in [
             (
@@ -530,47 +531,33 @@ impl Collector for ProjectionCollector {
             }
         }
 
-        let mut family = encoder.encode_descriptor(
+        counters(
+            &mut encoder,
             "projector_source_events_read",
             "Events the projection version's subscription read from its source",
-            None,
-            MetricType::Counter,
+            samples.iter().map(|s| {
+                let read = s.metrics().events_read.load(Ordering::Relaxed);
+                (s.source_labels(), read)
+            }),
         )?;
-        for s in &samples {
-            let labels = s.labels_with(&[("source", s.info.source.kind)]);
-            counter(
-                &mut family,
-                labels,
-                s.metrics().events_read.load(Ordering::Relaxed),
-            )?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        counters(
+            &mut encoder,
             "projector_source_read_bytes",
             "Bytes of keys and payloads the projection version's subscription read from its source",
-            None,
-            MetricType::Counter,
+            samples.iter().map(|s| {
+                let read = s.metrics().bytes_read.load(Ordering::Relaxed);
+                (s.source_labels(), read)
+            }),
         )?;
-        for s in &samples {
-            let labels = s.labels_with(&[("source", s.info.source.kind)]);
-            counter(
-                &mut family,
-                labels,
-                s.metrics().bytes_read.load(Ordering::Relaxed),
-            )?;
-        }
-
-        let mut family = encoder.encode_descriptor(
+        gauges(
+            &mut encoder,
             "projector_source_up",
             "1 while the projection version's source is reachable and every subscribed topic exists",
-            None,
-            MetricType::Gauge,
+            samples.iter().map(|s| {
+                let up = matches!(s.info.source.health, SourceHealth::Ok);
+                (s.source_labels(), i64::from(up))
+            }),
         )?;
-        for s in &samples {
-            let labels = s.labels_with(&[("source", s.info.source.kind)]);
-            let up = matches!(s.info.source.health, SourceHealth::Ok);
-            gauge(&mut family, labels, i64::from(up))?;
-        }
 
         let mut family = encoder.encode_descriptor(
             "projector_source_state",
@@ -585,7 +572,8 @@ impl Collector for ProjectionCollector {
                 SourceHealth::WaitingForTopics { .. } => "waiting_for_topics",
             };
             for state in SOURCE_STATES {
-                let labels = s.labels_with(&[("source", s.info.source.kind), ("state", state)]);
+                let mut labels = s.source_labels();
+                labels.push(("state", state.to_owned()));
                 gauge(&mut family, labels, i64::from(current == state))?;
             }
         }
