@@ -542,3 +542,34 @@ fn a_corrupt_state_file_is_set_aside_and_rebuilt_from_a_snapshot() {
         "the damaged file is kept for inspection"
     );
 }
+
+#[test]
+fn one_module_serves_twice_under_names_its_sidecars_give() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let modules = server.modules_dir();
+    std::fs::write(modules.join("eu.toml"), "name = \"order-totals-eu\"\n").unwrap();
+    std::fs::copy(ORDER_TOTALS, modules.join("eu.wasm")).unwrap();
+    std::fs::write(modules.join("bad.toml"), "name = \"Not A Name\"\n").unwrap();
+    std::fs::copy(ORDER_TOTALS, modules.join("bad.wasm")).unwrap();
+    let lines: Vec<String> = (0..50).map(|i| order(i, "a", "OrderPlaced")).collect();
+    publish(&server, &lines);
+    server.wait_for_listing("the renamed copy", |l| {
+        l["projections"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["name"] == "order-totals-eu"))
+    });
+    for name in ["order-totals", "order-totals-eu"] {
+        server.wait_applied(name, 50);
+        let reply = server.get(&format!("/v1/projections/{name}/state/customer%2Fa"));
+        assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+        assert_eq!(reply.body["orders"], 50, "{name}: {}", reply.body);
+    }
+    let listing = server.wait_for_listing("the rejection", |l| {
+        l["rejected"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let error = listing["rejected"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("bad.toml") && error.contains("Not A Name"),
+        "the rejection names the sidecar and its name: {error}"
+    );
+}

@@ -468,10 +468,13 @@ impl Inner {
             }
         }
         let started = Instant::now();
-        let module = match self.host.load_bytes(file, &bytes) {
+        let mut module = match self.host.load_bytes(file, &bytes) {
             Ok(module) => module,
             Err(e) => return self.reject(file, Some(hash), e.to_string()),
         };
+        if let Err(error) = sidecar::apply_name(&mut module) {
+            return self.reject(file, Some(hash), error);
+        }
         let name = module.descriptor.name.clone();
         let result = match self.slot(&name).and_then(|slot| slot.serving) {
             None => self.start_serving(module),

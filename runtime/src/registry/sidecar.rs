@@ -15,6 +15,9 @@ use crate::worker::{ErrorPolicy, WorkerConfig};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Sidecar {
+    /// Serve the module under this name instead of the one it describes:
+    /// the same module can then run more than once (one per tenant or topic).
+    name: Option<String>,
     /// `"embedded"` or `"kafka"`; default: Kafka when configured, else the
     /// embedded log.
     source: Option<SourceKind>,
@@ -139,6 +142,21 @@ impl Binding {
         }
         Ok(config)
     }
+}
+
+/// Applies the sidecar's `name`, if it sets one, to the loaded module.
+pub(super) fn apply_name(module: &mut LoadedModule) -> Result<(), String> {
+    let (path, sidecar) = Sidecar::read(&module.file)?;
+    if let Some(name) = sidecar.name {
+        if !crate::wasm::is_valid_projection_name(&name) {
+            return Err(format!(
+                "{}: name = {name:?}: use 1 to 64 characters of a-z, 0-9 and '-', not starting with '-'",
+                path.display()
+            ));
+        }
+        module.descriptor.name = name;
+    }
+    Ok(())
 }
 
 /// Picks the module's source, real topic names and snapshot schedule from

@@ -422,15 +422,18 @@ fn check_contract(file: &Path, engine: &Engine, component: &Component) -> Result
     Ok(())
 }
 
-fn validate_descriptor(raw: bindings::Descriptor) -> Result<Descriptor, String> {
-    let name_ok = !raw.name.is_empty()
-        && raw.name.len() <= 64
-        && !raw.name.starts_with('-')
-        && raw
-            .name
+/// A projection name is used in URLs, file names and metrics labels.
+pub(crate) fn is_valid_projection_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('-')
+        && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !name_ok {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn validate_descriptor(raw: bindings::Descriptor) -> Result<Descriptor, String> {
+    if !is_valid_projection_name(&raw.name) {
         return Err(format!(
             "name {:?} must be 1 to 64 characters of a-z, 0-9 and '-', not starting with '-'",
             raw.name
