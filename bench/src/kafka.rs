@@ -13,9 +13,14 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use projector::registry::Sources;
 use projector::source::{EmbeddedLog, KafkaConfig, KafkaSource, Source};
-use projector::worker::WorkerConfig;
 
-use crate::{Args, order_events, run_wasm};
+use crate::Args;
+use crate::common::{order_events, run_wasm};
+use crate::report::{Report, Row, thousands};
+
+/// Partitions of the topic, as the scenario B has it.
+const PARTITIONS: u32 = 8;
+const CUSTOMERS: u64 = 10_000;
 
 struct Broker(Child);
 
@@ -39,7 +44,12 @@ fn tansu() -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
 
-pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) -> Result<()> {
+pub fn run(args: &Args, report: &mut Report) -> Result<()> {
+    let events = args.events_or(1_000_000);
+    let config = args.worker_config();
+    let dir = tempfile::tempdir()?;
+    let dir = dir.path();
+    let log = EmbeddedLog::open(&dir.join("log.redb"), 1)?;
     let binary = tansu()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -76,7 +86,7 @@ pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) ->
             "create",
             "orders",
             "--partitions",
-            &args.partitions.to_string(),
+            &PARTITIONS.to_string(),
         ])
         .args(["--broker", &url, "--config", "retention.ms=604800000"])
         .stdout(Stdio::null())
@@ -90,7 +100,7 @@ pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) ->
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
-    for (key, payload) in order_events(args.events, args.customers) {
+    for (key, payload) in order_events(events, CUSTOMERS) {
         let mut record = BaseRecord::to("orders").key(&key).payload(&payload);
         loop {
             match producer.send(record) {
@@ -105,57 +115,51 @@ pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) ->
     producer.flush(Duration::from_secs(300))?;
     let produce_secs = started.elapsed().as_secs_f64();
 
-    let bare_secs = bare_consumer(&bootstrap, args)?;
+    let bare_secs = bare_consumer(&bootstrap, events)?;
     let kafka: Arc<dyn Source> = Arc::new(KafkaSource::new(KafkaConfig::new(bootstrap.clone()))?);
     let sources = Sources {
         embedded: Arc::new(log.clone()),
         kafka: Some(kafka),
     };
-    let wasm_secs = run_wasm(sources, dir, "kafka-state", config, args.events)?;
+    let wasm_secs = run_wasm(sources, dir, "kafka-state", &config, events)?;
 
-    let rate = |secs: f64| args.events as f64 / secs;
-    println!();
-    println!(
-        "Kafka (Tansu) over {} events, {} partitions, batch {}",
-        args.events, args.partitions, args.batch
-    );
-    println!("| step | seconds | events/s |");
-    println!("|---|---:|---:|");
-    println!(
-        "| produce (rdkafka) | {produce_secs:.2} | {:.0} |",
+    log.shutdown();
+    let rate = |secs: f64| events as f64 / secs;
+    eprintln!(
+        "B: produced {events} events in {produce_secs:.2}s ({:.0}/s)",
         rate(produce_secs)
     );
-    println!(
-        "| bare rdkafka consumer, count only (baseline) | {bare_secs:.2} | {:.0} |",
-        rate(bare_secs)
-    );
-    println!(
-        "| projector: order-totals from Kafka | {wasm_secs:.2} | {:.0} |",
-        rate(wasm_secs)
-    );
-    println!(
-        "ratio projector/bare consumer throughput: {:.2}",
-        bare_secs / wasm_secs
-    );
+    report.add(Row {
+        scenario: "B",
+        case: format!("Kafka (Tansu) {events} events, {PARTITIONS} partitions, order-totals"),
+        measured: format!("{} events/s", thousands(rate(wasm_secs))),
+        baseline: format!(
+            "bare rdkafka consumer (count only) {} events/s",
+            thousands(rate(bare_secs))
+        ),
+        ratio: Some(bare_secs / wasm_secs),
+        target: ">= 0.7 of the bare consumer".into(),
+        met: Some(bare_secs / wasm_secs >= 0.7),
+    });
     Ok(())
 }
 
 /// Assigns every partition from the beginning and counts messages.
-fn bare_consumer(bootstrap: &str, args: &Args) -> Result<f64> {
+fn bare_consumer(bootstrap: &str, events: u64) -> Result<f64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "bench.bare")
         .set("enable.auto.commit", "false")
         .create()?;
     let mut partitions = TopicPartitionList::new();
-    for partition in 0..args.partitions {
+    for partition in 0..PARTITIONS {
         partitions.add_partition_offset("orders", partition as i32, Offset::Beginning)?;
     }
     let started = Instant::now();
     consumer.assign(&partitions)?;
     let mut count = 0u64;
     let deadline = Instant::now() + Duration::from_secs(600);
-    while count < args.events {
+    while count < events {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(_)) => count += 1,
             Some(Err(e)) => bail!("bare consumer: {e}"),

@@ -12,7 +12,11 @@ use projector::source::EmbeddedLog;
 use projector::wasm::{Limits, WasmHost};
 use projector::worker::WorkerConfig;
 
-use crate::{Args, append_orders, fold_by_registry, same_state, state_file};
+use crate::Args;
+use crate::common::{append_orders, fold_by_registry, same_state, state_file};
+use crate::report::{Report, Row, loadavg, thousands};
+
+const CUSTOMERS: u64 = 10_000;
 
 /// Every SDK language, in table order, with the script that builds its
 /// order-totals module (none for Rust: the test-guests crate builds it).
@@ -56,13 +60,12 @@ fn module_file(language: &str, script: Option<&str>) -> Result<PathBuf> {
     Ok(file)
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|e| format!("unavailable ({e})"))
-}
-
-pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) -> Result<()> {
+pub fn run(args: &Args, report: &mut Report) -> Result<()> {
+    let events = args.events_or(1_000_000);
+    let config = &args.worker_config();
+    let dir = tempfile::tempdir()?;
+    let dir = dir.path();
+    let log = &EmbeddedLog::open(&dir.join("log.redb"), 3)?;
     for name in &args.only {
         ensure!(
             LANGUAGES.iter().any(|(language, _)| language == name),
@@ -79,10 +82,10 @@ pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) ->
 
     let load_before = loadavg();
     let started = Instant::now();
-    append_orders(log, args)?;
+    append_orders(log, events, CUSTOMERS)?;
     eprintln!(
         "appended {} events in {:.2}s",
-        args.events,
+        events,
         started.elapsed().as_secs_f64()
     );
     let sources = Sources {
@@ -92,7 +95,7 @@ pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) ->
 
     let mut results: Vec<Measured> = Vec::new();
     for (language, file) in selected {
-        let measured = measure(language, &file, &sources, dir, config, args.events)
+        let measured = measure(language, &file, &sources, dir, config, events)
             .with_context(|| format!("{language}: {}", file.display()))?;
         if let Some(rust) = results.first() {
             let keys = same_state(
@@ -106,16 +109,16 @@ pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) ->
     }
     let load_after = loadavg();
 
-    let rust_rate = args.events as f64 / results[0].fold_secs;
+    let rust_rate = events as f64 / results[0].fold_secs;
     println!();
     println!(
         "order-totals per SDK language over {} events, {} customers, {} partitions, batch {}",
-        args.events, args.customers, args.partitions, args.batch
+        events, CUSTOMERS, 3, args.batch
     );
     println!("| language | module size | cold compile | warm load | events/s | vs Rust |");
     println!("|---|---:|---:|---:|---:|---:|");
     for m in &results {
-        let rate = args.events as f64 / m.fold_secs;
+        let rate = events as f64 / m.fold_secs;
         println!(
             "| {} | {:.2} MB ({} B) | {:.2} s | {:.1} ms | {:.0} | {:.3} |",
             m.language,
@@ -136,6 +139,22 @@ pub fn run(args: &Args, dir: &Path, config: &WorkerConfig, log: &EmbeddedLog) ->
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     log.shutdown();
+    for m in &results[1..] {
+        let rate = events as f64 / m.fold_secs;
+        report.add(Row {
+            scenario: "F",
+            case: format!(
+                "replay {events} events, {CUSTOMERS} keys, order-totals ({}, {:.1} MB)",
+                m.language,
+                m.size as f64 / 1e6
+            ),
+            measured: format!("{} events/s", thousands(rate)),
+            baseline: format!("Rust module {} events/s", thousands(rust_rate)),
+            ratio: Some(rate / rust_rate),
+            target: String::new(),
+            met: None,
+        });
+    }
     Ok(())
 }
 

@@ -1,0 +1,162 @@
+//! What the scenarios share: the order events, appending them, folding a
+//! log by the real worker, and comparing two state files.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use projector::event::NewRecord;
+use projector::registry::{Registry, Sources};
+use projector::source::EmbeddedLog;
+use projector::store::StateStore;
+use projector::wasm::{Limits, WasmHost};
+use projector::worker::WorkerConfig;
+
+/// The benchmark's events, as (key, JSON payload): every tenth event
+/// cancels the order placed just before it; keyed by order id so a cancel
+/// lands in its order's partition.
+pub fn order_events(events: u64, customers: u64) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+    let mut next_order = 0u64;
+    (0..events).map(move |i| {
+        let customer = format!("c{}", i % customers);
+        let payload = if i % 10 == 9 {
+            serde_json::json!({"type": "OrderCancelled", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 0})
+        } else {
+            next_order += 1;
+            serde_json::json!({"type": "OrderPlaced", "order_id": format!("o{}", next_order - 1), "customer": customer, "amount_cents": 100 + i % 900})
+        };
+        let key = payload["order_id"].as_str().unwrap_or_default().as_bytes().to_vec();
+        (key, payload.to_string().into_bytes())
+    })
+}
+
+pub fn append_orders(log: &EmbeddedLog, events: u64, customers: u64) -> Result<()> {
+    const CHUNK: usize = 10_000;
+    let mut events = order_events(events, customers).peekable();
+    while events.peek().is_some() {
+        let records = events
+            .by_ref()
+            .take(CHUNK)
+            .map(|(key, payload)| NewRecord {
+                key: Some(key),
+                payload: Some(payload),
+                headers: Vec::new(),
+            })
+            .collect();
+        log.append("orders", records)?;
+    }
+    Ok(())
+}
+
+/// Time for the real worker to fold `events` through order-totals, read
+/// from `sources` (Kafka when it has one), state under `dir/<state>`.
+pub fn run_wasm(
+    sources: Sources,
+    dir: &Path,
+    state: &str,
+    config: &WorkerConfig,
+    events: u64,
+) -> Result<f64> {
+    let modules = dir.join("modules");
+    std::fs::create_dir_all(&modules)?;
+    std::fs::copy(
+        projector_test_guests::ORDER_TOTALS,
+        modules.join("order-totals.wasm"),
+    )?;
+    let host = WasmHost::new(&dir.join("cache"), Limits::default())?;
+    // Warm the compile cache so the timing below is the fold, not cranelift.
+    host.load(&modules.join("order-totals.wasm"))?;
+    fold_by_registry(
+        &host,
+        sources,
+        &modules,
+        &dir.join(state),
+        "order-totals",
+        config,
+        events,
+    )
+}
+
+/// Time for the real worker (a registry over `modules`, state under
+/// `data`) to fold `events` through the projection `name`.
+pub fn fold_by_registry(
+    host: &WasmHost,
+    sources: Sources,
+    modules: &Path,
+    data: &Path,
+    name: &str,
+    config: &WorkerConfig,
+    events: u64,
+) -> Result<f64> {
+    let started = Instant::now();
+    let registry = Registry::start(host, sources, modules, data, config)?;
+    let projection = registry
+        .get(name)
+        .with_context(|| format!("{name} did not load"))?;
+    loop {
+        let info = projection.info()?;
+        if info.events_applied >= events {
+            break;
+        }
+        if info.last_error.is_some() {
+            bail!("{name} failed: {:?}", info.status);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    registry.shutdown();
+    Ok(secs)
+}
+
+/// The one state file of projection `name` in the registry data dir `data`.
+pub fn state_file(data: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let dir = data.join("projections").join(name);
+    Ok(std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .next()
+        .with_context(|| format!("no state file in {}", dir.display()))??
+        .path())
+}
+
+/// Checks that two state stores hold byte-identical keys and values;
+/// returns how many. `what` names the two in the error.
+pub fn same_state(a: &Path, b: &Path, what: &str) -> Result<u64> {
+    // Keep the stores open while their readers are in use.
+    let a_store = StateStore::open(a)?;
+    let b_store = StateStore::open(b)?;
+    let a_reader = a_store.reader()?;
+    let b_reader = b_store.reader()?;
+    let mut after: Option<Vec<u8>> = None;
+    let mut compared = 0u64;
+    loop {
+        let a = a_reader.scan(b"", after.as_deref(), 10_000)?;
+        let b = b_reader.scan(b"", after.as_deref(), 10_000)?;
+        if a != b {
+            let show = |entry: Option<&(Vec<u8>, Vec<u8>)>| match entry {
+                Some((key, value)) => format!(
+                    "{} = {}",
+                    String::from_utf8_lossy(key),
+                    String::from_utf8_lossy(value)
+                ),
+                None => "(no more keys)".to_owned(),
+            };
+            let at = (0..a.len().max(b.len()))
+                .find(|&i| a.get(i) != b.get(i))
+                .unwrap_or_default();
+            bail!(
+                "{what} state differ at key {}: {} vs {}",
+                compared + at as u64,
+                show(a.get(at)),
+                show(b.get(at))
+            );
+        }
+        compared += a.len() as u64;
+        match a.last() {
+            Some((key, _)) => after = Some(key.clone()),
+            None => break,
+        }
+    }
+    ensure!(compared > 0, "no state to compare");
+    Ok(compared)
+}
