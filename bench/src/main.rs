@@ -58,6 +58,10 @@ pub struct Args {
     /// Events per batch, for every fold and its baseline.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Most events committed together while a backlog lasts, for every fold
+    /// and its baseline (the worker's `commit_max_events`).
+    #[arg(long, default_value_t = WorkerConfig::default().commit_max_events)]
+    commit_events: usize,
     /// Only scenario B (kept from before the suite).
     #[arg(long, conflicts_with_all = ["languages", "scenarios"])]
     kafka: bool,
@@ -90,6 +94,7 @@ impl Args {
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
             batch_max_events: self.batch,
+            commit_max_events: self.commit_events,
             batch_linger: Duration::ZERO,
             sync_interval: Duration::from_secs(1),
             // Measure the fold alone, as the native baseline has no snapshots.

@@ -96,6 +96,8 @@ pub struct FileConfig {
     pub default_partitions: Option<u32>,
     pub batch_max_events: Option<usize>,
     pub batch_linger_ms: Option<u64>,
+    pub commit_max_events: Option<usize>,
+    pub commit_max_delay_ms: Option<u64>,
     pub sync_interval_ms: Option<u64>,
     pub max_request_bytes: Option<usize>,
     /// Admin token for mutating endpoints (or read it from `api_token_file`).
@@ -348,6 +350,12 @@ impl Config {
                     .batch_linger_ms
                     .or(file.batch_linger_ms)
                     .map_or(defaults.worker.batch_linger, Duration::from_millis),
+                commit_max_events: file
+                    .commit_max_events
+                    .unwrap_or(defaults.worker.commit_max_events),
+                commit_max_delay: file
+                    .commit_max_delay_ms
+                    .map_or(defaults.worker.commit_max_delay, Duration::from_millis),
                 sync_interval: overrides
                     .sync_interval_ms
                     .or(file.sync_interval_ms)
@@ -419,6 +427,11 @@ impl Config {
                 self.worker.batch_max_events == 0,
                 "batch_max_events",
                 "a batch holds at least one event",
+            ),
+            (
+                self.worker.commit_max_events == 0,
+                "commit_max_events",
+                "a commit holds at least one event; use 1 to commit every batch",
             ),
             (
                 self.http.request_timeout.is_zero(),

@@ -149,11 +149,12 @@ impl ProjectionMetrics {
         self.handler.observe(took);
     }
 
-    /// One state commit took `took` and passed `events` events.
-    pub fn committed(&self, took: Duration, events: u64) {
+    /// One state commit took `took` and passed `events` events in
+    /// `batches` batches (successive batches may commit together).
+    pub fn committed(&self, took: Duration, events: u64, batches: u64) {
         self.commit.observe(took);
         if events > 0 {
-            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.batches.fetch_add(batches.max(1), Ordering::Relaxed);
             self.events_applied.fetch_add(events, Ordering::Relaxed);
         }
         self.progressed();

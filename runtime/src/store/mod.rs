@@ -13,7 +13,7 @@ use std::sync::{PoisonError, RwLock};
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use failures::{FailedEvent, FailureChanges, FailureCounts, FailureKind};
-pub use overlay::Overlay;
+pub use overlay::{Changes, Overlay};
 pub use progress::{Barrier, BarrierOutcome};
 
 use crate::event::Offsets;

@@ -1,19 +1,50 @@
 //! The write overlay a batch runs against: reads see the batch's own writes
-//! first and fall through to the committed state; nothing touches redb until
-//! the batch commits, so a failed batch is discarded by dropping the overlay.
+//! first, then the changes of earlier batches not committed yet, and fall
+//! through to the committed state; nothing touches redb until a commit, so a
+//! failed batch is discarded by dropping its overlay.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::iter::Peekable;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use super::{Entries, StateReader, StoreError, scan_lower_bound};
 
-/// Pending changes of one batch: `None` marks a deletion.
+/// Changes by key, in key order: `None` marks a deletion.
+pub type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The changes of one batch, over the uncommitted changes of earlier ones.
 #[derive(Debug, Default, Clone)]
 pub struct Overlay {
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: Changes,
+    /// Earlier batches' changes, coalesced until they commit together: read
+    /// through, never written, so a failed batch leaves them intact.
+    below: Arc<Changes>,
 }
 
 impl Overlay {
+    /// An empty batch over `below`, earlier batches' uncommitted changes.
+    pub fn over(below: Arc<Changes>) -> Self {
+        Self {
+            changes: Changes::new(),
+            below,
+        }
+    }
+
+    /// Earlier batches' coalesced changes, as one overlay to commit.
+    pub fn from_changes(changes: Changes) -> Self {
+        Self {
+            changes,
+            below: Arc::default(),
+        }
+    }
+
+    /// This batch's own changes, without the ones it was laid over.
+    pub fn into_batch_changes(self) -> Changes {
+        self.changes
+    }
+
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.changes.insert(key, Some(value));
     }
@@ -24,7 +55,7 @@ impl Overlay {
 
     /// The value under `key`: the overlay's if it has one, else the base's.
     pub fn get(&self, base: &StateReader, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.changes.get(key) {
+        match self.changes.get(key).or_else(|| self.below.get(key)) {
             Some(change) => Ok(change.clone()),
             None => base.get(key),
         }
@@ -38,14 +69,13 @@ impl Overlay {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, StoreError> {
-        if self.changes.is_empty() {
+        if self.is_empty() {
             return base.scan(prefix, start_after, limit);
         }
         let mut merged = Vec::new();
         let mut cursor: Option<Vec<u8>> = start_after.map(<[u8]>::to_vec);
         let mut pending = self
-            .changes
-            .range::<[u8], _>((scan_lower_bound(prefix, start_after), Bound::Unbounded))
+            .changes_from(scan_lower_bound(prefix, start_after))
             .take_while(|(k, _)| k.starts_with(prefix))
             .peekable();
         // Read the base in pages: deletions in the overlay may hide entries,
@@ -88,17 +118,51 @@ impl Overlay {
         Ok(merged)
     }
 
-    /// Every change, in ascending key order.
+    /// Every change, this batch's over the earlier ones, in ascending key
+    /// order.
     pub fn changes(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> {
-        self.changes.iter()
+        self.changes_from(Bound::Unbounded)
+    }
+
+    fn changes_from<'a>(
+        &'a self,
+        lower: Bound<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> {
+        let range = (lower, Bound::Unbounded);
+        Layered {
+            top: self.changes.range::<[u8], _>(range).peekable(),
+            below: self.below.range::<[u8], _>(range).peekable(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.below.is_empty()
     }
+}
 
-    pub fn clear(&mut self) {
-        self.changes.clear();
+/// Two sorted change iterators merged into one, `top` winning on equal keys.
+struct Layered<'a, T: Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>> {
+    top: Peekable<T>,
+    below: Peekable<T>,
+}
+
+impl<'a, T: Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>> Iterator for Layered<'a, T> {
+    type Item = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.top.peek(), self.below.peek()) {
+            (Some((top, _)), Some((below, _))) => top.cmp(below),
+            (Some(_), None) => Ordering::Less,
+            (None, _) => return self.below.next(),
+        };
+        match order {
+            Ordering::Less => self.top.next(),
+            Ordering::Greater => self.below.next(),
+            Ordering::Equal => {
+                self.below.next();
+                self.top.next()
+            }
+        }
     }
 }
 
@@ -173,5 +237,44 @@ mod tests {
         assert_eq!(keys(&page), ["k/30", "k/31"]);
         let tail = overlay.scan(&base, b"k/", Some(b"k/39"), 5).unwrap();
         assert_eq!(keys(&tail), ["k/99"]);
+    }
+
+    #[test]
+    fn a_batch_over_earlier_changes_reads_and_lists_both_layers() {
+        let (_dir, store) = store_with(&["a", "b", "c"]);
+        let base = store.reader().unwrap();
+        let mut earlier = Overlay::default();
+        earlier.put(b"b".to_vec(), b"earlier".to_vec());
+        earlier.delete(b"c".to_vec());
+        earlier.put(b"d".to_vec(), b"earlier".to_vec());
+        let below = Arc::new(earlier.into_batch_changes());
+
+        let mut batch = Overlay::over(below.clone());
+        assert_eq!(batch.get(&base, b"b").unwrap(), Some(b"earlier".to_vec()));
+        assert_eq!(batch.get(&base, b"c").unwrap(), None);
+        batch.put(b"c".to_vec(), b"batch".to_vec());
+        batch.delete(b"d".to_vec());
+        batch.put(b"e".to_vec(), b"batch".to_vec());
+        let all = batch.scan(&base, b"", None, 10).unwrap();
+        assert_eq!(keys(&all), ["a", "b", "c", "e"]);
+        assert_eq!(all[1].1, b"earlier".to_vec());
+        assert_eq!(all[2].1, b"batch".to_vec());
+        let listed: Vec<_> = batch
+            .changes()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (b"b".to_vec(), Some(b"earlier".to_vec())),
+                (b"c".to_vec(), Some(b"batch".to_vec())),
+                (b"d".to_vec(), None),
+                (b"e".to_vec(), Some(b"batch".to_vec())),
+            ]
+        );
+        // The batch's own changes leave the earlier ones untouched.
+        let own = batch.into_batch_changes();
+        assert_eq!(own.len(), 3);
+        assert_eq!(below.get(b"d".as_slice()), Some(&Some(b"earlier".to_vec())));
     }
 }

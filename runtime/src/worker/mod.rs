@@ -17,7 +17,7 @@ use crate::metrics::ErrorKind;
 use crate::projection::{ProjectionRuntime, Status, WorkerEvent, unix_now};
 use crate::source::{SourceError, Subscription};
 use crate::store::{
-    CommitPositions, FailedEvent, FailureChanges, FailureKind, Overlay, StoreError,
+    Changes, CommitPositions, FailedEvent, FailureChanges, FailureKind, Overlay, StoreError,
 };
 use crate::wasm::{Instance, Limits, RunError, bindings, to_wit_event};
 
@@ -34,6 +34,12 @@ pub struct WorkerConfig {
     pub batch_max_events: usize,
     /// How long to wait for more events when a batch is not full.
     pub batch_linger: Duration,
+    /// While events keep coming, successful batches are coalesced and
+    /// committed together once this many events are pending...
+    pub commit_max_events: usize,
+    /// ...or the oldest pending batch is this old. A batch that is not full
+    /// (the source had nothing more) commits at once.
+    pub commit_max_delay: Duration,
     /// Longest time between durable commits. Commits in between are
     /// non-durable: a crash rolls state and offsets back together.
     pub sync_interval: Duration,
@@ -67,6 +73,8 @@ impl Default for WorkerConfig {
         Self {
             batch_max_events: 1000,
             batch_linger: Duration::ZERO,
+            commit_max_events: 20_000,
+            commit_max_delay: Duration::from_millis(100),
             sync_interval: Duration::from_millis(1000),
             snapshots: None,
             state_retention: Duration::from_secs(7 * 24 * 3600),
@@ -157,6 +165,21 @@ struct Worker<'a> {
     last_snapshot: (u64, Instant),
     snapshot_running: Arc<std::sync::atomic::AtomicBool>,
     failures: FailureBook,
+    pending: Pending,
+}
+
+/// Batches applied but not committed yet. Committing them together writes a
+/// key that many batches changed once, and gives redb bigger sorted
+/// transactions; later batches read through these changes.
+#[derive(Default)]
+struct Pending {
+    changes: Arc<Changes>,
+    /// Where the last pending batch left the offsets.
+    positions: Offsets,
+    events: u64,
+    batches: u64,
+    /// When the oldest pending batch was applied.
+    since: Option<Instant>,
 }
 
 /// Whether the worker goes on after a batch.
@@ -200,6 +223,7 @@ impl<'a> Worker<'a> {
             last_snapshot: (events_applied, Instant::now()),
             snapshot_running: Arc::default(),
             failures,
+            pending: Pending::default(),
         })
     }
 
@@ -219,7 +243,10 @@ impl<'a> Worker<'a> {
             raw.clear();
             let requests = self.projection.take_retry_requests();
             if !requests.is_empty() {
-                let outcome = self.retry(false);
+                let outcome = match self.flush() {
+                    Flow::Continue => self.retry(false),
+                    flow => Err(flow),
+                };
                 let report = match &outcome {
                     Ok(report) => Ok(report.clone()),
                     Err(Flow::Rewound) => Err(
@@ -235,7 +262,13 @@ impl<'a> Worker<'a> {
                     return;
                 }
             }
-            let wait = self.idle_wait();
+            // With batches pending, take what is there and commit if that
+            // is nothing: waiting would only delay them.
+            let wait = if self.pending.events > 0 {
+                Duration::ZERO
+            } else {
+                self.idle_wait()
+            };
             let polled = self.poll(max, wait, &mut raw);
             if polled.is_ok()
                 && !raw.is_empty()
@@ -243,6 +276,11 @@ impl<'a> Worker<'a> {
                 && !self.config.batch_linger.is_zero()
             {
                 let _ = self.poll(max - raw.len(), self.config.batch_linger, &mut raw);
+            }
+            if polled.is_err() || raw.is_empty() {
+                if let Flow::Halt = self.flush() {
+                    return;
+                }
             }
             if polled.is_err() {
                 // A failed poll returns nothing to apply (sources promise
@@ -272,6 +310,7 @@ impl<'a> Worker<'a> {
                 return;
             }
         }
+        self.flush();
     }
 
     /// Nothing left to read: a shadow build has reached the live head. Its
@@ -414,7 +453,10 @@ impl<'a> Worker<'a> {
             && events.iter().any(|e| self.failures.is_parked(e))
         {
             // Events of quarantined keys must not reach the module.
-            return self.apply_one_by_one(events);
+            return match self.flush() {
+                Flow::Continue => self.apply_one_by_one(events),
+                flow => flow,
+            };
         }
         if self.instance.is_poisoned() && !self.recreate_instance() {
             return Flow::Halt;
@@ -424,26 +466,71 @@ impl<'a> Worker<'a> {
             Err(e) => return self.storage_failed(e),
         };
         let started = Instant::now();
-        let (result, overlay) = self.instance.handle(events, base, Overlay::default());
+        let over = Overlay::over(self.pending.changes.clone());
+        let (result, overlay) = self.instance.handle(events, base, over);
         self.projection.metrics.handled(started.elapsed());
         match result {
             // The state file failed under the module: not the module's fault.
             Err(RunError::Storage(e)) => self.storage_failed(e),
             Ok(()) => {
-                let mut positions = self.positions.clone();
-                advance(&mut positions, events);
-                self.commit(
-                    &overlay,
-                    positions,
-                    events.len() as u64,
-                    &FailureChanges::default(),
-                )
+                self.add_pending(events, overlay.into_batch_changes());
+                if self.commit_due(events.len()) {
+                    self.flush()
+                } else {
+                    Flow::Continue
+                }
             }
             Err(err) => {
                 tracing::debug!(error = %err, "batch failed; re-running it event by event");
-                self.apply_one_by_one(events)
+                match self.flush() {
+                    Flow::Continue => self.apply_one_by_one(events),
+                    flow => flow,
+                }
             }
         }
+    }
+
+    /// Keeps a successful batch's changes to commit with the next ones.
+    fn add_pending(&mut self, events: &[bindings::Event], batch: Changes) {
+        let pending = &mut self.pending;
+        if pending.events == 0 {
+            pending.positions = self.positions.clone();
+            pending.since = Some(Instant::now());
+        }
+        advance(&mut pending.positions, events);
+        pending.events += events.len() as u64;
+        pending.batches += 1;
+        // The batch's overlay let go of its reference: no copy is made.
+        let changes = Arc::make_mut(&mut pending.changes);
+        if changes.is_empty() {
+            *changes = batch;
+        } else {
+            changes.extend(batch);
+        }
+    }
+
+    fn commit_due(&self, batch_len: usize) -> bool {
+        batch_len < self.config.batch_max_events
+            || self.pending.events >= self.config.commit_max_events as u64
+            || self
+                .pending
+                .since
+                .is_some_and(|since| since.elapsed() >= self.config.commit_max_delay)
+    }
+
+    /// Commits the pending batches, if any, as one transaction.
+    fn flush(&mut self) -> Flow {
+        if self.pending.events == 0 {
+            return Flow::Continue;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let changes = Arc::try_unwrap(pending.changes).unwrap_or_else(|shared| (*shared).clone());
+        self.commit(
+            &Overlay::from_changes(changes),
+            pending.positions,
+            (pending.events, pending.batches),
+            &FailureChanges::default(),
+        )
     }
 
     /// Runs a batch one event at a time (replay is deterministic, so this
@@ -484,7 +571,7 @@ impl<'a> Worker<'a> {
             };
             let kind = match policy {
                 ErrorPolicy::Halt => {
-                    return match self.commit(&overlay, positions, i as u64, &changes) {
+                    return match self.commit(&overlay, positions, (i as u64, 1), &changes) {
                         Flow::Continue => self.halt(Some(event), error),
                         other => other,
                     };
@@ -509,7 +596,7 @@ impl<'a> Worker<'a> {
             changes.upsert.push(record);
             advance(&mut positions, one);
         }
-        self.commit(&overlay, positions, events.len() as u64, &changes)
+        self.commit(&overlay, positions, (events.len() as u64, 1), &changes)
     }
 
     /// Runs one event against `overlay` on a healthy instance (recreated
@@ -617,7 +704,7 @@ impl<'a> Worker<'a> {
             if !changes.is_empty() {
                 // Positions do not move: these events were passed over before.
                 let positions = self.positions.clone();
-                match self.commit(&overlay, positions, 0, &changes) {
+                match self.commit(&overlay, positions, (0, 1), &changes) {
                     Flow::Continue => {}
                     other => return Err(other),
                 }
@@ -667,7 +754,7 @@ impl<'a> Worker<'a> {
         &mut self,
         overlay: &Overlay,
         positions: Offsets,
-        count: u64,
+        (count, batches): (u64, u64),
         failures: &FailureChanges,
     ) -> Flow {
         let durable = self.last_durable.elapsed() >= self.config.sync_interval;
@@ -684,7 +771,9 @@ impl<'a> Worker<'a> {
         );
         match result {
             Ok(()) => {
-                self.projection.metrics.committed(started.elapsed(), count);
+                self.projection
+                    .metrics
+                    .committed(started.elapsed(), count, batches);
                 self.positions = positions;
                 self.events_applied = events_applied;
                 if durable {
@@ -767,6 +856,8 @@ impl<'a> Worker<'a> {
         self.positions = positions;
         self.events_applied = events_applied;
         self.failures = failures;
+        // Applied on top of what the reopen rolled back: read again.
+        self.pending = Pending::default();
         self.dirty = false;
         self.last_durable = Instant::now();
         if !self.recreate_instance() {
