@@ -277,10 +277,8 @@ impl<'a> Worker<'a> {
             {
                 let _ = self.poll(max - raw.len(), self.config.batch_linger, &mut raw);
             }
-            if polled.is_err() || raw.is_empty() {
-                if let Flow::Halt = self.flush() {
-                    return;
-                }
+            if (polled.is_err() || raw.is_empty()) && matches!(self.flush(), Flow::Halt) {
+                return;
             }
             if polled.is_err() {
                 // A failed poll returns nothing to apply (sources promise
