@@ -105,10 +105,11 @@ pub fn fold_by_registry(
         std::thread::sleep(Duration::from_millis(1));
     }
     let secs = started.elapsed().as_secs_f64();
-    let cpu = threads_cpu_secs("worker-");
+    let (worker, commit) = (threads_cpu_secs("worker-"), threads_cpu_secs("commit-"));
     eprintln!(
-        "{name}: {events} events in {secs:.2}s wall, worker threads {cpu:.2}s CPU ({:.2} us/event)",
-        cpu / events as f64 * 1e6
+        "{name}: {events} events in {secs:.2}s wall; CPU: workers {worker:.2}s ({:.2} us/event), commit threads {commit:.2}s ({:.2} us/event)",
+        worker / events as f64 * 1e6,
+        commit / events as f64 * 1e6
     );
     registry.shutdown();
     Ok(secs)

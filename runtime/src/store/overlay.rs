@@ -21,22 +21,28 @@ pub struct Overlay {
     /// Earlier batches' changes, coalesced until they commit together: read
     /// through, never written, so a failed batch leaves them intact.
     below: Arc<Changes>,
+    /// Changes being committed by another thread right now: read through
+    /// until the committed state has them.
+    committing: Arc<Changes>,
 }
 
 impl Overlay {
-    /// An empty batch over `below`, earlier batches' uncommitted changes.
-    pub fn over(below: Arc<Changes>) -> Self {
+    /// An empty batch over `below`, earlier batches' uncommitted changes,
+    /// over `committing`, changes on their way into the committed state.
+    pub fn over(below: Arc<Changes>, committing: Arc<Changes>) -> Self {
         Self {
             changes: Changes::new(),
             below,
+            committing,
         }
     }
 
-    /// Earlier batches' coalesced changes, as one overlay to commit.
-    pub fn from_changes(changes: Changes) -> Self {
+    /// Coalesced changes shared with readers, as one overlay to commit.
+    pub fn from_shared(changes: Arc<Changes>) -> Self {
         Self {
-            changes,
-            below: Arc::default(),
+            changes: Changes::new(),
+            below: changes,
+            committing: Arc::default(),
         }
     }
 
@@ -55,7 +61,12 @@ impl Overlay {
 
     /// The value under `key`: the overlay's if it has one, else the base's.
     pub fn get(&self, base: &StateReader, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.changes.get(key).or_else(|| self.below.get(key)) {
+        let change = self
+            .changes
+            .get(key)
+            .or_else(|| self.below.get(key))
+            .or_else(|| self.committing.get(key));
+        match change {
             Some(change) => Ok(change.clone()),
             None => base.get(key),
         }
@@ -129,24 +140,33 @@ impl Overlay {
         lower: Bound<&'a [u8]>,
     ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> {
         let range = (lower, Bound::Unbounded);
+        let layer = |changes: &'a Changes| changes.range::<[u8], _>(range).peekable();
         Layered {
-            top: self.changes.range::<[u8], _>(range).peekable(),
-            below: self.below.range::<[u8], _>(range).peekable(),
+            top: layer(&self.changes),
+            below: Layered {
+                top: layer(&self.below),
+                below: layer(&self.committing),
+            }
+            .peekable(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.below.is_empty()
+        self.changes.is_empty() && self.below.is_empty() && self.committing.is_empty()
     }
 }
 
 /// Two sorted change iterators merged into one, `top` winning on equal keys.
-struct Layered<'a, T: Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>> {
-    top: Peekable<T>,
-    below: Peekable<T>,
+struct Layered<A: Iterator, B: Iterator> {
+    top: Peekable<A>,
+    below: Peekable<B>,
 }
 
-impl<'a, T: Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>> Iterator for Layered<'a, T> {
+impl<'a, A, B> Iterator for Layered<A, B>
+where
+    A: Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>,
+    B: Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)>,
+{
     type Item = (&'a Vec<u8>, &'a Option<Vec<u8>>);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -248,15 +268,21 @@ mod tests {
         earlier.delete(b"c".to_vec());
         earlier.put(b"d".to_vec(), b"earlier".to_vec());
         let below = Arc::new(earlier.into_batch_changes());
+        let mut in_commit = Overlay::default();
+        in_commit.put(b"a".to_vec(), b"committing".to_vec());
+        in_commit.put(b"b".to_vec(), b"committing".to_vec());
+        in_commit.put(b"f".to_vec(), b"committing".to_vec());
+        let committing = Arc::new(in_commit.into_batch_changes());
 
-        let mut batch = Overlay::over(below.clone());
+        let mut batch = Overlay::over(below.clone(), committing);
         assert_eq!(batch.get(&base, b"b").unwrap(), Some(b"earlier".to_vec()));
         assert_eq!(batch.get(&base, b"c").unwrap(), None);
         batch.put(b"c".to_vec(), b"batch".to_vec());
         batch.delete(b"d".to_vec());
         batch.put(b"e".to_vec(), b"batch".to_vec());
         let all = batch.scan(&base, b"", None, 10).unwrap();
-        assert_eq!(keys(&all), ["a", "b", "c", "e"]);
+        assert_eq!(keys(&all), ["a", "b", "c", "e", "f"]);
+        assert_eq!(all[0].1, b"committing".to_vec());
         assert_eq!(all[1].1, b"earlier".to_vec());
         assert_eq!(all[2].1, b"batch".to_vec());
         let listed: Vec<_> = batch
@@ -266,10 +292,12 @@ mod tests {
         assert_eq!(
             listed,
             [
+                (b"a".to_vec(), Some(b"committing".to_vec())),
                 (b"b".to_vec(), Some(b"earlier".to_vec())),
                 (b"c".to_vec(), Some(b"batch".to_vec())),
                 (b"d".to_vec(), None),
                 (b"e".to_vec(), Some(b"batch".to_vec())),
+                (b"f".to_vec(), Some(b"committing".to_vec())),
             ]
         );
         // The batch's own changes leave the earlier ones untouched.

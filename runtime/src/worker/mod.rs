@@ -6,6 +6,7 @@
 mod policy;
 
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -166,6 +167,95 @@ struct Worker<'a> {
     snapshot_running: Arc<std::sync::atomic::AtomicBool>,
     failures: FailureBook,
     pending: Pending,
+    /// The commit thread's inbox: coalesced batches commit there while the
+    /// next batches run here.
+    committer: CommitInbox,
+    in_flight: Option<InFlight>,
+}
+
+impl Drop for Worker<'_> {
+    /// A worker that stops (or halts) with a commit in flight lets it end
+    /// first: nothing may write the state file once the worker is gone.
+    fn drop(&mut self) {
+        if let Some(in_flight) = self.in_flight.take() {
+            let _ = in_flight.result.recv();
+        }
+    }
+}
+
+/// One transaction for the commit thread.
+struct CommitJob {
+    changes: Arc<Changes>,
+    positions: Offsets,
+    events_applied: u64,
+    durable: bool,
+}
+
+type CommitOutcome = Result<Duration, CommitFailure>;
+
+enum CommitFailure {
+    Store(StoreError),
+    Crashed(String),
+}
+
+fn committer_gone() -> CommitFailure {
+    CommitFailure::Crashed("the commit thread stopped unexpectedly".to_owned())
+}
+
+/// A commit handed to the commit thread and not taken in yet.
+struct InFlight {
+    changes: Arc<Changes>,
+    positions: Offsets,
+    events: u64,
+    batches: u64,
+    durable: bool,
+    result: Receiver<CommitOutcome>,
+}
+
+type CommitInbox = SyncSender<(CommitJob, SyncSender<CommitOutcome>)>;
+
+/// Runs commits for one worker, in the order they come, until the worker
+/// drops its end. A panic (a damaged file redb trips over) is reported as
+/// the commit's outcome.
+fn spawn_committer(
+    store: Arc<crate::store::StateStore>,
+    name: &str,
+) -> std::io::Result<CommitInbox> {
+    let (jobs, inbox) = std::sync::mpsc::sync_channel::<(CommitJob, SyncSender<CommitOutcome>)>(1);
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name(format!("commit-{name}"))
+        .spawn(move || {
+            let _entered = span.enter();
+            for (job, done) in inbox {
+                let started = Instant::now();
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    store.commit_with_failures(
+                        &Overlay::from_shared(job.changes),
+                        CommitPositions {
+                            offsets: &job.positions,
+                            events_applied: job.events_applied,
+                        },
+                        &FailureChanges::default(),
+                        job.durable,
+                    )
+                }));
+                let outcome = match run {
+                    Ok(Ok(())) => Ok(started.elapsed()),
+                    Ok(Err(e)) => Err(CommitFailure::Store(e)),
+                    Err(panic) => Err(CommitFailure::Crashed(format!(
+                        "the commit crashed: {}",
+                        panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".to_owned())
+                    ))),
+                };
+                let _ = done.send(outcome);
+            }
+        })?;
+    Ok(jobs)
 }
 
 /// Batches applied but not committed yet. Committing them together writes a
@@ -209,6 +299,8 @@ impl<'a> Worker<'a> {
             .map_err(|e| format!("cannot open the source: {e}"))?;
         projection.set_source_status(subscription.status());
         let events_applied = reader.events_applied().map_err(|e| e.to_string())?;
+        let committer = spawn_committer(projection.store.clone(), projection.name())
+            .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Self {
             positions,
             events_applied,
@@ -224,6 +316,8 @@ impl<'a> Worker<'a> {
             snapshot_running: Arc::default(),
             failures,
             pending: Pending::default(),
+            committer,
+            in_flight: None,
         })
     }
 
@@ -243,7 +337,7 @@ impl<'a> Worker<'a> {
             raw.clear();
             let requests = self.projection.take_retry_requests();
             if !requests.is_empty() {
-                let outcome = match self.flush() {
+                let outcome = match self.flush_and_settle() {
                     Flow::Continue => self.retry(false),
                     flow => Err(flow),
                 };
@@ -264,7 +358,7 @@ impl<'a> Worker<'a> {
             }
             // With batches pending, take what is there and commit if that
             // is nothing: waiting would only delay them.
-            let wait = if self.pending.events > 0 {
+            let wait = if self.pending.events > 0 || self.in_flight.is_some() {
                 Duration::ZERO
             } else {
                 self.idle_wait()
@@ -277,7 +371,8 @@ impl<'a> Worker<'a> {
             {
                 let _ = self.poll(max - raw.len(), self.config.batch_linger, &mut raw);
             }
-            if (polled.is_err() || raw.is_empty()) && matches!(self.flush(), Flow::Halt) {
+            if (polled.is_err() || raw.is_empty()) && matches!(self.flush_and_settle(), Flow::Halt)
+            {
                 return;
             }
             if polled.is_err() {
@@ -308,7 +403,7 @@ impl<'a> Worker<'a> {
                 return;
             }
         }
-        self.flush();
+        self.flush_and_settle();
     }
 
     /// Nothing left to read: a shadow build has reached the live head. Its
@@ -447,11 +542,14 @@ impl<'a> Worker<'a> {
     }
 
     fn apply(&mut self, events: &[bindings::Event]) -> Flow {
+        if let flow @ (Flow::Halt | Flow::Rewound) = self.settle_if_done() {
+            return flow;
+        }
         if !self.failures.parked_keys.is_empty()
             && events.iter().any(|e| self.failures.is_parked(e))
         {
             // Events of quarantined keys must not reach the module.
-            return match self.flush() {
+            return match self.flush_and_settle() {
                 Flow::Continue => self.apply_one_by_one(events),
                 flow => flow,
             };
@@ -464,7 +562,12 @@ impl<'a> Worker<'a> {
             Err(e) => return self.storage_failed(e),
         };
         let started = Instant::now();
-        let over = Overlay::over(self.pending.changes.clone());
+        let committing = self
+            .in_flight
+            .as_ref()
+            .map(|c| c.changes.clone())
+            .unwrap_or_default();
+        let over = Overlay::over(self.pending.changes.clone(), committing);
         let (result, overlay) = self.instance.handle(events, base, over);
         self.projection.metrics.handled(started.elapsed());
         match result {
@@ -480,7 +583,7 @@ impl<'a> Worker<'a> {
             }
             Err(err) => {
                 tracing::debug!(error = %err, "batch failed; re-running it event by event");
-                match self.flush() {
+                match self.flush_and_settle() {
                     Flow::Continue => self.apply_one_by_one(events),
                     flow => flow,
                 }
@@ -492,7 +595,12 @@ impl<'a> Worker<'a> {
     fn add_pending(&mut self, events: &[bindings::Event], batch: Changes) {
         let pending = &mut self.pending;
         if pending.events == 0 {
-            pending.positions = self.positions.clone();
+            // Start where the commit in flight, if any, leaves the offsets:
+            // a partition this batch does not touch keeps its position.
+            pending.positions = match &self.in_flight {
+                Some(in_flight) => in_flight.positions.clone(),
+                None => self.positions.clone(),
+            };
             pending.since = Some(Instant::now());
         }
         advance(&mut pending.positions, events);
@@ -516,19 +624,90 @@ impl<'a> Worker<'a> {
                 .is_some_and(|since| since.elapsed() >= self.config.commit_max_delay)
     }
 
-    /// Commits the pending batches, if any, as one transaction.
+    /// Hands the pending batches, if any, to the commit thread as one
+    /// transaction, after the previous one is done; the next batches read
+    /// through them until they are committed.
     fn flush(&mut self) -> Flow {
         if self.pending.events == 0 {
             return Flow::Continue;
         }
+        if let flow @ (Flow::Halt | Flow::Rewound) = self.settle() {
+            return flow;
+        }
         let pending = std::mem::take(&mut self.pending);
-        let changes = Arc::try_unwrap(pending.changes).unwrap_or_else(|shared| (*shared).clone());
-        self.commit(
-            &Overlay::from_changes(changes),
-            pending.positions,
-            (pending.events, pending.batches),
-            &FailureChanges::default(),
-        )
+        let durable = self.last_durable.elapsed() >= self.config.sync_interval;
+        let job = CommitJob {
+            changes: pending.changes.clone(),
+            positions: pending.positions.clone(),
+            events_applied: self.events_applied + pending.events,
+            durable,
+        };
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        if self.committer.send((job, done)).is_err() {
+            return self.halt(None, "the commit thread is gone".to_owned());
+        }
+        self.in_flight = Some(InFlight {
+            changes: pending.changes,
+            positions: pending.positions,
+            events: pending.events,
+            batches: pending.batches,
+            durable,
+            result,
+        });
+        Flow::Continue
+    }
+
+    /// Waits for the commit in flight, if any, and takes in its outcome.
+    fn settle(&mut self) -> Flow {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Flow::Continue;
+        };
+        let outcome = in_flight
+            .result
+            .recv()
+            .unwrap_or_else(|_| Err(committer_gone()));
+        self.take_outcome(in_flight, outcome)
+    }
+
+    /// Takes in a commit that finished while batches ran, without waiting.
+    fn settle_if_done(&mut self) -> Flow {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Flow::Continue;
+        };
+        match in_flight.result.try_recv() {
+            Ok(outcome) => self.take_outcome(in_flight, outcome),
+            Err(TryRecvError::Disconnected) => self.take_outcome(in_flight, Err(committer_gone())),
+            Err(TryRecvError::Empty) => {
+                self.in_flight = Some(in_flight);
+                Flow::Continue
+            }
+        }
+    }
+
+    fn take_outcome(&mut self, in_flight: InFlight, outcome: CommitOutcome) -> Flow {
+        match outcome {
+            Ok(took) => {
+                self.committed(
+                    in_flight.positions,
+                    (in_flight.events, in_flight.batches),
+                    in_flight.durable,
+                    took,
+                );
+                Flow::Continue
+            }
+            Err(CommitFailure::Store(e)) => self.storage_failed(e),
+            Err(CommitFailure::Crashed(message)) => self.halt(None, message),
+        }
+    }
+
+    /// Commits everything applied so far and waits until it is committed:
+    /// what runs next (retries, event-by-event runs, stops) starts from
+    /// committed state.
+    fn flush_and_settle(&mut self) -> Flow {
+        match self.flush() {
+            Flow::Continue => self.settle(),
+            flow => flow,
+        }
     }
 
     /// Runs a batch one event at a time (replay is deterministic, so this
@@ -748,6 +927,24 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// A commit of `count` events in `batches` batches reached `positions`.
+    fn committed(
+        &mut self,
+        positions: Offsets,
+        (count, batches): (u64, u64),
+        durable: bool,
+        took: Duration,
+    ) {
+        self.projection.metrics.committed(took, count, batches);
+        self.positions = positions;
+        self.events_applied += count;
+        if durable {
+            self.mark_durable();
+        } else {
+            self.dirty = true;
+        }
+    }
+
     fn commit(
         &mut self,
         overlay: &Overlay,
@@ -769,16 +966,7 @@ impl<'a> Worker<'a> {
         );
         match result {
             Ok(()) => {
-                self.projection
-                    .metrics
-                    .committed(started.elapsed(), count, batches);
-                self.positions = positions;
-                self.events_applied = events_applied;
-                if durable {
-                    self.mark_durable();
-                } else {
-                    self.dirty = true;
-                }
+                self.committed(positions, (count, batches), durable, started.elapsed());
                 Flow::Continue
             }
             Err(e) => self.storage_failed(e),
@@ -801,6 +989,11 @@ impl<'a> Worker<'a> {
     /// back together to the last durable commit, and the source is read
     /// again from there, so nothing is lost or applied twice.
     fn recover_storage(&mut self, error: StoreError) -> Flow {
+        // A commit still in flight ends first; whatever it did is rolled
+        // back or kept by the reopen below like any other non-durable commit.
+        if let Some(in_flight) = self.in_flight.take() {
+            let _ = in_flight.result.recv();
+        }
         let reason = if error.is_disk_full() {
             format!("disk full: {error}; the projection resumes by itself once space is freed")
         } else {
