@@ -29,6 +29,8 @@ struct Memory {
     rss_kb: u64,
     /// Keys of every projection (they must all have the same).
     keys: u64,
+    /// From the start to every projection caught up.
+    secs: f64,
 }
 
 pub fn run(args: &Args, report: &mut Report) -> Result<()> {
@@ -58,7 +60,9 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
     let log_bytes = std::fs::metadata(full.join("log.redb"))?.len();
     let keys = measured.keys;
     eprintln!(
-        "E: {events} events, {keys} keys each: VmHWM {} kB, VmRSS {} kB, state files {} MB, log {} MB",
+        "E: {events} events, {keys} keys each, all folded in {:.1} s: VmHWM {} kB, VmRSS {} kB, \
+         state files {} MB, log {} MB",
+        measured.secs,
         measured.peak_kb,
         measured.rss_kb,
         state_bytes / 1_000_000,
@@ -100,6 +104,7 @@ fn measure(
     names: &[String],
     events: u64,
 ) -> Result<Memory> {
+    let started = std::time::Instant::now();
     let mut server = Server::launch(bin, data, modules, &data.with_extension("log"))?;
     server.wait_up(Duration::from_secs(120))?;
     server.wait_all(names, "the log folded", Duration::from_secs(3600), |info| {
@@ -121,6 +126,7 @@ fn measure(
         peak_kb: server::proc_status_kb(pid, "VmHWM")?,
         rss_kb: server::proc_status_kb(pid, "VmRSS")?,
         keys: keys[0],
+        secs: started.elapsed().as_secs_f64(),
     };
     server.stop()?;
     Ok(memory)
