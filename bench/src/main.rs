@@ -29,9 +29,13 @@ use projector::worker::WorkerConfig;
 mod common;
 mod kafka;
 mod languages;
+mod latency;
+mod memory;
 mod replay;
 mod report;
 mod scaling;
+mod server;
+mod startup;
 
 use report::Report;
 
@@ -115,9 +119,9 @@ fn main() -> Result<()> {
         let (name, result) = match scenario {
             Scenario::A => ("A", run_a(&args, &mut report)),
             Scenario::B => ("B", kafka::run(&args, &mut report)),
-            Scenario::C => ("C", Err(anyhow::anyhow!("not built yet"))),
-            Scenario::D => ("D", Err(anyhow::anyhow!("not built yet"))),
-            Scenario::E => ("E", Err(anyhow::anyhow!("not built yet"))),
+            Scenario::C => ("C", latency::run(&args, &mut report)),
+            Scenario::D => ("D", startup::run(&args, &mut report)),
+            Scenario::E => ("E", memory::run(&args, &mut report)),
             Scenario::F => ("F", languages::run(&args, &mut report)),
             Scenario::Scaling => ("scaling", scaling::run(&args, &mut report)),
         };

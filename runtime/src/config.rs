@@ -36,6 +36,9 @@ pub struct Config {
     pub kafka: Option<KafkaConfig>,
     /// How long a module file must stay unchanged before it is loaded.
     pub watch_settle: Duration,
+    /// redb's page cache of the embedded log, bytes (the state files'
+    /// is `worker.state_cache_bytes`).
+    pub log_cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             limits: Limits::default(),
             kafka: None,
             watch_settle: Duration::from_millis(250),
+            log_cache_bytes: crate::source::embedded::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -120,6 +124,11 @@ pub struct FileConfig {
     /// What happens to an event a module fails on (a sidecar may override
     /// it per projection): halt, skip, dead-letter or quarantine-key.
     pub error_policy: Option<ErrorPolicy>,
+    /// MiB of redb page cache per state file (each projection version has
+    /// one): the process holds up to this much of each file in memory.
+    pub state_cache_mb: Option<usize>,
+    /// MiB of redb page cache for the embedded log.
+    pub log_cache_mb: Option<usize>,
 }
 
 /// `[snapshots]`: periodic snapshots of every projection version.
@@ -372,7 +381,15 @@ impl Config {
                     .stall_after_ms
                     .or(file.stall_after_ms)
                     .map_or(defaults.worker.stall_after, Duration::from_millis),
+                state_cache_bytes: file
+                    .state_cache_mb
+                    .map_or(defaults.worker.state_cache_bytes, |mb| {
+                        mb.saturating_mul(1 << 20)
+                    }),
             },
+            log_cache_bytes: file
+                .log_cache_mb
+                .map_or(defaults.log_cache_bytes, |mb| mb.saturating_mul(1 << 20)),
             max_request_bytes: file.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             limits,
         };
@@ -509,6 +526,23 @@ mod tests {
         assert_eq!(config.worker.batch_max_events, 50);
         assert_eq!(config.limits.call_timeout, Duration::from_secs(2));
         assert_eq!(config.modules_dir, PathBuf::from("./projections"));
+    }
+
+    #[test]
+    fn page_caches_default_small_and_come_from_the_file() {
+        let defaults = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(
+            defaults.worker.state_cache_bytes,
+            crate::store::DEFAULT_CACHE_BYTES
+        );
+        assert_eq!(
+            defaults.log_cache_bytes,
+            crate::source::embedded::DEFAULT_CACHE_BYTES
+        );
+        let file: FileConfig = toml::from_str("state_cache_mb = 4\nlog_cache_mb = 100").unwrap();
+        let config = Config::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(config.worker.state_cache_bytes, 4 << 20);
+        assert_eq!(config.log_cache_bytes, 100 << 20);
     }
 
     #[test]

@@ -52,7 +52,11 @@ pub struct Running {
 impl Running {
     /// Opens the embedded log and loads every module (blocking: compiles).
     pub fn start(config: &Config) -> Result<Self, ServerError> {
-        let log = EmbeddedLog::open(&config.data_dir.join("log.redb"), config.default_partitions)?;
+        let log = EmbeddedLog::open_with_cache(
+            &config.data_dir.join("log.redb"),
+            config.default_partitions,
+            config.log_cache_bytes,
+        )?;
         let host = WasmHost::new(&config.data_dir.join("cache"), config.limits.clone())?;
         let kafka = match &config.kafka {
             Some(kafka) => Some(Arc::new(KafkaSource::new(kafka.clone())?) as Arc<dyn Source>),

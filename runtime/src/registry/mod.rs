@@ -127,7 +127,11 @@ impl Registry {
         let inner = Arc::new(Inner {
             host: host.clone(),
             sources,
-            files: StateFiles::new(data_dir.join("projections"), data_dir.join("snapshots")),
+            files: StateFiles::new(
+                data_dir.join("projections"),
+                data_dir.join("snapshots"),
+                config.state_cache_bytes,
+            ),
             config: config.clone(),
             slots: RwLock::new(BTreeMap::new()),
             rejected: RwLock::new(Vec::new()),

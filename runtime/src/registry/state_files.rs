@@ -18,6 +18,8 @@ pub(super) struct StateFiles {
     snapshots: PathBuf,
     /// (device, inode) -> the store open on that file.
     open: Mutex<HashMap<(u64, u64), Weak<StateStore>>>,
+    /// redb's page cache of each state file, bytes.
+    cache_bytes: usize,
 }
 
 fn inode(path: &Path) -> Option<(u64, u64)> {
@@ -25,11 +27,13 @@ fn inode(path: &Path) -> Option<(u64, u64)> {
 }
 
 impl StateFiles {
-    pub(super) fn new(root: PathBuf, snapshots: PathBuf) -> Self {
+    /// Every state file opened gets a page cache of `cache_bytes`.
+    pub(super) fn new(root: PathBuf, snapshots: PathBuf, cache_bytes: usize) -> Self {
         Self {
             root,
             snapshots,
             open: Mutex::new(HashMap::new()),
+            cache_bytes,
         }
     }
 
@@ -59,7 +63,7 @@ impl StateFiles {
         if fresh.is_none() && !path.exists() {
             self.restore_latest(name, hash, &path);
         }
-        let store = match open_checked(&path, fresh.is_none()) {
+        let store = match open_checked(&path, fresh.is_none(), self.cache_bytes) {
             Ok(store) => store,
             // A damaged file is moved aside (never deleted) and the state
             // comes back from a snapshot plus the tail, or a full replay.
@@ -81,7 +85,7 @@ impl StateFiles {
                         "no valid snapshot of this version: rebuilding the state from the start of its sources"
                     );
                 }
-                StateStore::open(&path).map_err(|e| e.to_string())?
+                StateStore::open_with_cache(&path, self.cache_bytes).map_err(|e| e.to_string())?
             }
             Err(Failure::Damaged(reason) | Failure::Other(reason)) => return Err(reason),
         };
@@ -238,7 +242,9 @@ enum Failure {
 /// rather than returning an error, so a damaged file must be caught before
 /// a worker or a query reads it. An empty file is damaged too (redb would
 /// silently start it over), and any panic inside redb is caught.
-fn open_checked(path: &Path, verify: bool) -> Result<StateStore, Failure> {
+/// Both the check and the store get a page cache of `cache_bytes`, so the
+/// check does not hold a whole file in memory.
+fn open_checked(path: &Path, verify: bool, cache_bytes: usize) -> Result<StateStore, Failure> {
     let damaged = |why: String| Failure::Damaged(format!("state file {} {why}", path.display()));
     let classify = |e: crate::store::StoreError| {
         if e.is_corrupt() {
@@ -252,7 +258,9 @@ fn open_checked(path: &Path, verify: bool) -> Result<StateStore, Failure> {
             return Err(damaged("is empty (0 bytes)".into()));
         }
         let checked = crate::panic_guard::catch(|| {
-            let mut db = redb::Database::open(path)?;
+            let mut db = redb::Builder::new()
+                .set_cache_size(cache_bytes)
+                .open(path)?;
             db.check_integrity().map_err(redb::Error::from)
         });
         match checked {
@@ -276,7 +284,7 @@ fn open_checked(path: &Path, verify: bool) -> Result<StateStore, Failure> {
             Ok(Ok(true)) => {}
         }
     }
-    match crate::panic_guard::catch(|| StateStore::open(path)) {
+    match crate::panic_guard::catch(|| StateStore::open_with_cache(path, cache_bytes)) {
         Ok(Ok(store)) => Ok(store),
         Ok(Err(e)) => Err(classify(e)),
         Err(panic) => Err(damaged(format!("is damaged: reading it failed ({panic})"))),
@@ -290,7 +298,11 @@ mod tests {
     #[test]
     fn sweep_deletes_only_files_nobody_has_open() {
         let dir = tempfile::tempdir().unwrap();
-        let files = StateFiles::new(dir.path().join("projections"), dir.path().join("snapshots"));
+        let files = StateFiles::new(
+            dir.path().join("projections"),
+            dir.path().join("snapshots"),
+            crate::store::DEFAULT_CACHE_BYTES,
+        );
         let serving = files.open("p", "aaa", None).unwrap();
         drop(files.open("p", "bbb", None).unwrap());
         files.sweep(std::time::Duration::ZERO);
@@ -303,7 +315,11 @@ mod tests {
     #[test]
     fn alias_and_promote_name_the_same_file() {
         let dir = tempfile::tempdir().unwrap();
-        let files = StateFiles::new(dir.path().join("projections"), dir.path().join("snapshots"));
+        let files = StateFiles::new(
+            dir.path().join("projections"),
+            dir.path().join("snapshots"),
+            crate::store::DEFAULT_CACHE_BYTES,
+        );
         let store = files.open("p", "aaa", None).unwrap();
         files.alias("p", "bbb", &store).unwrap();
         let again = files.open("p", "bbb", None).unwrap();

@@ -188,12 +188,21 @@ enum AppenderMsg {
     Stop,
 }
 
+/// redb's page cache of the log unless configured (`log_cache_mb`).
+/// redb's own default, 1 GiB, lets the process grow to the size of the
+/// whole log as readers go through it; readers of one topic move together,
+/// so the pages they share stay cached, and older ones are read back from
+/// the operating system's page cache.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
 struct Shared {
     /// `None` between closing after a write failure and reopening.
     db: std::sync::RwLock<Option<Database>>,
     signal: ChangeSignal,
     /// The log file, for messages.
     path: PathBuf,
+    /// redb's page cache for the log, bytes.
+    cache_bytes: usize,
 }
 
 impl Shared {
@@ -209,10 +218,12 @@ impl Shared {
         }
         let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
         if db.is_none() {
-            *db = Some(open_database(&self.path).map_err(|source| LogError::Open {
-                path: self.path.clone(),
-                source,
-            })?);
+            *db = Some(
+                open_database(&self.path, self.cache_bytes).map_err(|source| LogError::Open {
+                    path: self.path.clone(),
+                    source,
+                })?,
+            );
         }
         match db.as_ref() {
             Some(db) => f(db),
@@ -229,10 +240,12 @@ impl Shared {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *db = None;
-        *db = Some(open_database(&self.path).map_err(|source| LogError::Open {
-            path: self.path.clone(),
-            source,
-        })?);
+        *db = Some(
+            open_database(&self.path, self.cache_bytes).map_err(|source| LogError::Open {
+                path: self.path.clone(),
+                source,
+            })?,
+        );
         Ok(())
     }
 }
@@ -258,8 +271,19 @@ impl std::fmt::Debug for EmbeddedLog {
 
 impl EmbeddedLog {
     /// Opens (or creates) the log file. Topics created implicitly by an append
-    /// get `default_partitions` partitions.
+    /// get `default_partitions` partitions. redb caches up to
+    /// [`DEFAULT_CACHE_BYTES`] of its pages.
     pub fn open(path: &Path, default_partitions: u32) -> Result<Self, LogError> {
+        Self::open_with_cache(path, default_partitions, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`EmbeddedLog::open`] with up to `cache_bytes` of the log's pages
+    /// cached by redb (`log_cache_mb`).
+    pub fn open_with_cache(
+        path: &Path,
+        default_partitions: u32,
+        cache_bytes: usize,
+    ) -> Result<Self, LogError> {
         if default_partitions == 0 || default_partitions > MAX_PARTITIONS {
             return Err(LogError::InvalidPartitions(
                 default_partitions,
@@ -272,7 +296,7 @@ impl EmbeddedLog {
                 source: redb::Error::Io(e),
             })?;
         }
-        let db = open_database(path).map_err(|source| LogError::Open {
+        let db = open_database(path, cache_bytes).map_err(|source| LogError::Open {
             path: path.to_owned(),
             source,
         })?;
@@ -281,6 +305,7 @@ impl EmbeddedLog {
             db: std::sync::RwLock::new(Some(db)),
             signal: ChangeSignal::default(),
             path: path.to_owned(),
+            cache_bytes,
         });
         let (requests, inbox) = mpsc::sync_channel::<AppenderMsg>(1024);
         let appender = {
@@ -398,7 +423,7 @@ impl EmbeddedLog {
 /// damage and refused (redb would silently start it over, losing every
 /// event). Opening reads the header and system pages; redb panics on a
 /// damaged page instead of returning an error, so that becomes an error.
-fn open_database(path: &Path) -> Result<Database, redb::Error> {
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::Error> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() == 0 => {
             return Err(redb::Error::Corrupted(
@@ -410,7 +435,9 @@ fn open_database(path: &Path) -> Result<Database, redb::Error> {
         Err(e) => return Err(redb::Error::Io(e)),
     }
     crate::panic_guard::catch(|| {
-        let db = Database::open(path)?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .open(path)?;
         create_tables(&db)?;
         Ok(db)
     })

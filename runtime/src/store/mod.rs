@@ -32,6 +32,13 @@ const EVENTS_APPLIED: &str = "events_applied";
 const FAILED: TableDefinition<u64, &[u8]> = TableDefinition::new("failed");
 const NEXT_FAILURE_ID: &str = "failed.next_id";
 
+/// redb's page cache of one state file unless configured
+/// (`state_cache_mb`). redb's own default, 1 GiB per file, lets every
+/// projection's process memory grow to the size of its whole state file;
+/// this keeps the hot pages of a fold and of lookups, and the rest is read
+/// back from the operating system's page cache.
+pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -107,6 +114,8 @@ pub struct StateStore {
     /// `None` between closing after a write failure and a successful reopen.
     db: RwLock<Option<Database>>,
     path: PathBuf,
+    /// redb's page cache for this file, bytes.
+    cache_bytes: usize,
     /// Signalled after every commit.
     progress: progress::Progress,
 }
@@ -119,7 +128,15 @@ pub struct CommitPositions<'a> {
 }
 
 impl StateStore {
+    /// Opens (or creates) the state file at `path` with the default page
+    /// cache, [`DEFAULT_CACHE_BYTES`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the state file at `path`; redb caches up to
+    /// `cache_bytes` of its pages (reads and not yet written changes).
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         let open_err = |source: redb::Error| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -127,16 +144,19 @@ impl StateStore {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| open_err(e.into()))?;
         }
-        let db = Self::open_database(path).map_err(open_err)?;
+        let db = Self::open_database(path, cache_bytes).map_err(open_err)?;
         Ok(Self {
             db: RwLock::new(Some(db)),
             path: path.to_owned(),
+            cache_bytes,
             progress: progress::Progress::default(),
         })
     }
 
-    fn open_database(path: &Path) -> Result<Database, redb::Error> {
-        let db = Database::create(path)?;
+    fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, redb::Error> {
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(STATE)?;
         txn.open_table(OFFSETS)?;
@@ -153,9 +173,11 @@ impl StateStore {
     pub fn reopen(&self) -> Result<(), StoreError> {
         let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
         *db = None;
-        let reopened = Self::open_database(&self.path).map_err(|source| StoreError::Open {
-            path: self.path.clone(),
-            source,
+        let reopened = Self::open_database(&self.path, self.cache_bytes).map_err(|source| {
+            StoreError::Open {
+                path: self.path.clone(),
+                source,
+            }
         })?;
         *db = Some(reopened);
         drop(db);
@@ -190,9 +212,11 @@ impl StateStore {
             let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
             if db.is_none() {
                 let reopened =
-                    Self::open_database(&self.path).map_err(|source| StoreError::Open {
-                        path: self.path.clone(),
-                        source,
+                    Self::open_database(&self.path, self.cache_bytes).map_err(|source| {
+                        StoreError::Open {
+                            path: self.path.clone(),
+                            source,
+                        }
                     })?;
                 *db = Some(reopened);
             }

@@ -54,6 +54,8 @@ pub struct WorkerConfig {
     pub limits: Limits,
     /// With lag and nothing applied for this long, the projection is stalled.
     pub stall_after: Duration,
+    /// redb's page cache of each state file (`state_cache_mb`).
+    pub state_cache_bytes: usize,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -82,6 +84,7 @@ impl Default for WorkerConfig {
             error_policy: ErrorPolicy::default(),
             limits: Limits::default(),
             stall_after: Duration::from_secs(30),
+            state_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
         }
     }
 }
