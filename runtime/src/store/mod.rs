@@ -37,7 +37,7 @@ const NEXT_FAILURE_ID: &str = "failed.next_id";
 /// projection's process memory grow to the size of its whole state file;
 /// this keeps the hot pages of a fold and of lookups, and the rest is read
 /// back from the operating system's page cache.
-pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -76,7 +76,7 @@ impl Default for WorkerConfig {
         Self {
             batch_max_events: 1000,
             batch_linger: Duration::ZERO,
-            commit_max_events: 20_000,
+            commit_max_events: 5_000,
             commit_max_delay: Duration::from_millis(100),
             sync_interval: Duration::from_millis(1000),
             snapshots: None,
