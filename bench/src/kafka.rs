@@ -1,6 +1,10 @@
-//! Scenario: order-totals reading Kafka (a Tansu broker started here) vs a
-//! bare rdkafka consumer that only counts the same messages.
+//! Scenario B: order-totals reading Kafka (a Tansu broker started here) vs a
+//! bare rdkafka consumer that only counts the same messages, and vs Quix
+//! Streams (`bench/quix/order_totals.py`, installed by
+//! `scripts/install-quix.sh`) doing the same fold over the same topic, whose
+//! final per-customer totals must equal Projector's `customer/*` state.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -13,9 +17,11 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use projector::registry::Sources;
 use projector::source::{EmbeddedLog, KafkaConfig, KafkaSource, Source};
+use projector::store::StateStore;
+use serde::Deserialize;
 
 use crate::Args;
-use crate::common::{order_events, run_wasm};
+use crate::common::{order_events, run_wasm, state_file};
 use crate::report::{Report, Row, thousands};
 
 /// Partitions of the topic, as the issue's scenario B has it.
@@ -44,9 +50,38 @@ fn tansu() -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
 
+/// The command that installs Quix Streams, named when it fails.
+const QUIX_INSTALL: &str = "scripts/install-quix.sh";
+/// The Quix version pinned in scripts/quix/requirements.txt.
+const QUIX_VERSION: &str = "3.28.1";
+
+/// The Python of the venv Quix Streams is installed in
+/// (`PROJECTOR_QUIX_PYTHON` to use another one).
+fn quix_python() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PROJECTOR_QUIX_PYTHON") {
+        return Ok(PathBuf::from(path));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(QUIX_INSTALL);
+    let failed = || {
+        format!(
+            "Quix Streams is not installed and `{QUIX_INSTALL}` failed; run it by hand (it needs python3 with venv and PyPI) and see its output"
+        )
+    };
+    let output = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(failed)?;
+    ensure!(output.status.success(), failed());
+    Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
+}
+
 pub fn run(args: &Args, report: &mut Report) -> Result<()> {
     let events = args.events_or(1_000_000);
     let config = args.worker_config();
+    // First, so that a missing install fails the scenario at once.
+    let python = quix_python()?;
     let dir = tempfile::tempdir()?;
     let dir = dir.path();
     let log = EmbeddedLog::open(&dir.join("log.redb"), 1)?;
@@ -88,7 +123,12 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
             "--partitions",
             &PARTITIONS.to_string(),
         ])
-        .args(["--broker", &url, "--config", "retention.ms=604800000"])
+        .args(["--broker", &url])
+        // Quix Streams reads these three from the topic's configuration
+        // (for its repartition and changelog topics) and fails without them.
+        .args(["--config", "retention.ms=604800000"])
+        .args(["--config", "retention.bytes=-1"])
+        .args(["--config", "cleanup.policy=delete"])
         .stdout(Stdio::null())
         .status()?;
     ensure!(created.success(), "creating the topic failed");
@@ -122,8 +162,18 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         kafka: Some(kafka),
     };
     let wasm_secs = run_wasm(sources, dir, "kafka-state", &config, events)?;
-
     log.shutdown();
+
+    let quix = run_quix(&python, &bootstrap, events, dir)?;
+    let projector = customers(&state_file(&dir.join("kafka-state"), "order-totals")?)?;
+    ensure!(
+        quix.customers == projector,
+        "Quix Streams and Projector disagree: {}",
+        first_difference(&quix.customers, &projector)
+    );
+    let quix_secs = quix.last_message - quix.first_message;
+    let quix_startup = quix.first_message - quix.started;
+
     let rate = |secs: f64| events as f64 / secs;
     eprintln!(
         "B: produced {events} events in {produce_secs:.2}s ({:.0}/s)",
@@ -141,7 +191,126 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         target: ">= 0.7 of the bare consumer".into(),
         met: Some(bare_secs / wasm_secs >= 0.7),
     });
+    eprintln!(
+        "B: Quix Streams start-up (process start to first message) {quix_startup:.1}s, first to last message {quix_secs:.2}s; {} customers equal to Projector's",
+        projector.len()
+    );
+    report.add(Row {
+        scenario: "B",
+        case: format!(
+            "Kafka (Tansu) {events} events, {PARTITIONS} partitions, order-totals vs Quix Streams (state equal, {} customers)",
+            thousands(projector.len() as f64)
+        ),
+        measured: format!("{} events/s", thousands(rate(wasm_secs))),
+        baseline: format!(
+            "Quix Streams {QUIX_VERSION} (RocksDB state, group_by customer) {} events/s first to last message; its start-up of {quix_startup:.1}s not counted",
+            thousands(rate(quix_secs))
+        ),
+        ratio: Some(quix_secs / wasm_secs),
+        target: String::new(),
+        met: None,
+    });
     Ok(())
+}
+
+/// What `bench/quix/order_totals.py` writes: wall-clock times (Unix
+/// seconds) and every customer's final totals.
+#[derive(Deserialize)]
+struct QuixResult {
+    started: f64,
+    first_message: f64,
+    last_message: f64,
+    customers: BTreeMap<String, Totals>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+struct Totals {
+    orders: u64,
+    total_cents: u64,
+}
+
+/// Runs the Quix Streams app over the topic until it has processed
+/// `events`, state and output under `dir`.
+fn run_quix(python: &Path, bootstrap: &str, events: u64, dir: &Path) -> Result<QuixResult> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("quix/order_totals.py");
+    let out = dir.join("quix.json");
+    let log = dir.join("quix.log");
+    let mut child = Command::new(python)
+        .args(["-W", "ignore"])
+        .arg(&script)
+        .args(["--broker", bootstrap, "--topic", "orders"])
+        .args(["--events", &events.to_string()])
+        .arg("--state-dir")
+        .arg(dir.join("quix-state"))
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", python.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("Quix Streams did not finish in 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if !status.success() {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        bail!(
+            "Quix Streams ({}) failed ({status}):\n{}",
+            script.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    let text = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", out.display()))
+}
+
+/// The `customer/<id>` records of a Projector state file, by id.
+fn customers(path: &Path) -> Result<BTreeMap<String, Totals>> {
+    const PREFIX: &[u8] = b"customer/";
+    let store = StateStore::open(path)?;
+    let reader = store.reader()?;
+    let mut found = BTreeMap::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = reader.scan(PREFIX, after.as_deref(), 10_000)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (key, value) in page {
+            let id = String::from_utf8(key[PREFIX.len()..].to_vec())?;
+            found.insert(id, serde_json::from_slice(&value)?);
+        }
+    }
+    ensure!(
+        !found.is_empty(),
+        "no customer/* state in {}",
+        path.display()
+    );
+    Ok(found)
+}
+
+/// The first customer on which two sets of totals differ, for the error.
+fn first_difference(a: &BTreeMap<String, Totals>, b: &BTreeMap<String, Totals>) -> String {
+    let ids = a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>();
+    ids.into_iter()
+        .find(|id| a.get(*id) != b.get(*id))
+        .map_or_else(
+            || "no difference".to_owned(),
+            |id| format!("customer {id}: {:?} vs {:?}", a.get(id), b.get(id)),
+        )
 }
 
 /// Assigns every partition from the beginning and counts messages.
