@@ -15,13 +15,14 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use projector::event::Offsets;
 use projector::registry::Sources;
-use projector::source::{EmbeddedLog, KafkaConfig, KafkaSource, Source};
+use projector::source::{EmbeddedLog, KafkaConfig, KafkaSource, Source, TopicBinding};
 use projector::store::StateStore;
 use serde::Deserialize;
 
 use crate::Args;
-use crate::common::{order_events, run_wasm, state_file};
+use crate::common::{append_orders, order_events, run_wasm, state_file};
 use crate::report::{Report, Row, thousands};
 
 /// Partitions of the topic, as the scenario B has it.
@@ -155,24 +156,39 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
     producer.flush(Duration::from_secs(300))?;
     let produce_secs = started.elapsed().as_secs_f64();
 
-    let bare_secs = bare_consumer(&bootstrap, events)?;
+    // On named threads, so that a profile tells the two apart.
+    let bare_secs = on_thread("bare-consumer", {
+        let bootstrap = bootstrap.clone();
+        move || bare_consumer(&bootstrap, events)
+    })?;
+    let batch = config.batch_max_events;
+    let source_secs = on_thread("kafka-source", {
+        let bootstrap = bootstrap.clone();
+        move || source_alone(&bootstrap, events, batch)
+    })?;
     let kafka: Arc<dyn Source> = Arc::new(KafkaSource::new(KafkaConfig::new(bootstrap.clone()))?);
     let sources = Sources {
         embedded: Arc::new(log.clone()),
         kafka: Some(kafka),
     };
     let wasm_secs = run_wasm(sources, dir, "kafka-state", &config, events)?;
-    log.shutdown();
-
-    let quix = run_quix(&python, &bootstrap, events, dir)?;
     let projector = customers(&state_file(&dir.join("kafka-state"), "order-totals")?)?;
+
+    // The same fold over the same events from the embedded log: what the
+    // Kafka source itself costs.
+    append_orders(&log, events, CUSTOMERS)?;
+    let sources = Sources {
+        embedded: Arc::new(log.clone()),
+        kafka: None,
+    };
+    let embedded_secs = run_wasm(sources, dir, "embedded-state", &config, events)?;
+    log.shutdown();
+    let embedded = customers(&state_file(&dir.join("embedded-state"), "order-totals")?)?;
     ensure!(
-        quix.customers == projector,
-        "Quix Streams and Projector disagree: {}",
-        first_difference(&quix.customers, &projector)
+        embedded == projector,
+        "Projector from Kafka and from the embedded log disagree: {}",
+        first_difference(&embedded, &projector)
     );
-    let quix_secs = quix.last_message - quix.first_message;
-    let quix_startup = quix.first_message - quix.started;
 
     let rate = |secs: f64| events as f64 / secs;
     eprintln!(
@@ -191,6 +207,41 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         target: ">= 0.7 of the bare consumer".into(),
         met: Some(bare_secs / wasm_secs >= 0.7),
     });
+    report.add(Row {
+        scenario: "B",
+        case: format!(
+            "where the time goes: the same fold of the same {events} events from the embedded log (1 partition)"
+        ),
+        measured: format!("Kafka {} events/s", thousands(rate(wasm_secs))),
+        baseline: format!("embedded log {} events/s", thousands(rate(embedded_secs))),
+        ratio: Some(embedded_secs / wasm_secs),
+        target: String::new(),
+        met: None,
+    });
+    report.add(Row {
+        scenario: "B",
+        case: format!(
+            "where the time goes: Projector's Kafka source alone (poll_batch of {} into events, no fold)",
+            config.batch_max_events
+        ),
+        measured: format!("{} events/s", thousands(rate(source_secs))),
+        baseline: format!(
+            "bare rdkafka consumer (count only) {} events/s",
+            thousands(rate(bare_secs))
+        ),
+        ratio: Some(bare_secs / source_secs),
+        target: String::new(),
+        met: None,
+    });
+    let quix = run_quix(&python, &bootstrap, events, dir)?;
+    ensure!(
+        quix.customers == projector,
+        "Quix Streams and Projector disagree: {}",
+        first_difference(&quix.customers, &projector)
+    );
+    let quix_secs = quix.last_message - quix.first_message;
+    let quix_startup = quix.first_message - quix.started;
+
     eprintln!(
         "B: Quix Streams start-up (process start to first message) {quix_startup:.1}s, first to last message {quix_secs:.2}s; {} customers equal to Projector's",
         projector.len()
@@ -311,6 +362,36 @@ fn first_difference(a: &BTreeMap<String, Totals>, b: &BTreeMap<String, Totals>) 
             || "no difference".to_owned(),
             |id| format!("customer {id}: {:?} vs {:?}", a.get(id), b.get(id)),
         )
+}
+
+fn on_thread(name: &str, run: impl FnOnce() -> Result<f64> + Send + 'static) -> Result<f64> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(run)?
+        .join()
+        .map_err(|_| anyhow::anyhow!("{name} panicked"))?
+}
+
+/// Projector's Kafka source without a worker: subscribes from the
+/// beginning and reads batches of `batch` events until it has `events`.
+fn source_alone(bootstrap: &str, events: u64, batch: usize) -> Result<f64> {
+    let source = KafkaSource::new(KafkaConfig::new(bootstrap))?;
+    let topics = [TopicBinding {
+        logical: "orders".into(),
+        physical: "orders".into(),
+    }];
+    let started = Instant::now();
+    let mut subscription = source.subscribe("bench-source", &topics, &Offsets::default())?;
+    let mut out = Vec::with_capacity(batch);
+    let mut count = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while count < events {
+        out.clear();
+        subscription.poll_batch(batch, Duration::from_millis(100), &mut out)?;
+        count += out.len() as u64;
+        ensure!(Instant::now() < deadline, "Kafka source stalled at {count}");
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Assigns every partition from the beginning and counts messages.
