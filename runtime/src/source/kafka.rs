@@ -79,7 +79,15 @@ impl KafkaConfig {
             // Positions below the log start (deleted by retention) restart
             // at the earliest retained offset; status warns about the gap.
             .set("auto.offset.reset", "earliest")
-            .set("reconnect.backoff.max.ms", "2000");
+            .set("reconnect.backoff.max.ms", "2000")
+            // When the prefetch queue is full (queued.min.messages or
+            // queued.max.messages.kbytes), librdkafka stops fetching for this
+            // long (default 1000 ms). A reader faster than about 300k events/s
+            // drains the queue well within that and then waits with nothing
+            // to read: reading 1M events from 8 partitions spent 2/3 of its
+            // time in such stalls. 100 ms ends them; shorter only adds small
+            // fetches (broker CPU) without making a fold faster.
+            .set("fetch.queue.backoff.ms", "100");
         for (key, value) in &self.properties {
             config.set(key, value);
         }
