@@ -41,10 +41,18 @@ impl Offsets {
     }
 
     pub fn set(&mut self, topic: &str, partition: u32, next: u64) {
-        self.0
-            .entry(topic.to_owned())
-            .or_default()
-            .insert(partition, next);
+        // Called once per event: allocate the topic name only the first time.
+        match self.0.get_mut(topic) {
+            Some(parts) => {
+                parts.insert(partition, next);
+            }
+            None => {
+                self.0
+                    .entry(topic.to_owned())
+                    .or_default()
+                    .insert(partition, next);
+            }
+        }
     }
 
     /// Every (topic, partition, next offset), in order.
@@ -76,5 +84,17 @@ mod tests {
         target.set("orders", 1, 1);
         assert!(!reached.reached(&target));
         assert_eq!(reached.get("orders", 1), 0);
+    }
+
+    #[test]
+    fn set_moves_a_known_partition_and_adds_new_topics() {
+        let mut offsets = Offsets::default();
+        offsets.set("orders", 0, 5);
+        offsets.set("orders", 0, 7);
+        offsets.set("payments", 2, 1);
+        assert_eq!(
+            offsets.iter().collect::<Vec<_>>(),
+            [("orders", 0, 7), ("payments", 2, 1)]
+        );
     }
 }
