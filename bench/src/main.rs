@@ -66,6 +66,10 @@ pub struct Args {
     /// and its baseline (the worker's `commit_max_events`).
     #[arg(long, default_value_t = WorkerConfig::default().commit_max_events)]
     commit_events: usize,
+    /// redb page cache per state file in MiB, for every fold and its
+    /// baseline (the runtime's `state_cache_mb`).
+    #[arg(long, default_value_t = projector::store::DEFAULT_CACHE_BYTES >> 20)]
+    state_cache_mb: usize,
     /// Only scenario B (kept from before the suite).
     #[arg(long, conflicts_with_all = ["languages", "scenarios"])]
     kafka: bool,
@@ -99,6 +103,7 @@ impl Args {
         WorkerConfig {
             batch_max_events: self.batch,
             commit_max_events: self.commit_events,
+            state_cache_bytes: self.state_cache_mb << 20,
             batch_linger: Duration::ZERO,
             sync_interval: Duration::from_secs(1),
             // Measure the fold alone, as the native baseline has no snapshots.
