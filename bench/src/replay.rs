@@ -203,10 +203,8 @@ pub fn run_native(
     config: &WorkerConfig,
     events: u64,
 ) -> Result<f64> {
-    let store = StateStore::open_with_cache(
-        &dir.join("native/state.redb"),
-        config.state_cache_bytes,
-    )?;
+    let store =
+        StateStore::open_with_cache(&dir.join("native/state.redb"), config.state_cache_bytes)?;
     let topics = [TopicBinding {
         logical: "orders".into(),
         physical: "orders".into(),

@@ -129,6 +129,8 @@ pub struct FileConfig {
     pub state_cache_mb: Option<usize>,
     /// MiB of redb page cache for the embedded log.
     pub log_cache_mb: Option<usize>,
+    /// Nice value (0-19) of the threads that fold events.
+    pub worker_nice: Option<i32>,
 }
 
 /// `[snapshots]`: periodic snapshots of every projection version.
@@ -386,6 +388,7 @@ impl Config {
                     .map_or(defaults.worker.state_cache_bytes, |mb| {
                         mb.saturating_mul(1 << 20)
                     }),
+                worker_nice: file.worker_nice.unwrap_or(defaults.worker.worker_nice),
             },
             log_cache_bytes: file
                 .log_cache_mb
@@ -436,6 +439,13 @@ impl Config {
                 "max_request_bytes",
                 self.max_request_bytes.to_string(),
                 "allow at least 1024 bytes",
+            ));
+        }
+        if !(0..=19).contains(&self.worker.worker_nice) {
+            return Err(invalid(
+                "worker_nice",
+                self.worker.worker_nice.to_string(),
+                "use 0 (same priority as queries) to 19 (lowest)",
             ));
         }
         // Settings where zero can only be a mistake.

@@ -4,6 +4,7 @@
 //! the async runtime or another projection.
 
 mod policy;
+mod priority;
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -56,6 +57,9 @@ pub struct WorkerConfig {
     pub stall_after: Duration,
     /// redb's page cache of each state file (`state_cache_mb`).
     pub state_cache_bytes: usize,
+    /// Nice value of the worker, commit and snapshot threads (0-19; 0 leaves
+    /// them at the process's priority): folding yields the CPU to queries.
+    pub worker_nice: i32,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -85,6 +89,7 @@ impl Default for WorkerConfig {
             limits: Limits::default(),
             stall_after: Duration::from_secs(30),
             state_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            worker_nice: 10,
         }
     }
 }
@@ -104,6 +109,7 @@ pub fn spawn(
                 version = %projection.module.short_hash()
             );
             let _entered = span.enter();
+            priority::lower_this_thread(config.worker_nice);
             let ended = |message: String| {
                 projection.refuse_retries(&message);
                 tracing::error!("{message}");
@@ -223,6 +229,7 @@ type CommitInbox = SyncSender<(CommitJob, SyncSender<CommitOutcome>)>;
 fn spawn_committer(
     store: Arc<crate::store::StateStore>,
     name: &str,
+    nice: i32,
 ) -> std::io::Result<CommitInbox> {
     let (jobs, inbox) = std::sync::mpsc::sync_channel::<(CommitJob, SyncSender<CommitOutcome>)>(1);
     let span = tracing::Span::current();
@@ -230,6 +237,7 @@ fn spawn_committer(
         .name(format!("commit-{name}"))
         .spawn(move || {
             let _entered = span.enter();
+            priority::lower_this_thread(nice);
             for (job, done) in inbox {
                 let started = Instant::now();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -302,8 +310,12 @@ impl<'a> Worker<'a> {
             .map_err(|e| format!("cannot open the source: {e}"))?;
         projection.set_source_status(subscription.status());
         let events_applied = reader.events_applied().map_err(|e| e.to_string())?;
-        let committer = spawn_committer(projection.store.clone(), projection.name())
-            .map_err(|e| format!("cannot start the commit thread: {e}"))?;
+        let committer = spawn_committer(
+            projection.store.clone(),
+            projection.name(),
+            config.worker_nice,
+        )
+        .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Self {
             positions,
             events_applied,
@@ -518,10 +530,12 @@ impl<'a> Worker<'a> {
             module.hash.clone(),
             module.descriptor.state_version,
         );
+        let nice = self.config.worker_nice;
         let spawned = std::thread::Builder::new()
             .name(format!("snapshot-{name}"))
             .spawn(move || {
                 let _entered = span.enter();
+                priority::lower_this_thread(nice);
                 let version = crate::snapshot::ProjectionVersion {
                     name: &name,
                     hash: &hash,
@@ -618,8 +632,11 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Whether the pending batches commit now: the source has nothing more
+    /// (a batch that is not full, at the head: Kafka also hands over short
+    /// batches mid-backlog, as fetches arrive), or enough is pending.
     fn commit_due(&self, batch_len: usize) -> bool {
-        batch_len < self.config.batch_max_events
+        (batch_len < self.config.batch_max_events && self.subscription.at_head())
             || self.pending.events >= self.config.commit_max_events as u64
             || self
                 .pending
