@@ -30,6 +30,15 @@ fn recorder_server(bootstrap: &str, topics: [&str; 3], extra: &[&str]) -> Server
     server.args(&["--kafka", bootstrap]).args(extra).start()
 }
 
+/// A config file committing every batch on its own: with one event per
+/// batch, the backlog then lasts long enough to be interrupted (the
+/// default coalescing folds 20,000 events before a swap can land).
+fn commit_every_batch() -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "commit_max_events = 1\n").unwrap();
+    file
+}
+
 fn logical_of(topics: [&str; 3]) -> impl Fn(&str) -> String {
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     move |real: &str| format!("t{}", topics.iter().position(|t| t == real).unwrap() + 1)
@@ -345,7 +354,17 @@ fn shutdown_mid_backlog_is_bounded_and_resumes_exactly() {
         producer.send(event);
     }
     producer.flush();
-    let mut server = recorder_server(&tansu.bootstrap, topics, &["--batch-max-events", "1"]);
+    let config = commit_every_batch();
+    let mut server = recorder_server(
+        &tansu.bootstrap,
+        topics,
+        &[
+            "--batch-max-events",
+            "1",
+            "--config",
+            config.path().to_str().unwrap(),
+        ],
+    );
     server.wait_for("recorder", "first events", |i| {
         i["events_applied"].as_u64() > Some(0)
     });
@@ -576,7 +595,17 @@ fn hot_swap_and_removal_with_unread_kafka_messages_do_not_hang() {
         producer.send(event);
     }
     producer.flush();
-    let server = recorder_server(&tansu.bootstrap, topics, &["--batch-max-events", "1"]);
+    let config = commit_every_batch();
+    let server = recorder_server(
+        &tansu.bootstrap,
+        topics,
+        &[
+            "--batch-max-events",
+            "1",
+            "--config",
+            config.path().to_str().unwrap(),
+        ],
+    );
     server.wait_for("recorder", "first events", |i| {
         i["events_applied"].as_u64() > Some(0)
     });
