@@ -14,6 +14,7 @@ use projector::wasm::{Limits, WasmHost};
 use crate::Args;
 use crate::common::append_orders;
 use crate::report::{Report, Row, thousands};
+use crate::server::order_totals_copies;
 
 const CUSTOMERS: u64 = 10_000;
 const COUNTS: [usize; 4] = [1, 2, 4, 8];
@@ -32,18 +33,7 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
     for count in COUNTS {
         let run_dir = dir.path().join(format!("n{count}"));
         let modules = run_dir.join("modules");
-        std::fs::create_dir_all(&modules)?;
-        let names: Vec<String> = (0..count).map(|i| format!("order-totals-{i}")).collect();
-        for name in &names {
-            std::fs::write(
-                modules.join(format!("{name}.toml")),
-                format!("name = \"{name}\"\n"),
-            )?;
-            std::fs::copy(
-                projector_test_guests::ORDER_TOTALS,
-                modules.join(format!("{name}.wasm")),
-            )?;
-        }
+        let names = order_totals_copies(&modules, count)?;
         // Compile once before timing: the cache serves every copy.
         host.load(&modules.join(format!("{}.wasm", names[0])))?;
         let started = Instant::now();
