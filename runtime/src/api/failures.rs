@@ -2,7 +2,7 @@
 //! policy kept instead of halting (dead-lettered, parked, skipped), and the
 //! retry that re-drives them through the serving version.
 
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use axum::Json;
@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 
-use super::{ApiError, AppState, blocking, body_or_error, key_json, projection, value_json};
-use crate::projection::Status;
+use super::{ApiError, AppState, blocking, key_json, optional_json_body, projection, value_json};
+use crate::projection::{SharedProjection, Status};
 use crate::registry::{ResumeError, ResumeRequest};
 use crate::store::{FailedEvent, FailureKind};
 
@@ -131,42 +131,13 @@ pub(super) async fn retry(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let projection = projection(&state, &name)?;
-    match projection.status() {
-        Status::Running | Status::Starting | Status::Paused { .. } => {}
-        status => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_running",
-                format!(
-                    "projection {name:?} is {}, so nothing can run its failed events; deploy a module that loads (or restart it) and retry",
-                    status.label()
-                ),
-            ));
-        }
-    }
+    require_worker(
+        &projection,
+        "nothing can run its failed events; deploy a module that loads (or restart it) and retry",
+    )?;
     let report = projection.request_retry();
     blocking(move || {
-        let outcome = report.recv_timeout(RETRY_WAIT).map_err(|e| match e {
-            RecvTimeoutError::Timeout => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "retry_pending",
-                format!(
-                    "the retry did not finish within {} s; it goes on, check GET /v1/projections/{}/dead-letters",
-                    RETRY_WAIT.as_secs(),
-                    projection.name()
-                ),
-            ),
-            RecvTimeoutError::Disconnected => ApiError::new(
-                StatusCode::CONFLICT,
-                "not_running",
-                format!(
-                    "projection {:?} stopped before running the retry; check its status",
-                    projection.name()
-                ),
-            ),
-        })?;
-        let report = outcome
-            .map_err(|message| ApiError::new(StatusCode::CONFLICT, "retry_failed", message))?;
+        let report = worker_reply(report, &projection, WorkerRequest::Retry)?;
         let counts = projection.store.reader()?.failure_counts()?;
         Ok(Json(json!({
             "projection": projection.name(),
@@ -211,17 +182,8 @@ pub(super) async fn resume(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body_or_error(body)?;
-    let request: ResumeBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ResumeBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                "bad_body",
-                format!("expected {{\"skip\": bool, \"reason\": str}} (both optional): {e}"),
-            )
-        })?
-    };
+    let request: ResumeBody =
+        optional_json_body(body, r#"{"skip": bool, "reason": str} (both optional)"#)?;
     if request
         .reason
         .as_ref()
@@ -292,54 +254,15 @@ pub(super) async fn purge(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body_or_error(body)?;
-    let request: PurgeBody = if body.iter().all(u8::is_ascii_whitespace) {
-        PurgeBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                "bad_body",
-                format!("expected {{\"keep\": N}} (optional, default 0): {e}"),
-            )
-        })?
-    };
+    let request: PurgeBody = optional_json_body(body, r#"{"keep": N} (optional, default 0)"#)?;
     let projection = projection(&state, &name)?;
-    match projection.status() {
-        Status::Running | Status::Starting | Status::Paused { .. } => {}
-        status => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_running",
-                format!(
-                    "projection {name:?} is {}, so its records cannot be purged now (the worker writes them); resume it first (`projector resume`)",
-                    status.label()
-                ),
-            ));
-        }
-    }
+    require_worker(
+        &projection,
+        "its records cannot be purged now (the worker writes them); resume it first (`projector resume`)",
+    )?;
     let removed = projection.request_purge(request.keep);
     blocking(move || {
-        let outcome = removed.recv_timeout(RETRY_WAIT).map_err(|e| match e {
-            RecvTimeoutError::Timeout => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "purge_pending",
-                format!(
-                    "the purge did not finish within {} s; it goes on, check GET /v1/projections/{}/dead-letters",
-                    RETRY_WAIT.as_secs(),
-                    projection.name()
-                ),
-            ),
-            RecvTimeoutError::Disconnected => ApiError::new(
-                StatusCode::CONFLICT,
-                "not_running",
-                format!(
-                    "projection {:?} stopped before running the purge; check its status",
-                    projection.name()
-                ),
-            ),
-        })?;
-        let removed = outcome
-            .map_err(|message| ApiError::new(StatusCode::CONFLICT, "purge_failed", message))?;
+        let removed = worker_reply(removed, &projection, WorkerRequest::Purge)?;
         let counts = projection.store.reader()?.failure_counts()?;
         Ok(Json(json!({
             "projection": projection.name(),
@@ -348,4 +271,75 @@ pub(super) async fn purge(
         })))
     })
     .await
+}
+
+/// Requests that only a running worker can serve (it owns the write side
+/// of the state): refused with `why` otherwise.
+fn require_worker(projection: &SharedProjection, why: &str) -> Result<(), ApiError> {
+    match projection.status() {
+        Status::Running | Status::Starting | Status::Paused { .. } => Ok(()),
+        status => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_running",
+            format!(
+                "projection {:?} is {}, so {why}",
+                projection.name(),
+                status.label()
+            ),
+        )),
+    }
+}
+
+/// A request the worker serves between batches.
+#[derive(Clone, Copy)]
+enum WorkerRequest {
+    Retry,
+    Purge,
+}
+
+impl WorkerRequest {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Retry => "retry",
+            Self::Purge => "purge",
+        }
+    }
+
+    /// Error codes for a timeout (the worker goes on with it) and a refusal.
+    fn codes(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Retry => ("retry_pending", "retry_failed"),
+            Self::Purge => ("purge_pending", "purge_failed"),
+        }
+    }
+}
+
+/// Waits for the worker's answer to a request.
+fn worker_reply<T>(
+    reply: Receiver<Result<T, String>>,
+    projection: &SharedProjection,
+    request: WorkerRequest,
+) -> Result<T, ApiError> {
+    let action = request.name();
+    let (pending, failed) = request.codes();
+    let outcome = reply.recv_timeout(RETRY_WAIT).map_err(|e| match e {
+        RecvTimeoutError::Timeout => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            pending,
+            format!(
+                "the {action} did not finish within {} s; it goes on, check GET /v1/projections/{}/dead-letters",
+                RETRY_WAIT.as_secs(),
+                projection.name()
+            ),
+        ),
+        RecvTimeoutError::Disconnected => ApiError::new(
+            StatusCode::CONFLICT,
+            "not_running",
+            format!(
+                "projection {:?} stopped before running the {action}; check its status",
+                projection.name()
+            ),
+        ),
+    })?;
+    outcome.map_err(|message| ApiError::new(StatusCode::CONFLICT, failed, message))
 }

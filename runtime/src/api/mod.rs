@@ -706,6 +706,29 @@ async fn scan_state(
     .await
 }
 
+/// A request body that must be the JSON `expected` describes.
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let body = body_or_error(body)?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_body", format!("expected {expected}: {e}")))
+}
+
+/// Like [`json_body`], where every field is optional: an empty body means
+/// all defaults, so `curl -X POST` with no body works.
+fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    body: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let bytes = body_or_error(body)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    json_body(Ok(bytes), expected)
+}
+
 fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -829,10 +852,7 @@ async fn create_topic(
     Path(topic): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body_or_error(body)?;
-    let request: CreateTopic = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("bad_body", format!("expected {{\"partitions\": N}}: {e}"))
-    })?;
+    let request: CreateTopic = json_body(body, "{\"partitions\": N}")?;
     blocking(move || {
         state
             .log

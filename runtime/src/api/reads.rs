@@ -24,7 +24,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, blocking, body_or_error, key_json, projection, value_json};
+use super::{ApiError, AppState, blocking, json_body, key_json, projection, value_json};
 use crate::event::Offsets;
 use crate::projection::{QueryFailure, SharedProjection};
 use crate::reads::history::{self, HistoryError, PastState};
@@ -282,15 +282,10 @@ pub(super) async fn consistent_read(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body_or_error(body)?;
-    let request: ReadRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "bad_body",
-            format!(
-                "expected {{\"reads\": [{{\"projection\": ..., \"key\"|\"prefix\"|\"query\": ...}}], \"min_offsets\"?: ..., \"wait_ms\"?: ...}}: {e}"
-            ),
-        )
-    })?;
+    let request: ReadRequest = json_body(
+        body,
+        r#"{"reads": [{"projection": ..., "key"|"prefix"|"query": ...}], "min_offsets"?: ..., "wait_ms"?: ...}"#,
+    )?;
     if request.reads.is_empty() || request.reads.len() > MAX_READS {
         return Err(ApiError::bad_request(
             "bad_read",
