@@ -395,46 +395,6 @@ fn entry_of(dir: &Path, bytes: &[u8]) -> PathBuf {
         .unwrap_or_else(|| panic!("no entry {hash}... in {}", dir.display()))
 }
 
-/// A core module that counts its `projector_handle` calls in a global and
-/// stores the count (raw little-endian u32) under `calls`: its state
-/// depends on how the events were cut into calls.
-fn call_counter() -> Vec<u8> {
-    let descriptor = json!({
-        "name": "call-counter", "version": "1", "sources": ["orders"],
-        "state_version": 1, "queries": [],
-    })
-    .to_string();
-    let text = r#"
-(module
-  (import "projector" "state_put" (func $put (param i32 i32 i32 i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "calls")
-  (data (i32.const 256) "$DESCRIPTOR")
-  (global $heap (mut i32) (i32.const 4096))
-  (global $calls (mut i32) (i32.const 0))
-  (func (export "projector_abi_version") (result i32) (i32.const 1))
-  (func (export "projector_alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
-    (local.get $p))
-  (func (export "projector_describe") (result i64)
-    (i64.or (i64.shl (i64.const 256) (i64.const 32)) (i64.const $DESCRIPTOR_LEN)))
-  (func (export "projector_handle") (param i32 i32) (result i64)
-    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
-    (i32.store (i32.const 32) (global.get $calls))
-    (call $put (i32.const 16) (i32.const 5) (i32.const 32) (i32.const 4))
-    (global.set $heap (i32.const 4096))
-    (i64.const 0))
-  (func (export "projector_query") (param i32 i32 i32 i32) (result i64)
-    (i64.const 0))
-)
-"#
-    .replace("$DESCRIPTOR_LEN", &descriptor.len().to_string())
-    .replace("$DESCRIPTOR", &descriptor.replace('"', "\\\""));
-    wat::parse_str(text).unwrap()
-}
-
 /// The determinism check runs the events again cut into other batches and
 /// with new instances at other points, as a replay may: a module that keeps
 /// a count in a global (per instance, or per call) comes out different, and
@@ -444,7 +404,7 @@ fn state_kept_in_a_global_is_reported_as_not_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let (events, _) = orders();
     let calls = dir.path().join("call-counter.wasm");
-    std::fs::write(&calls, call_counter()).unwrap();
+    std::fs::write(&calls, common::core_counter::call_counter()).unwrap();
     // `last` (the last offset) is the same in every run; `seen` and
     // `calls` are not.
     for (module, key) in [(GLOBAL_COUNTER, "seen"), (path(&calls), "calls")] {

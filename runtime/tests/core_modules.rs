@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::core_counter::{COUNTER, counter};
+use common::core_counter::{COUNTER, PRELUDE, counter};
 use common::{Server, events_file};
 use serde_json::json;
 
@@ -58,6 +58,7 @@ fn core_modules_that_break_the_abi_are_rejected_or_contained() {
         "missing.wasm",
         &wat::parse_str(
             missing
+                .replace("$PRELUDE", PRELUDE)
                 .replace("$DESCRIPTOR_LEN", "2")
                 .replace("$DESCRIPTOR", "{}")
                 .replace("$HANDLE_RESULT", "(i64.const 0)"),

@@ -7,12 +7,9 @@ use serde_json::json;
 /// query `count` answers the decimal count. `counter`'s `handle_result` is
 /// what `projector_handle` returns: `(i64.const 0)` for success, or e.g. a
 /// pointer far outside memory.
-pub const COUNTER: &str = r#"
-(module
-  (import "projector" "state_get" (func $get (param i32 i32 i32 i32) (result i64)))
-  (import "projector" "state_put" (func $put (param i32 i32 i32 i32)))
-  (memory (export "memory") 2)
-  (data (i32.const 16) "ncount")
+/// The ABI's fixed part of every guest here: version, a bump allocator
+/// reset after each call, and the descriptor (JSON at address 256).
+pub const PRELUDE: &str = r#"
   (data (i32.const 256) "$DESCRIPTOR")
   (global $heap (mut i32) (i32.const 4096))
   (func (export "projector_abi_version") (result i32) (i32.const 1))
@@ -22,7 +19,15 @@ pub const COUNTER: &str = r#"
     (global.set $heap (i32.add (global.get $heap) (local.get $n)))
     (local.get $p))
   (func (export "projector_describe") (result i64)
-    (i64.or (i64.shl (i64.const 256) (i64.const 32)) (i64.const $DESCRIPTOR_LEN)))
+    (i64.or (i64.shl (i64.const 256) (i64.const 32)) (i64.const $DESCRIPTOR_LEN)))"#;
+
+pub const COUNTER: &str = r#"
+(module
+  (import "projector" "state_get" (func $get (param i32 i32 i32 i32) (result i64)))
+  (import "projector" "state_put" (func $put (param i32 i32 i32 i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 16) "ncount")
+$PRELUDE
   ;; Writes the decimal digits of $v so that they end at $end; returns the start.
   (func $itoa (param $v i64) (param $end i32) (result i32)
     (local $p i32)
@@ -59,15 +64,49 @@ pub const COUNTER: &str = r#"
 )
 "#;
 
+/// Counts the calls (not the events) in a global and stores the count
+/// under `calls`: the state depends on how events were cut into calls, so
+/// `projector test`'s determinism check must flag it.
+const CALL_COUNTER: &str = r#"
+(module
+  (import "projector" "state_put" (func $put (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "calls")
+$PRELUDE
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "projector_handle") (param i32 i32) (result i64)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (i32.store (i32.const 32) (global.get $calls))
+    (call $put (i32.const 16) (i32.const 5) (i32.const 32) (i32.const 4))
+    (global.set $heap (i32.const 4096))
+    (i64.const 0))
+  (func (export "projector_query") (param i32 i32 i32 i32) (result i64)
+    (i64.const 0))
+)
+"#;
+
 pub fn counter(name: &str, handle_result: &str) -> Vec<u8> {
+    assemble(
+        &COUNTER.replace("$HANDLE_RESULT", handle_result),
+        name,
+        &["count"],
+    )
+}
+
+pub fn call_counter() -> Vec<u8> {
+    assemble(CALL_COUNTER, "call-counter", &[])
+}
+
+/// Fills in the prelude and a descriptor for `name` reading `orders`.
+fn assemble(text: &str, name: &str, queries: &[&str]) -> Vec<u8> {
     let descriptor = json!({
         "name": name, "version": "1", "sources": ["orders"],
-        "state_version": 1, "queries": ["count"],
+        "state_version": 1, "queries": queries,
     })
     .to_string();
-    let text = COUNTER
+    let text = text
+        .replace("$PRELUDE", PRELUDE)
         .replace("$DESCRIPTOR_LEN", &descriptor.len().to_string())
-        .replace("$DESCRIPTOR", &descriptor.replace('"', "\\\""))
-        .replace("$HANDLE_RESULT", handle_result);
+        .replace("$DESCRIPTOR", &descriptor.replace('"', "\\\""));
     wat::parse_str(text).unwrap()
 }
