@@ -5,39 +5,15 @@
 // Environment: DASHBOARD_URL, CHROMIUM (browser binary), PLAYWRIGHT_DIR (a
 // folder with node_modules/playwright-core), EXPECTED_ORDERS (path of
 // orders.expected.json), SCREENSHOT (PNG to write).
-import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import assert from "node:assert/strict";
+import { env, WAIT, openPage, finish } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const url = env("DASHBOARD_URL");
-const require = createRequire(`${env("PLAYWRIGHT_DIR")}/`);
-const { chromium } = require("playwright-core");
 const expected = JSON.parse(readFileSync(env("EXPECTED_ORDERS"), "utf8"));
-const WAIT = { timeout: 60_000 }; // an upper bound only: every wait is for a condition
 
-const problems = [];
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM"),
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
+const { browser, page, problems } = await openPage();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(WAIT.timeout);
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-  page.on("response", (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
-  });
-
   const response = await page.goto(url);
   assert.equal(response.status(), 200, "GET / answers 200");
   assert.equal(await page.title(), "Projector");
@@ -92,8 +68,7 @@ try {
   // Back to the lookup for the picture.
   await page.click("#lookup-form button");
   await page.locator('#state-result[data-kind="lookup"] pre').waitFor(WAIT);
-  await page.screenshot({ path: env("SCREENSHOT"), fullPage: true });
-  assert.deepEqual(problems, [], "no console errors, page errors or failed requests");
+  await finish(page, problems);
   console.log(`dashboard ok; screenshot ${env("SCREENSHOT")}`);
 } finally {
   await browser.close();

@@ -7,37 +7,17 @@
 // the reason on any failure.
 //
 // Environment: DASHBOARD_URL, CHROMIUM, PLAYWRIGHT_DIR, TOKEN, SCREENSHOT.
-import { createRequire } from "node:module";
 import assert from "node:assert/strict";
+import { env, WAIT, openPage, finish } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-const require = createRequire(`${env("PLAYWRIGHT_DIR")}/`);
-const { chromium } = require("playwright-core");
-const WAIT = { timeout: 60_000 }; // an upper bound only: every wait is for a condition
 const REASON = "bad upstream data, ticket 42";
 
-const problems = [];
-const prompts = [];
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM"),
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+// The 401 that makes the page ask for the token is expected.
+const { browser, page, problems } = await openPage({
+  expected: (status, text) => status === 401 || text.includes("401"),
 });
+const prompts = [];
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.setDefaultTimeout(WAIT.timeout);
-  page.on("console", (m) => {
-    // The 401 that makes the page ask for the token is expected.
-    if (m.type() === "error" && !m.text().includes("401")) problems.push(`console error: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("response", (r) => {
-    if (r.status() >= 400 && r.status() !== 401) problems.push(`HTTP ${r.status()} for ${r.url()}`);
-  });
   page.on("dialog", async (dialog) => {
     prompts.push(dialog.message());
     if (/token/i.test(dialog.message())) await dialog.accept(env("TOKEN"));
@@ -72,8 +52,7 @@ try {
   assert.equal(await page.locator("#failures td.reason").first().innerText(), REASON);
   assert.match(await page.locator("#failures").innerText(), /refusing f1/);
 
-  await page.screenshot({ path: env("SCREENSHOT"), fullPage: true });
-  assert.deepEqual(problems, [], "no console errors, page errors or failed requests");
+  await finish(page, problems);
   console.log(`dashboard resume ok; prompts: ${JSON.stringify(prompts)}`);
 } finally {
   await browser.close();
