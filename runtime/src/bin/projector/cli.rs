@@ -536,19 +536,17 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
     let version = (!params.is_empty()).then(|| params.join("&"));
     let mut out = std::io::stdout().lock();
     if let Some(key) = &args.key {
-        let answer = client.get(&format!(
-            "/v1/projections/{projection}/state/{}{}",
-            encode_segment(key),
-            version
-                .as_deref()
-                .map(|v| format!("?{v}"))
-                .unwrap_or_default()
-        ))?;
-        if !answer.ok() {
-            eprintln!("{}", answer.error_message());
-            return Ok(ExitCode::from(1));
-        }
-        writeln!(out, "{}", answer.body)?;
+        let answer = client
+            .get(&format!(
+                "/v1/projections/{projection}/state/{}{}",
+                encode_segment(key),
+                version
+                    .as_deref()
+                    .map(|v| format!("?{v}"))
+                    .unwrap_or_default()
+            ))?
+            .into_ok()?;
+        writeln!(out, "{}", answer)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(prefix) = &args.prefix {
@@ -580,27 +578,21 @@ fn query(args: QueryArgs) -> Result<ExitCode> {
     let name = args.query.as_deref().unwrap_or_default();
     serde_json::from_str::<Value>(&args.args)
         .with_context(|| format!("--args is not valid JSON: {}", args.args))?;
-    let answer = client.post(
-        &format!(
-            "/v1/projections/{projection}/query/{}{}",
-            encode_segment(name),
-            version
-                .as_deref()
-                .map(|v| format!("?{v}"))
-                .unwrap_or_default()
-        ),
-        "application/json",
-        args.args.as_bytes(),
-    )?;
-    if !answer.ok() {
-        eprintln!("{}", answer.error_message());
-        return Ok(ExitCode::from(1));
-    }
-    writeln!(
-        out,
-        "{}",
-        serde_json::to_string_pretty(&answer.body["result"])?
-    )?;
+    let answer = client
+        .post(
+            &format!(
+                "/v1/projections/{projection}/query/{}{}",
+                encode_segment(name),
+                version
+                    .as_deref()
+                    .map(|v| format!("?{v}"))
+                    .unwrap_or_default()
+            ),
+            "application/json",
+            args.args.as_bytes(),
+        )?
+        .into_ok()?;
+    writeln!(out, "{}", serde_json::to_string_pretty(&answer["result"])?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -849,13 +841,10 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
         }
     };
     drop(client);
-    if !answer.ok() {
-        eprintln!("{}", answer.error_message());
-        return Ok(ExitCode::from(1));
-    }
+    let answer = answer.into_ok()?;
     match command {
         SnapshotCommand::List { .. } => {
-            for snap in answer.body["snapshots"].as_array().into_iter().flatten() {
+            for snap in answer["snapshots"].as_array().into_iter().flatten() {
                 if snap["valid"] == Value::Bool(true) {
                     writeln!(
                         out,
@@ -884,15 +873,15 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
         SnapshotCommand::Create { .. } => writeln!(
             out,
             "snapshot {} written ({} events, {} keys, {} bytes)",
-            answer.body["file"].as_str().unwrap_or_default(),
-            answer.body["events_applied"],
-            answer.body["keys"],
-            answer.body["size_bytes"]
+            answer["file"].as_str().unwrap_or_default(),
+            answer["events_applied"],
+            answer["keys"],
+            answer["size_bytes"]
         )?,
         _ => writeln!(
             out,
             "restoring in the shadow as {}; `projector status` shows progress",
-            answer.body["building"].as_str().unwrap_or("?")
+            answer["building"].as_str().unwrap_or("?")
         )?,
     }
     Ok(ExitCode::SUCCESS)
@@ -900,22 +889,11 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
 
 fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let client = args.server.client()?;
-    let answer = client.post(
-        &format!(
-            "/v1/projections/{}/replay",
-            encode_segment(&args.projection)
-        ),
-        "application/json",
-        b"{}",
-    )?;
-    if !answer.ok() {
-        eprintln!("{}", answer.error_message());
-        return Ok(ExitCode::from(1));
-    }
+    let answer = client.post_action(&args.projection, "replay", &json!({}))?;
     println!(
         "rebuilding {} in the shadow as {}; `projector status` shows progress",
         args.projection,
-        answer.body["building"].as_str().unwrap_or("?")
+        answer["building"].as_str().unwrap_or("?")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -923,19 +901,8 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
 fn resume(args: ResumeArgs) -> Result<ExitCode> {
     let client = args.server.client()?;
     let body = json!({ "skip": args.skip, "reason": args.reason });
-    let answer = client.post(
-        &format!(
-            "/v1/projections/{}/resume",
-            encode_segment(&args.projection)
-        ),
-        "application/json",
-        body.to_string().as_bytes(),
-    )?;
-    if !answer.ok() {
-        eprintln!("{}", answer.error_message());
-        return Ok(ExitCode::from(1));
-    }
-    let skipped = &answer.body["skipped"];
+    let answer = client.post_action(&args.projection, "resume", &body)?;
+    let skipped = &answer["skipped"];
     if skipped.is_null() {
         println!(
             "{} resumed: running the failed event again; `projector status` shows whether it passes",

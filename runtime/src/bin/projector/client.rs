@@ -24,6 +24,12 @@ pub struct Client {
     authorization: Option<String>,
 }
 
+/// The server answered with an error: its message is all the user needs
+/// (exit code 1), where a failure of the CLI itself exits with 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// A JSON answer with its HTTP status.
 pub struct Answer {
     pub status: u16,
@@ -41,6 +47,15 @@ impl Answer {
 
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The body of a success; any other answer is [`Refused`].
+    pub fn into_ok(self) -> Result<Value> {
+        if self.ok() {
+            Ok(self.body)
+        } else {
+            Err(Refused(self.error_message()).into())
+        }
     }
 }
 
@@ -114,6 +129,17 @@ impl Client {
                 .send(body),
             &format!("POST {path}"),
         )
+    }
+
+    /// POST of a JSON body to one of a projection's admin actions,
+    /// `/v1/projections/{projection}/{action}`, that must succeed.
+    pub fn post_action(&self, projection: &str, action: &str, body: &Value) -> Result<Value> {
+        self.post(
+            &format!("/v1/projections/{}/{action}", encode_segment(projection)),
+            "application/json",
+            body.to_string().as_bytes(),
+        )?
+        .into_ok()
     }
 
     /// GET of raw bytes that must succeed.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
+use serde_json::json;
 
 use crate::cli::ServerArg;
 use crate::client::encode_segment;
@@ -68,24 +69,15 @@ pub fn execute(command: DeadLetterCommand) -> Result<ExitCode> {
                 if let Some(after) = after {
                     path.push_str(&format!("&after={after}"));
                 }
-                let answer = client.get(&path)?;
-                if !answer.ok() {
-                    eprintln!("{}", answer.error_message());
-                    return Ok(ExitCode::from(1));
-                }
-                all.extend(
-                    answer.body["records"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default(),
-                );
-                match answer.body["next_after"].as_u64() {
+                let answer = client.get(&path)?.into_ok()?;
+                all.extend(answer["records"].as_array().cloned().unwrap_or_default());
+                match answer["next_after"].as_u64() {
                     Some(next) => after = Some(next),
-                    None => break answer.body["counts"].clone(),
+                    None => break answer["counts"].clone(),
                 }
             };
             if json {
-                let body = serde_json::json!({ "counts": counts, "records": all });
+                let body = json!({ "counts": counts, "records": all });
                 writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -125,42 +117,20 @@ pub fn execute(command: DeadLetterCommand) -> Result<ExitCode> {
             server,
         } => {
             let client = server.client()?;
-            let body = serde_json::json!({ "keep": keep });
-            let answer = client.post(
-                &format!(
-                    "/v1/projections/{}/dead-letters/purge",
-                    encode_segment(&projection)
-                ),
-                "application/json",
-                body.to_string().as_bytes(),
-            )?;
-            if !answer.ok() {
-                eprintln!("{}", answer.error_message());
-                return Ok(ExitCode::from(1));
-            }
+            let body = json!({ "keep": keep });
+            let answer = client.post_action(&projection, "dead-letters/purge", &body)?;
             writeln!(
                 out,
                 "{projection}: removed {} skipped records; {} skipped kept",
-                answer.body["removed"], answer.body["remaining"]["skipped"]
+                answer["removed"], answer["remaining"]["skipped"]
             )?;
             Ok(ExitCode::SUCCESS)
         }
         DeadLetterCommand::Retry { projection, server } => {
             let client = server.client()?;
-            let answer = client.post(
-                &format!(
-                    "/v1/projections/{}/dead-letters/retry",
-                    encode_segment(&projection)
-                ),
-                "application/json",
-                b"{}",
-            )?;
-            if !answer.ok() {
-                eprintln!("{}", answer.error_message());
-                return Ok(ExitCode::from(1));
-            }
-            let report = &answer.body["report"];
-            let remaining = &answer.body["remaining"];
+            let answer = client.post_action(&projection, "dead-letters/retry", &json!({}))?;
+            let report = &answer["report"];
+            let remaining = &answer["remaining"];
             writeln!(
                 out,
                 "{projection}: retried {}, applied {}, failed again {}, still parked {}; now {} dead letters, {} parked",

@@ -20,6 +20,10 @@ fn main() -> ExitCode {
     match cli::execute(cli) {
         Ok(code) => code,
         Err(err) => {
+            if let Some(client::Refused(message)) = err.downcast_ref() {
+                eprintln!("{message}");
+                return ExitCode::from(1);
+            }
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
