@@ -5,13 +5,10 @@
 
 mod common;
 
-use common::{Server, stderr, stdout};
-use projector_test_guests::{HOSTILE, HOSTILE_FIXED};
-use serde_json::{Value, json};
-
-fn event(what: &str, id: &str, key: &str) -> String {
-    json!({"do": what, "id": id, "k": key}).to_string() + "\n"
-}
+use common::hostile::{event, records};
+use common::{Server, hostile, stderr, stdout};
+use projector_test_guests::HOSTILE_FIXED;
+use serde_json::json;
 
 fn publish(server: &Server, lines: &[String]) {
     let reply = server.post(
@@ -23,18 +20,7 @@ fn publish(server: &Server, lines: &[String]) {
 }
 
 fn server_with_policy(policy: &str) -> Server {
-    let server = Server::with_modules(&[HOSTILE]);
-    server.add_file(
-        "hostile.toml",
-        format!("error_policy = \"{policy}\"\n").as_bytes(),
-    );
-    server.start()
-}
-
-fn records(server: &Server, kind: &str) -> Vec<Value> {
-    let reply = server.get(&format!("/v1/projections/hostile/dead-letters?kind={kind}"));
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.body["records"].as_array().unwrap().clone()
+    hostile::server(&format!("error_policy = \"{policy}\"\n"), &[])
 }
 
 /// Replaces the module file with the fixed version (same name and state

@@ -6,15 +6,11 @@
 
 mod common;
 
-use common::{Server, percent, stderr, stdout};
-use projector_test_guests::HOSTILE;
+use common::hostile::{event, records};
+use common::{Server, hostile, percent, stderr, stdout};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "resume-token-0123456789";
-
-fn event(what: &str, id: &str, key: &str) -> String {
-    json!({"do": what, "id": id, "k": key}).to_string() + "\n"
-}
 
 /// A POST with the admin token, if given: status and JSON body.
 fn post(server: &Server, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {
@@ -63,12 +59,6 @@ fn cli_with_token(server: &Server, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn server_with_sidecar(sidecar: &str, args: &[&str]) -> Server {
-    let server = Server::with_modules(&[HOSTILE]).args(args);
-    server.add_file("hostile.toml", sidecar.as_bytes());
-    server.start()
-}
-
 /// Partitions of `orders` (the default for a topic the log creates).
 const PARTITIONS: u32 = 3;
 
@@ -103,12 +93,6 @@ fn scan(server: &Server, as_of: Option<&str>) -> (Value, Value) {
     (Value::Object(items), reply.body["offsets"].clone())
 }
 
-fn records(server: &Server, kind: &str) -> Vec<Value> {
-    let reply = server.get(&format!("/v1/projections/hostile/dead-letters?kind={kind}"));
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.body["records"].as_array().unwrap().clone()
-}
-
 /// Waits until the projection has applied everything published or has
 /// halted (a halted one stays put).
 fn settle(server: &Server) -> Value {
@@ -127,7 +111,7 @@ fn as_of_answers_equal_the_live_answers_under_every_error_policy() {
         &[("fail", "b4", "b"), ("ok", "a4", "a"), ("ok", "c2", "c")],
     ];
     for policy in ["halt", "skip", "dead-letter", "quarantine-key"] {
-        let server = server_with_sidecar(&format!("error_policy = \"{policy}\"\n"), &[]);
+        let server = hostile::server(&format!("error_policy = \"{policy}\"\n"), &[]);
         let mut live = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             let lines: Vec<String> = step.iter().map(|(w, id, k)| event(w, id, k)).collect();
@@ -168,7 +152,7 @@ fn resume_runs_the_failed_event_again_once_the_cause_is_gone() {
     // raised, a cause outside the module.
     let sidecar =
         |max: usize| format!("error_policy = \"halt\"\n[limits]\nmax_value_bytes = {max}\n");
-    let server = server_with_sidecar(&sidecar(64), &[]);
+    let server = hostile::server(&sidecar(64), &[]);
     let long = "x".repeat(100);
     publish(
         &server,
@@ -233,7 +217,7 @@ fn resume_runs_the_failed_event_again_once_the_cause_is_gone() {
 
 #[test]
 fn resume_skip_records_the_event_with_the_operators_reason_and_goes_on() {
-    let server = server_with_sidecar("error_policy = \"halt\"\n", &["--api-token", TOKEN]);
+    let server = hostile::server("error_policy = \"halt\"\n", &["--api-token", TOKEN]);
     publish(
         &server,
         &[
@@ -303,7 +287,7 @@ fn resume_skip_records_the_event_with_the_operators_reason_and_goes_on() {
 
 #[test]
 fn skipped_records_stay_within_keep_skipped_and_are_purged_on_request() {
-    let server = server_with_sidecar(
+    let server = hostile::server(
         "error_policy = \"skip\"\nkeep_skipped = 3\n",
         &["--api-token", TOKEN],
     );

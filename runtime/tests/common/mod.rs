@@ -23,6 +23,7 @@ pub fn read_json(path: &Path) -> Value {
 }
 
 pub mod core_counter;
+pub mod hostile;
 pub mod kafka;
 pub mod orders;
 
