@@ -104,6 +104,10 @@ pub fn fold_by_registry(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    // The clock stops at the durable commit of the last event, as the
+    // native baseline's does (the worker would make it durable within
+    // `sync_interval`, when idle).
+    projection.store.sync()?;
     let secs = started.elapsed().as_secs_f64();
     let (worker, commit) = (threads_cpu_secs("worker-"), threads_cpu_secs("commit-"));
     eprintln!(

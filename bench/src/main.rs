@@ -70,6 +70,15 @@ pub struct Args {
     /// baseline (the runtime's `state_cache_mb`).
     #[arg(long, default_value_t = projector::store::DEFAULT_CACHE_BYTES >> 20)]
     state_cache_mb: usize,
+    /// Rounds of scenario A per case: the Wasm and native folds alternate
+    /// which runs first; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// With F: write its table of languages into this Markdown file, between
+    /// the markers `<!-- languages-table:start -->` and
+    /// `<!-- languages-table:end -->` (e.g. docs/languages.md).
+    #[arg(long, value_name = "FILE")]
+    write_table: Option<std::path::PathBuf>,
     /// Only scenario B (kept from before the suite).
     #[arg(long, conflicts_with_all = ["languages", "scenarios"])]
     kafka: bool,
@@ -106,6 +115,10 @@ impl Args {
             state_cache_bytes: self.state_cache_mb << 20,
             batch_linger: Duration::ZERO,
             sync_interval: Duration::from_secs(1),
+            // The native baseline runs at the process's priority: so do the
+            // worker and commit threads (the runtime lowers them to yield
+            // to queries; on a shared machine that would handicap them).
+            worker_nice: 0,
             // Measure the fold alone, as the native baseline has no snapshots.
             ..WorkerConfig::default()
         }
@@ -162,5 +175,5 @@ fn run_a(args: &Args, report: &mut Report) -> Result<()> {
             })
             .collect(),
     };
-    replay::run(&cases, &args.worker_config(), report)
+    replay::run(&cases, &args.worker_config(), args.rounds, report)
 }
