@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use projector::event::NewRecord;
+use projector::projection::Status;
 use projector::registry::{Registry, Sources};
 use projector::source::EmbeddedLog;
 use projector::store::StateStore;
@@ -94,13 +95,17 @@ pub fn fold_by_registry(
     let projection = registry
         .get(name)
         .with_context(|| format!("{name} did not load"))?;
+    let start_secs = started.elapsed().as_secs_f64();
+    // The cheapest look at progress (one read of the counter the commit
+    // writes), not `info()`: that scans partitions, heads and failure
+    // records, a thousand times a second on the cores the fold runs on,
+    // which the native baseline does not pay.
     loop {
-        let info = projection.info()?;
-        if info.events_applied >= events {
+        if projection.store.reader()?.events_applied()? >= events {
             break;
         }
-        if info.last_error.is_some() {
-            bail!("{name} failed: {:?}", info.status);
+        if let status @ (Status::Failed { .. } | Status::Paused { .. }) = projection.status() {
+            bail!("{name} failed: {status:?}");
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -111,7 +116,8 @@ pub fn fold_by_registry(
     let secs = started.elapsed().as_secs_f64();
     let (worker, commit) = (threads_cpu_secs("worker-"), threads_cpu_secs("commit-"));
     eprintln!(
-        "{name}: {events} events in {secs:.2}s wall; CPU: workers {worker:.2}s ({:.2} us/event), commit threads {commit:.2}s ({:.2} us/event)",
+        "{name}: {events} events in {secs:.2}s wall (of which start-up {:.1} ms: state file, compiled module from the cache, threads); CPU: workers {worker:.2}s ({:.2} us/event), commit threads {commit:.2}s ({:.2} us/event)",
+        start_secs * 1e3,
         worker / events as f64 * 1e6,
         commit / events as f64 * 1e6
     );

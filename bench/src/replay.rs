@@ -311,6 +311,11 @@ pub fn run_native(
     pipelined: bool,
 ) -> Result<f64> {
     std::fs::create_dir_all(dir)?;
+    // The clock starts where the Wasm fold's does (before `Registry::start`
+    // opens its state file): opening the state file and starting the
+    // commit thread are counted on both sides.
+    let started = Instant::now();
+    let cpu_before = this_thread_cpu_secs();
     let store = Arc::new(StateStore::open_with_cache(
         &dir.join("state.redb"),
         config.state_cache_bytes,
@@ -344,8 +349,6 @@ pub fn run_native(
                 }
             })?
     };
-    let started = Instant::now();
-    let cpu_before = this_thread_cpu_secs();
     let mut subscription = log.subscribe("native", &topics, &Offsets::default())?;
     let mut positions = Offsets::default();
     let mut applied = 0u64;
@@ -382,9 +385,11 @@ pub fn run_native(
         applied += batch.len() as u64;
         pending_events += batch.len() as u64;
         pending_since.get_or_insert_with(Instant::now);
-        // When the worker commits: the source had nothing more, or enough
-        // is pending, or the oldest pending batch is old enough.
-        let due = batch.len() < config.batch_max_events
+        // When the worker commits (`Worker::commit_due`): a short batch at
+        // the head of the log, or enough pending, or the oldest pending
+        // batch old enough; and after the last event, as the worker's empty
+        // poll that follows it does.
+        let due = (batch.len() < config.batch_max_events && subscription.at_head())
             || applied >= events
             || pending_events >= config.commit_max_events as u64
             || pending_since.is_some_and(|since| since.elapsed() >= config.commit_max_delay);
