@@ -179,7 +179,7 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         embedded: Arc::new(log.clone()),
         kafka: Some(kafka),
     };
-    let wasm_secs = run_wasm(sources, dir, "kafka-state", &config, events)?;
+    let wasm_secs = run_wasm(sources, dir, "kafka-state", &config, events)?.secs;
     let projector = customers(&state_file(&dir.join("kafka-state"), "order-totals")?)?;
 
     // The same fold over the same events from the embedded log: what the
@@ -189,7 +189,7 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         embedded: Arc::new(log.clone()),
         kafka: None,
     };
-    let embedded_secs = run_wasm(sources, dir, "embedded-state", &config, events)?;
+    let embedded_secs = run_wasm(sources, dir, "embedded-state", &config, events)?.secs;
     log.shutdown();
     let embedded = customers(&state_file(&dir.join("embedded-state"), "order-totals")?)?;
     ensure!(

@@ -306,7 +306,8 @@ fn measure(
         &name,
         config,
         events,
-    )?;
+    )?
+    .secs;
     eprintln!(
         "{language}: folded in {fold_secs:.2}s ({:.0} events/s)",
         events as f64 / fold_secs

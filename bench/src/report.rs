@@ -113,7 +113,7 @@ impl std::fmt::Display for Quantity {
             Unit::Millis if v < 10.0 => write!(f, "{v:.3} ms"),
             Unit::Millis => write!(f, "{v:.0} ms"),
             Unit::MegaBytes => write!(f, "{v:.0} MB"),
-            Unit::NanosPerEvent => write!(f, "{v:.0} ns per event"),
+            Unit::NanosPerEvent => write!(f, "{} ns per event", thousands(v)),
         }
     }
 }
