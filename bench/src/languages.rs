@@ -342,6 +342,41 @@ mod tests {
         assert!(replace_between_markers(&twice, "x").is_err());
     }
 
+    #[test]
+    fn write_table_rewrites_the_file_between_its_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("languages.md");
+        std::fs::write(
+            &page,
+            format!("intro\n{TABLE_START}\n| old |\n{TABLE_END}\noutro\n"),
+        )
+        .unwrap();
+        write_between_markers(&page, "| new |\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&page).unwrap(),
+            format!("intro\n{TABLE_START}\n| new |\n{TABLE_END}\noutro\n")
+        );
+
+        // A page without markers is left as it was, and the error says
+        // which file and what to add.
+        let bare = dir.path().join("bare.md");
+        std::fs::write(&bare, "no table here\n").unwrap();
+        let error = format!(
+            "{:#}",
+            write_between_markers(&bare, "| new |\n").unwrap_err()
+        );
+        assert!(error.contains("bare.md"), "{error}");
+        assert!(
+            error.contains(TABLE_START) && error.contains(TABLE_END),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_to_string(&bare).unwrap(), "no table here\n");
+
+        // End before start is refused too.
+        let backwards = format!("{TABLE_END}\n{TABLE_START}\n");
+        assert!(replace_between_markers(&backwards, "x").is_err());
+    }
+
     /// The page the command writes into keeps its markers.
     #[test]
     fn docs_languages_has_the_markers() {

@@ -501,3 +501,42 @@ fn compare_states(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fold_runs_first_once_in_three_turns() {
+        let firsts: Vec<Fold> = (0..3).map(|turn| fold_order(turn)[0]).collect();
+        assert_eq!(firsts, [Fold::Wasm, Fold::Native, Fold::Inline]);
+        for turn in 0..6 {
+            let mut order = fold_order(turn).to_vec();
+            order.sort_by_key(|fold| *fold as u8);
+            assert_eq!(
+                order,
+                [Fold::Wasm, Fold::Native, Fold::Inline],
+                "turn {turn}"
+            );
+        }
+        // The next case starts where the last one left off, not always
+        // with the Wasm fold.
+        assert_eq!(fold_order(1), fold_order(4));
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [7.0]), 7.0);
+    }
+
+    #[test]
+    fn case_sizes_read_short() {
+        assert_eq!(short(10_000_000), "10M");
+        assert_eq!(short(1_000_000), "1M");
+        assert_eq!(short(10_000), "10k");
+        assert_eq!(short(1_500), "1500");
+        assert_eq!(short(999), "999");
+    }
+}

@@ -336,6 +336,36 @@ mod tests {
     }
 
     #[test]
+    fn at_least_holds_at_the_value_itself() {
+        let rate = |value| {
+            row(
+                Quantity::events_per_sec(value),
+                Some(0.8),
+                Some(Target::new(vec![
+                    Condition::RatioAtLeast(0.5),
+                    Condition::AtLeast(Quantity::events_per_sec(1e6)),
+                ])),
+            )
+        };
+        assert_eq!(rate(1e6).met(), Some(true));
+        assert_eq!(rate(999_999.0).met(), Some(false));
+    }
+
+    #[test]
+    fn bytes_and_kib_convert_to_megabytes() {
+        assert_eq!(Quantity::bytes(300_000_000), Quantity::megabytes(300.0));
+        // /proc's "kB" are KiB: 1000 of them are 1,024,000 bytes.
+        assert_eq!(Quantity::from_kib(1000), Quantity::megabytes(1.024));
+        assert_eq!(Quantity::from_kib(292_969).to_string(), "300 MB");
+        assert_eq!(Quantity::millis(0.25).to_string(), "0.250 ms");
+        assert_eq!(Quantity::millis(250.4).to_string(), "250 ms");
+        assert_eq!(
+            Quantity::events_per_sec(1_234_567.0).to_string(),
+            "1,234,567 events/s"
+        );
+    }
+
+    #[test]
     fn memory_is_compared_in_one_unit() {
         // 290 MiB of RSS is 304 MB: over a 300 MB target.
         let rss = Quantity::from_kib(290 * 1024);
