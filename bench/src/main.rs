@@ -16,7 +16,7 @@
 //! - `scaling`: events/s with 1, 2, 4 and 8 projections on one topic.
 //!
 //! `--scenarios a,d` runs a subset; `--events N` shrinks every scenario to
-//! N events for a quick look. The old forms `--kafka` and `--languages`
+//! N events for a quick look (`--keys` picks A's key counts). The old forms `--kafka` and `--languages`
 //! still run B and F alone.
 
 use std::time::Duration;
@@ -74,6 +74,10 @@ pub struct Args {
     /// which runs first; the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Keys (customers) of scenario A's cases, comma-separated; by default
+    /// 10k and 1M, or 10k only with --events.
+    #[arg(long, value_delimiter = ',')]
+    keys: Vec<u64>,
     /// With F: write its table of languages into this Markdown file, between
     /// the markers `<!-- languages-table:start -->` and
     /// `<!-- languages-table:end -->` (e.g. docs/languages.md).
@@ -161,19 +165,64 @@ fn main() -> Result<()> {
 }
 
 fn run_a(args: &Args, report: &mut Report) -> Result<()> {
-    let cases: Vec<replay::Case> = match args.events {
-        Some(events) => vec![replay::Case {
-            events,
-            customers: 10_000,
-        }],
-        None => [1_000_000, 10_000_000]
-            .into_iter()
-            .flat_map(|events| {
-                [10_000, 1_000_000]
-                    .into_iter()
-                    .map(move |customers| replay::Case { events, customers })
-            })
-            .collect(),
+    replay::run(
+        &a_cases(args.events, &args.keys),
+        &args.worker_config(),
+        args.rounds,
+        report,
+    )
+}
+
+/// Scenario A's cases: every event count (1M and 10M, or `--events`) with
+/// every key count (`--keys`; 10k and 1M, or 10k only with `--events`).
+fn a_cases(events: Option<u64>, keys: &[u64]) -> Vec<replay::Case> {
+    let event_counts = match events {
+        Some(events) => vec![events],
+        None => vec![1_000_000, 10_000_000],
     };
-    replay::run(&cases, &args.worker_config(), args.rounds, report)
+    let key_counts = match (keys, events) {
+        ([], Some(_)) => vec![10_000],
+        ([], None) => vec![10_000, 1_000_000],
+        (keys, _) => keys.to_vec(),
+    };
+    event_counts
+        .into_iter()
+        .flat_map(|events| {
+            key_counts
+                .iter()
+                .map(move |&customers| replay::Case { events, customers })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases(events: Option<u64>, keys: &[u64]) -> Vec<(u64, u64)> {
+        a_cases(events, keys)
+            .into_iter()
+            .map(|case| (case.events, case.customers))
+            .collect()
+    }
+
+    #[test]
+    fn scenario_a_cases_from_events_and_keys() {
+        assert_eq!(
+            cases(None, &[]),
+            [
+                (1_000_000, 10_000),
+                (1_000_000, 1_000_000),
+                (10_000_000, 10_000),
+                (10_000_000, 1_000_000)
+            ]
+        );
+        assert_eq!(cases(Some(5_000), &[]), [(5_000, 10_000)]);
+        // The 1M cases alone, when 10M takes too long.
+        assert_eq!(
+            cases(Some(1_000_000), &[10_000, 1_000_000]),
+            [(1_000_000, 10_000), (1_000_000, 1_000_000)]
+        );
+        assert_eq!(cases(None, &[7]), [(1_000_000, 7), (10_000_000, 7)]);
+    }
 }
