@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::Args;
 use crate::common::{append_orders, order_events, run_wasm, state_file};
-use crate::report::{Report, Row, thousands};
+use crate::report::{Quantity, Report, Row, Target, thousands};
 
 /// Partitions of the topic, as the scenario B has it.
 const PARTITIONS: u32 = 8;
@@ -179,7 +179,7 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         embedded: Arc::new(log.clone()),
         kafka: Some(kafka),
     };
-    let wasm_secs = run_wasm(sources, dir, "kafka-state", &config, events)?;
+    let wasm_secs = run_wasm(sources, dir, "kafka-state", &config, events)?.secs;
     let projector = customers(&state_file(&dir.join("kafka-state"), "order-totals")?)?;
 
     // The same fold over the same events from the embedded log: what the
@@ -189,7 +189,7 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         embedded: Arc::new(log.clone()),
         kafka: None,
     };
-    let embedded_secs = run_wasm(sources, dir, "embedded-state", &config, events)?;
+    let embedded_secs = run_wasm(sources, dir, "embedded-state", &config, events)?.secs;
     log.shutdown();
     let embedded = customers(&state_file(&dir.join("embedded-state"), "order-totals")?)?;
     ensure!(
@@ -206,25 +206,25 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
     report.add(Row {
         scenario: "B",
         case: format!("Kafka (Tansu) {events} events, {PARTITIONS} partitions, order-totals"),
-        measured: format!("{} events/s", thousands(rate(wasm_secs))),
+        measured: Quantity::events_per_sec(rate(wasm_secs)),
+        detail: String::new(),
         baseline: format!(
             "bare rdkafka consumer (count only, median of 3) {} events/s",
             thousands(rate(bare_secs))
         ),
         ratio: Some(bare_secs / wasm_secs),
-        target: ">= 0.7 of the bare consumer".into(),
-        met: Some(bare_secs / wasm_secs >= 0.7),
+        target: Some(Target::ratio_at_least(0.7)),
     });
     report.add(Row {
         scenario: "B",
         case: format!(
             "where the time goes: the same fold of the same {events} events from the embedded log (1 partition)"
         ),
-        measured: format!("Kafka {} events/s", thousands(rate(wasm_secs))),
+        measured: Quantity::events_per_sec(rate(wasm_secs)),
+        detail: " from Kafka".into(),
         baseline: format!("embedded log {} events/s", thousands(rate(embedded_secs))),
         ratio: Some(embedded_secs / wasm_secs),
-        target: String::new(),
-        met: None,
+        target: None,
     });
     report.add(Row {
         scenario: "B",
@@ -232,19 +232,15 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
             "where the time goes: Projector's Kafka source alone (poll_batch of {} into events, no fold, median of 3); CPU of the consuming thread",
             config.batch_max_events
         ),
-        measured: format!(
-            "{} events/s, {:.2} µs CPU/event",
-            thousands(rate(source_secs)),
-            source.cpu_secs * 1e6 / events as f64
-        ),
+        measured: Quantity::events_per_sec(rate(source_secs)),
+        detail: format!(", {:.2} µs CPU/event", source.cpu_secs * 1e6 / events as f64),
         baseline: format!(
             "bare rdkafka consumer (count only, median of 3) {} events/s, {:.2} µs CPU/event",
             thousands(rate(bare_secs)),
             bare.cpu_secs * 1e6 / events as f64
         ),
         ratio: Some(bare_secs / source_secs),
-        target: String::new(),
-        met: None,
+        target: None,
     });
     let quix = run_quix(&python, &bootstrap, events, dir)?;
     ensure!(
@@ -265,14 +261,14 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
             "Kafka (Tansu) {events} events, {PARTITIONS} partitions, order-totals vs Quix Streams (state equal, {} customers)",
             thousands(projector.len() as f64)
         ),
-        measured: format!("{} events/s", thousands(rate(wasm_secs))),
+        measured: Quantity::events_per_sec(rate(wasm_secs)),
+        detail: String::new(),
         baseline: format!(
             "Quix Streams {QUIX_VERSION} (RocksDB state, group_by customer) {} events/s first to last message; its start-up of {quix_startup:.1}s not counted",
             thousands(rate(quix_secs))
         ),
         ratio: Some(quix_secs / wasm_secs),
-        target: String::new(),
-        met: None,
+        target: None,
     });
     Ok(())
 }

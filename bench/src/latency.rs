@@ -32,7 +32,7 @@ use projector::source::EmbeddedLog;
 
 use crate::Args;
 use crate::common::append_orders;
-use crate::report::{Report, Row, thousands};
+use crate::report::{Condition, Quantity, Report, Row, Target, thousands};
 use crate::server::{self, Server};
 
 const RATE: u64 = 5_000;
@@ -178,13 +178,19 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
                 thousands(RATE as f64),
                 measured.errors()
             ),
-            measured: format!("{:.3} ms", m / 1e3),
+            measured: Quantity::millis(m / 1e3),
+            detail: String::new(),
             baseline: format!("no ingestion {:.3} ms ({})", b / 1e3, baseline.errors()),
             ratio: Some(b / m),
-            target: target.map_or_else(String::new, |t: f64| {
-                format!("p99 < {:.0} ms at 5,000 req/s during ingestion", t / 1e3)
+            target: target.map(|t: f64| {
+                Target::new(vec![
+                    Condition::Below(Quantity::millis(t / 1e3)),
+                    Condition::Requires {
+                        what: "no errors, lag > 0 throughout".into(),
+                        holds: clean,
+                    },
+                ])
             }),
-            met: target.map(|t| clean && m < t),
         });
     }
     if !busy {

@@ -16,7 +16,7 @@
 //! - `scaling`: events/s with 1, 2, 4 and 8 projections on one topic.
 //!
 //! `--scenarios a,d` runs a subset; `--events N` shrinks every scenario to
-//! N events for a quick look. The old forms `--kafka` and `--languages`
+//! N events for a quick look (`--keys` picks A's key counts). The old forms `--kafka` and `--languages`
 //! still run B and F alone.
 
 use std::time::Duration;
@@ -70,6 +70,19 @@ pub struct Args {
     /// baseline (the runtime's `state_cache_mb`).
     #[arg(long, default_value_t = projector::store::DEFAULT_CACHE_BYTES >> 20)]
     state_cache_mb: usize,
+    /// Rounds of scenario A per case: the Wasm and native folds alternate
+    /// which runs first; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Keys (customers) of scenario A's cases, comma-separated; by default
+    /// 10k and 1M, or 10k only with --events.
+    #[arg(long, value_delimiter = ',')]
+    keys: Vec<u64>,
+    /// With F: write its table of languages into this Markdown file, between
+    /// the markers `<!-- languages-table:start -->` and
+    /// `<!-- languages-table:end -->` (e.g. docs/languages.md).
+    #[arg(long, value_name = "FILE")]
+    write_table: Option<std::path::PathBuf>,
     /// Only scenario B (kept from before the suite).
     #[arg(long, conflicts_with_all = ["languages", "scenarios"])]
     kafka: bool,
@@ -106,6 +119,10 @@ impl Args {
             state_cache_bytes: self.state_cache_mb << 20,
             batch_linger: Duration::ZERO,
             sync_interval: Duration::from_secs(1),
+            // The native baseline runs at the process's priority: so do the
+            // worker and commit threads (the runtime lowers them to yield
+            // to queries; on a shared machine that would handicap them).
+            worker_nice: 0,
             // Measure the fold alone, as the native baseline has no snapshots.
             ..WorkerConfig::default()
         }
@@ -148,19 +165,64 @@ fn main() -> Result<()> {
 }
 
 fn run_a(args: &Args, report: &mut Report) -> Result<()> {
-    let cases: Vec<replay::Case> = match args.events {
-        Some(events) => vec![replay::Case {
-            events,
-            customers: 10_000,
-        }],
-        None => [1_000_000, 10_000_000]
-            .into_iter()
-            .flat_map(|events| {
-                [10_000, 1_000_000]
-                    .into_iter()
-                    .map(move |customers| replay::Case { events, customers })
-            })
-            .collect(),
+    replay::run(
+        &a_cases(args.events, &args.keys),
+        &args.worker_config(),
+        args.rounds,
+        report,
+    )
+}
+
+/// Scenario A's cases: every event count (1M and 10M, or `--events`) with
+/// every key count (`--keys`; 10k and 1M, or 10k only with `--events`).
+fn a_cases(events: Option<u64>, keys: &[u64]) -> Vec<replay::Case> {
+    let event_counts = match events {
+        Some(events) => vec![events],
+        None => vec![1_000_000, 10_000_000],
     };
-    replay::run(&cases, &args.worker_config(), report)
+    let key_counts = match (keys, events) {
+        ([], Some(_)) => vec![10_000],
+        ([], None) => vec![10_000, 1_000_000],
+        (keys, _) => keys.to_vec(),
+    };
+    event_counts
+        .into_iter()
+        .flat_map(|events| {
+            key_counts
+                .iter()
+                .map(move |&customers| replay::Case { events, customers })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases(events: Option<u64>, keys: &[u64]) -> Vec<(u64, u64)> {
+        a_cases(events, keys)
+            .into_iter()
+            .map(|case| (case.events, case.customers))
+            .collect()
+    }
+
+    #[test]
+    fn scenario_a_cases_from_events_and_keys() {
+        assert_eq!(
+            cases(None, &[]),
+            [
+                (1_000_000, 10_000),
+                (1_000_000, 1_000_000),
+                (10_000_000, 10_000),
+                (10_000_000, 1_000_000)
+            ]
+        );
+        assert_eq!(cases(Some(5_000), &[]), [(5_000, 10_000)]);
+        // The 1M cases alone, when 10M takes too long.
+        assert_eq!(
+            cases(Some(1_000_000), &[10_000, 1_000_000]),
+            [(1_000_000, 10_000), (1_000_000, 1_000_000)]
+        );
+        assert_eq!(cases(None, &[7]), [(1_000_000, 7), (10_000_000, 7)]);
+    }
 }

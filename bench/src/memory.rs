@@ -16,12 +16,13 @@ use projector::source::EmbeddedLog;
 
 use crate::Args;
 use crate::common::append_orders;
-use crate::report::{Report, Row, thousands};
+use crate::report::{Quantity, Report, Row, Target, thousands};
 use crate::server::{self, Server};
 
 const PROJECTIONS: usize = 10;
 /// 500,000 orders placed (every tenth event is a cancel).
 const EVENTS: u64 = 555_556;
+/// Megabytes (10^6 bytes), the unit every figure of this scenario uses.
 const TARGET_MB: f64 = 300.0;
 
 struct Memory {
@@ -61,15 +62,17 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
     let keys = measured.keys;
     eprintln!(
         "E: {events} events, {keys} keys each, all folded in {:.1} s: VmHWM {} kB, VmRSS {} kB, \
-         state files {} MB, log {} MB",
+         state files {}, log {}",
         measured.secs,
         measured.peak_kb,
         measured.rss_kb,
-        state_bytes / 1_000_000,
-        log_bytes / 1_000_000
+        Quantity::bytes(state_bytes),
+        Quantity::bytes(log_bytes)
     );
 
-    let mb = |kb: u64| kb as f64 / 1024.0;
+    // One unit for the measurement, its target and the sizes beside them:
+    // MB (10^6 bytes); /proc's "kB" are KiB.
+    let peak = Quantity::from_kib(measured.peak_kb);
     report.add(Row {
         scenario: "E",
         case: format!(
@@ -77,20 +80,16 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
             thousands(keys as f64),
             thousands(events as f64)
         ),
-        measured: format!(
-            "{:.0} MB (RSS at the end {:.0} MB)",
-            mb(measured.peak_kb),
-            mb(measured.rss_kb)
-        ),
+        measured: peak,
+        detail: format!(" (RSS at the end {})", Quantity::from_kib(measured.rss_kb)),
         baseline: format!(
-            "no events {:.0} MB; state files on disk {:.0} MB, log {:.0} MB",
-            mb(baseline.peak_kb),
-            state_bytes as f64 / (1 << 20) as f64,
-            log_bytes as f64 / (1 << 20) as f64
+            "no events {}; state files on disk {}, log {}",
+            Quantity::from_kib(baseline.peak_kb),
+            Quantity::bytes(state_bytes),
+            Quantity::bytes(log_bytes)
         ),
         ratio: None,
-        target: format!("< {TARGET_MB:.0} MB"),
-        met: Some(mb(measured.peak_kb) < TARGET_MB),
+        target: Some(Target::below(Quantity::megabytes(TARGET_MB))),
     });
     Ok(())
 }

@@ -13,7 +13,7 @@ use projector::wasm::{Limits, WasmHost};
 
 use crate::Args;
 use crate::common::append_orders;
-use crate::report::{Report, Row, thousands};
+use crate::report::{Quantity, Report, Row, thousands};
 use crate::server::order_totals_copies;
 
 const CUSTOMERS: u64 = 10_000;
@@ -58,15 +58,14 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
         report.add(Row {
             scenario: "scaling",
             case: format!("{count} projection(s) on one topic, {events} events"),
-            measured: format!(
-                "{} events/s per projection, {} applied/s in all",
-                thousands(per_topic),
+            measured: Quantity::events_per_sec(per_topic),
+            detail: format!(
+                " per projection, {} applied/s in all",
                 thousands(per_topic * count as f64)
             ),
             baseline: format!("1 projection {} events/s", thousands(events as f64 / one)),
             ratio: Some(one * count as f64 / secs),
-            target: String::new(),
-            met: None,
+            target: None,
         });
     }
     let (last_count, last) = secs_of[secs_of.len() - 1];
@@ -74,11 +73,11 @@ pub fn run(args: &Args, report: &mut Report) -> Result<()> {
     report.add(Row {
         scenario: "scaling",
         case: format!("one more projection (from 1 to {last_count})"),
-        measured: format!("{marginal_ns:.0} ns of wall time per event"),
+        measured: Quantity::nanos_per_event(marginal_ns),
+        detail: " of wall time".into(),
         baseline: format!("1 projection {:.0} ns per event", one / events as f64 * 1e9),
         ratio: None,
-        target: String::new(),
-        met: None,
+        target: None,
     });
     Ok(())
 }

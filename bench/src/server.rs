@@ -261,19 +261,110 @@ pub fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// Writes `count` sidecar-named copies of order-totals into `modules`
-/// (`order-totals-0`, ...); returns their names.
+/// (`order-totals-0`, ...); returns their names. The copies are
+/// byte-identical: one compiled module serves them all.
 pub fn order_totals_copies(modules: &Path, count: usize) -> Result<Vec<String>> {
+    write_copies(modules, count, false)
+}
+
+/// As [`order_totals_copies`], but each copy carries a custom section with
+/// its own number: 10 distinct files (distinct hashes), so a cold start
+/// compiles each of them, as it would 10 different projections.
+pub fn distinct_order_totals(modules: &Path, count: usize) -> Result<Vec<String>> {
+    write_copies(modules, count, true)
+}
+
+fn write_copies(modules: &Path, count: usize, distinct: bool) -> Result<Vec<String>> {
     std::fs::create_dir_all(modules)?;
+    let module = std::fs::read(projector_test_guests::ORDER_TOTALS)?;
     let names: Vec<String> = (0..count).map(|i| format!("order-totals-{i}")).collect();
-    for name in &names {
+    for (i, name) in names.iter().enumerate() {
         std::fs::write(
             modules.join(format!("{name}.toml")),
             format!("name = \"{name}\"\n"),
         )?;
-        std::fs::copy(
-            projector_test_guests::ORDER_TOTALS,
-            modules.join(format!("{name}.wasm")),
-        )?;
+        let mut bytes = module.clone();
+        if distinct {
+            bytes.extend(custom_section(
+                "projector-bench-copy",
+                &(i as u64).to_le_bytes(),
+            ));
+        }
+        std::fs::write(modules.join(format!("{name}.wasm")), bytes)?;
     }
     Ok(names)
+}
+
+/// A custom section (id 0: a name and bytes the runtime ignores), valid at
+/// the end of a core module or a component alike.
+fn custom_section(name: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = leb128(name.len() as u64);
+    body.extend(name.as_bytes());
+    body.extend(payload);
+    let mut section = vec![0u8];
+    section.extend(leb128(body.len() as u64));
+    section.extend(body);
+    section
+}
+
+fn leb128(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use projector::wasm::{Limits, WasmHost};
+
+    #[test]
+    fn leb128_encodes_as_the_wasm_spec_says() {
+        assert_eq!(leb128(0), [0]);
+        assert_eq!(leb128(127), [0x7f]);
+        assert_eq!(leb128(128), [0x80, 0x01]);
+        assert_eq!(leb128(624_485), [0xe5, 0x8e, 0x26]);
+    }
+
+    /// D's cold start must compile every module: distinct copies are
+    /// distinct files that each load (compile) on their own, and still run.
+    #[test]
+    fn distinct_copies_each_compile_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let modules = dir.path().join("modules");
+        let names = distinct_order_totals(&modules, 3).unwrap();
+        let files: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| std::fs::read(modules.join(format!("{n}.wasm"))).unwrap())
+            .collect();
+        assert_ne!(files[0], files[1]);
+        assert_ne!(files[1], files[2]);
+        let host = WasmHost::new(&dir.path().join("cache"), Limits::default()).unwrap();
+        for name in &names {
+            let loaded = host.load(&modules.join(format!("{name}.wasm"))).unwrap();
+            assert!(
+                !loaded.from_cache,
+                "{name} came from the cache: not distinct"
+            );
+            assert_eq!(loaded.descriptor.name, "order-totals");
+        }
+        // The identical copies, by contrast, compile once.
+        let same = dir.path().join("same");
+        let names = order_totals_copies(&same, 2).unwrap();
+        let host = WasmHost::new(&dir.path().join("cache2"), Limits::default()).unwrap();
+        let first = host.load(&same.join(format!("{}.wasm", names[0]))).unwrap();
+        let second = host.load(&same.join(format!("{}.wasm", names[1]))).unwrap();
+        assert!(!first.from_cache);
+        assert!(
+            second.from_cache,
+            "identical copies share one compiled module"
+        );
+    }
 }
