@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::event::NewRecord;
 
 /// How the body is laid out (`?format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum BodyFormat {
     /// From the content type: `application/json` is one JSON value (an
@@ -21,8 +22,12 @@ pub enum BodyFormat {
     Envelope,
 }
 
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct AppendParams {
     /// Take each event's key from this top-level field.
     pub key_field: Option<String>,
@@ -30,7 +35,7 @@ pub struct AppendParams {
     pub key: Option<String>,
     /// How the body is laid out (default: from the content type).
     #[serde(default)]
-    #[param(inline)]
+    #[cfg_attr(feature = "openapi", param(inline))]
     pub format: BodyFormat,
 }
 

@@ -38,19 +38,7 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 /// Most reads in one `POST /v1/read`.
 const MAX_READS: usize = 100;
 
-/// Query-string parameters of key lookups and custom queries.
-#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct ReadParams {
-    /// `serving` (default), `building`, or a prefix of a version's hash.
-    pub version: Option<String>,
-    /// Answer once the projection has reached these offsets: `orders:0=12,1=3` or JSON.
-    pub min_offsets: Option<String>,
-    /// How long to wait for `min_offsets`, in ms (default 5000, at most 30000).
-    pub wait_ms: Option<u64>,
-    /// Answer as of these past offsets (same forms as `min_offsets`).
-    pub as_of: Option<String>,
-}
+pub(super) use projector_formats::query::ReadParams;
 
 /// Where a read is answered.
 pub(super) enum ReadAt {
