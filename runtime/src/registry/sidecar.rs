@@ -29,6 +29,8 @@ pub(super) struct Sidecar {
     snapshots: SnapshotOverrides,
     /// This projection's error policy, over the global `error_policy`.
     error_policy: Option<ErrorPolicy>,
+    /// Skipped-event records kept, over the global `keep_skipped`.
+    keep_skipped: Option<usize>,
     /// This projection's resource limits, over the global `[limits]`.
     #[serde(default)]
     limits: LimitOverrides,
@@ -139,6 +141,9 @@ impl Binding {
         self.sidecar.limits.apply(&mut config, &self.path)?;
         if let Some(policy) = self.sidecar.error_policy {
             config.error_policy = policy;
+        }
+        if let Some(keep) = self.sidecar.keep_skipped {
+            config.keep_skipped = keep;
         }
         Ok(config)
     }
