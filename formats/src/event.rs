@@ -70,6 +70,41 @@ impl Offsets {
     }
 }
 
+/// `{"topic": {"partition": offset}}`: per topic, per partition (as a
+/// decimal string), the next offset. For the runtime's OpenAPI document;
+/// here, not there, by the orphan rule.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Offsets {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+
+        let partitions = ObjectBuilder::new()
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .into(),
+            ))))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[0-9]+$")),
+            ));
+        ObjectBuilder::new()
+            .description(Some(
+                "Per topic, per partition, the next offset: {\"topic\": {\"0\": 17}}",
+            ))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+                partitions.into(),
+            ))))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Offsets {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
