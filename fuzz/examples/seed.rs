@@ -25,6 +25,7 @@ fn main() {
     embedded_records(&corpus.join("embedded_record"));
     ingest(&corpus.join("ingest"), &events);
     snapshots(&corpus.join("snapshot"), &events);
+    failure_records(&corpus.join("failure_record"));
     query_params(&corpus.join("query_params"), &events);
 }
 
@@ -233,8 +234,8 @@ fn snapshots(out: &Path, events: &Path) {
         .map(|i| (format!("k{i:05}").into_bytes(), Vec::new()))
         .collect();
     // Dead letters and parked events travel in the metadata.
-    let failed = |id: u64, kind: FailureKind, key: Option<&[u8]>, payload: Option<&[u8]>| {
-        FailedEvent {
+    let failed =
+        |id: u64, kind: FailureKind, key: Option<&[u8]>, payload: Option<&[u8]>| FailedEvent {
             id,
             kind,
             source: "orders".to_owned(),
@@ -249,10 +250,15 @@ fn snapshots(out: &Path, events: &Path) {
             module_version: "1.0.0".to_owned(),
             failed_at: 1_700_000_000,
             attempts: 2,
-        }
-    };
+            reason: None,
+        };
     let failures = vec![
-        failed(1, FailureKind::DeadLetter, Some(b"alice"), Some(br#"{"amount_cents":"lots"}"#)),
+        failed(
+            1,
+            FailureKind::DeadLetter,
+            Some(b"alice"),
+            Some(br#"{"amount_cents":"lots"}"#),
+        ),
         failed(2, FailureKind::Parked, Some(&[0xff, 0x00]), None),
     ];
     for (label, entries, events, failed_events) in [
@@ -269,6 +275,49 @@ fn snapshots(out: &Path, events: &Path) {
         let mut open = vec![1u8];
         open.extend_from_slice(&unsealed(&file));
         write(out, &format!("{label}.unsealed"), &open);
+    }
+}
+
+/// Failure records as a projection's state file stores them.
+fn failure_records(out: &Path) {
+    let record =
+        |id: u64, kind: FailureKind, key: Option<&[u8]>, payload: Option<&[u8]>| FailedEvent {
+            id,
+            kind,
+            source: "orders".to_owned(),
+            partition: 1,
+            offset: 100 + id,
+            key: key.map(<[u8]>::to_vec),
+            payload: payload.map(<[u8]>::to_vec),
+            timestamp_ms: TIMESTAMP_MS,
+            headers: Vec::new(),
+            error: "projection error: amount_cents is not a number".to_owned(),
+            module_hash: "5f3c9a0d1e2b4c6a".to_owned(),
+            module_version: "1.0.0".to_owned(),
+            failed_at: 1_700_000_000,
+            attempts: 1,
+            reason: None,
+        };
+    let mut skipped_by_operator = record(
+        1,
+        FailureKind::Skipped,
+        Some(b"alice"),
+        Some(br#"{"amount_cents":"lots"}"#),
+    );
+    skipped_by_operator.reason = Some("bad data from the importer".to_owned());
+    let mut dead_letter = record(2, FailureKind::DeadLetter, None, Some(b"{}"));
+    dead_letter.headers = vec![
+        ("trace-id".to_owned(), b"abc"[..].to_vec().into()),
+        (String::new(), vec![0xff, 0].into()),
+    ];
+    dead_letter.attempts = 3;
+    let parked_tombstone = record(3, FailureKind::Parked, Some(&[0xff, 0x00]), None);
+    for (name, record) in [
+        ("skipped-with-reason", skipped_by_operator),
+        ("dead-letter-with-headers", dead_letter),
+        ("parked-tombstone", parked_tombstone),
+    ] {
+        write(out, name, &record.encode());
     }
 }
 

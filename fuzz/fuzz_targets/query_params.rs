@@ -76,7 +76,9 @@ const CONTENT_TYPES: [Option<&str>; 4] = [
 
 /// The parameters as the route's extractor decodes them, if they do.
 fn params<T: DeserializeOwned>(uri: &Uri) -> Option<T> {
-    Query::<T>::try_from_uri(uri).ok().map(|Query(params)| params)
+    Query::<T>::try_from_uri(uri)
+        .ok()
+        .map(|Query(params)| params)
 }
 
 /// An offsets spec (`min_offsets`, `as_of`): parses or fails cleanly, and
