@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes every decoder of untrusted bytes: embedded-log records, append
-# bodies (NDJSON, JSON, envelopes), snapshot files, HTTP query parameters
-# and failure records (the targets in fuzz/fuzz_targets/, listed in
-# docs/fuzzing.md). Each target runs FUZZ_SECONDS
-# (default 60) starting from the committed seed corpus in fuzz/corpus/;
-# the script fails on the first crash, panic, failed invariant, timeout or
-# out-of-memory, and the input that did it is left in fuzz/artifacts/<target>/.
+# bodies (NDJSON, JSON, envelopes), snapshot files, HTTP query parameters,
+# `POST /v1/read` bodies and failure records (the targets in
+# fuzz/fuzz_targets/, listed in docs/fuzzing.md). Each target runs
+# FUZZ_SECONDS (default 60) starting from the committed seed corpus in
+# fuzz/corpus/; the script fails on the first crash, panic, failed
+# invariant, timeout or out-of-memory, and the input that did it is left in
+# fuzz/artifacts/<target>/.
 #
 #   ./scripts/fuzz.sh                            # every target, 60 s each
 #   FUZZ_SECONDS=600 ./scripts/fuzz.sh snapshot  # one target, longer
@@ -31,7 +32,7 @@ cargo_fuzz_version=0.13.2
 tools="$target_dir/tools"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(embedded_record ingest snapshot query_params failure_record)
+  targets=(embedded_record ingest snapshot query_params failure_record read_body)
 fi
 
 if ! "$tools/bin/cargo-fuzz" --version 2>/dev/null | grep -qx "cargo-fuzz $cargo_fuzz_version"; then

@@ -1,7 +1,8 @@
 //! Query-string parameters of the read routes (`?version=`, `?prefix=
 //! &start_after=&limit=`, `?min_offsets=&wait_ms=&as_of=`), the offsets
-//! specs those take, and the percent-encoded key of a key lookup: what a
-//! client puts in a URL, decoded before anything else looks at it.
+//! specs those take, the percent-encoded key of a key lookup, and the body
+//! of `POST /v1/read`: what a client puts in a request, decoded before
+//! anything else looks at it.
 
 use serde::Deserialize;
 
@@ -48,6 +49,100 @@ pub struct ScanParams {
     pub wait_ms: Option<u64>,
     /// Answer as of these past offsets (same forms as `min_offsets`).
     pub as_of: Option<String>,
+}
+
+/// One read of `POST /v1/read`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReadSpec {
+    pub projection: String,
+    pub key: Option<String>,
+    pub prefix: Option<String>,
+    pub start_after: Option<String>,
+    pub limit: Option<usize>,
+    pub query: Option<String>,
+    pub args: Option<serde_json::Value>,
+}
+
+/// The body of `POST /v1/read`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReadRequest {
+    pub reads: Vec<ReadSpec>,
+    /// `"orders:0=12"` or `{"orders": {"0": 12}}`.
+    pub min_offsets: Option<serde_json::Value>,
+    pub wait_ms: Option<u64>,
+}
+
+/// A `POST /v1/read` body that is not a [`ReadRequest`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "expected {{\"reads\": [{{\"projection\": ..., \"key\"|\"prefix\"|\"query\": ...}}], \"min_offsets\"?: ..., \"wait_ms\"?: ...}}: {0}"
+)]
+pub struct ReadBodyError(#[from] serde_json::Error);
+
+impl ReadRequest {
+    /// Decodes the request body (JSON).
+    pub fn parse(body: &[u8]) -> Result<Self, ReadBodyError> {
+        Ok(serde_json::from_slice(body)?)
+    }
+
+    /// `min_offsets`, if given: a spec string, or the JSON form.
+    pub fn min_offsets(&self) -> Option<Result<Offsets, OffsetsSyntaxError>> {
+        self.min_offsets.as_ref().map(|spec| match spec {
+            serde_json::Value::String(text) => parse_offsets(text),
+            other => parse_offsets(&other.to_string()),
+        })
+    }
+}
+
+/// What one read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind<'a> {
+    Key(&'a str),
+    Prefix(&'a str),
+    Query(&'a str),
+}
+
+/// A read whose fields do not make one kind of read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BadRead {
+    /// The read's index in `reads`.
+    pub index: usize,
+    pub message: String,
+}
+
+impl ReadSpec {
+    /// Exactly one of `key`, `prefix` or `query`; `start_after` and `limit`
+    /// only with `prefix`, `args` never with `key`. `index` names the read
+    /// in the error.
+    pub fn kind(&self, index: usize) -> Result<ReadKind<'_>, BadRead> {
+        let bad = |message: String| BadRead { index, message };
+        let kind = match (&self.key, &self.prefix, &self.query) {
+            (Some(key), None, None) => ReadKind::Key(key),
+            (None, Some(prefix), None) => ReadKind::Prefix(prefix),
+            (None, None, Some(query)) => ReadKind::Query(query),
+            _ => {
+                return Err(bad(format!(
+                    "read {index} must name exactly one of key, prefix or query"
+                )));
+            }
+        };
+        let scan_fields = self.start_after.is_some() || self.limit.is_some();
+        match kind {
+            ReadKind::Prefix(_) => Ok(kind),
+            _ if scan_fields => Err(bad(format!(
+                "read {index}: start_after and limit belong to prefix reads"
+            ))),
+            ReadKind::Key(_) if self.args.is_some() => {
+                Err(bad(format!("read {index}: args belong to query reads")))
+            }
+            _ => Ok(kind),
+        }
+    }
 }
 
 /// A key that does not decode.
@@ -167,6 +262,65 @@ mod tests {
             );
         }
         assert_eq!(decode_key(""), Err(KeyError::Empty));
+    }
+
+    #[test]
+    fn read_bodies_name_one_kind_of_read() {
+        let request = ReadRequest::parse(
+            br#"{"reads": [{"projection": "a", "key": "k"}, {"projection": "b", "prefix": "p/", "limit": 5}, {"projection": "c", "query": "top", "args": {"n": 3}}], "wait_ms": 10}"#,
+        )
+        .unwrap();
+        let kinds: Vec<_> = request
+            .reads
+            .iter()
+            .enumerate()
+            .map(|(i, read)| read.kind(i).unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ReadKind::Key("k"),
+                ReadKind::Prefix("p/"),
+                ReadKind::Query("top")
+            ]
+        );
+        for (read, message) in [
+            (
+                r#"{"projection": "a"}"#,
+                "read 2 must name exactly one of key, prefix or query",
+            ),
+            (
+                r#"{"projection": "a", "key": "k", "query": "q"}"#,
+                "read 2 must name exactly one of key, prefix or query",
+            ),
+            (
+                r#"{"projection": "a", "key": "k", "limit": 1}"#,
+                "read 2: start_after and limit belong to prefix reads",
+            ),
+            (
+                r#"{"projection": "a", "key": "k", "args": 1}"#,
+                "read 2: args belong to query reads",
+            ),
+        ] {
+            let body = format!(r#"{{"reads": [{read}]}}"#);
+            let request = ReadRequest::parse(body.as_bytes()).unwrap();
+            let err = request.reads[0].kind(2).unwrap_err();
+            assert_eq!((err.index, err.to_string().as_str()), (2, message));
+        }
+        let err = ReadRequest::parse(br#"{"reads": [], "extra": 1}"#).unwrap_err();
+        assert!(
+            err.to_string().starts_with("expected {\"reads\": ["),
+            "{err}"
+        );
+        assert!(err.to_string().contains("unknown field `extra`"), "{err}");
+        for min_offsets in [r#""orders:0=12""#, r#"{"orders": {"0": 12}}"#] {
+            let body = format!(r#"{{"reads": [], "min_offsets": {min_offsets}}}"#);
+            let request = ReadRequest::parse(body.as_bytes()).unwrap();
+            let offsets = request.min_offsets().unwrap().unwrap();
+            assert_eq!(offsets.get("orders", 0), 12);
+        }
+        let request = ReadRequest::parse(br#"{"reads": [], "min_offsets": 7}"#).unwrap();
+        assert!(request.min_offsets().unwrap().is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn main() {
     ingest(&corpus.join("ingest"), &events);
     snapshots(&corpus.join("snapshot"), &events);
     failure_records(&corpus.join("failure_record"));
+    read_bodies(&corpus.join("read_body"));
     query_params(&corpus.join("query_params"), &events);
 }
 
@@ -318,6 +319,35 @@ fn failure_records(out: &Path) {
         ("parked-tombstone", parked_tombstone),
     ] {
         write(out, name, &record.encode());
+    }
+}
+
+/// Bodies of `POST /v1/read`, as docs/consistent-reads.md writes them.
+fn read_bodies(out: &Path) {
+    for (name, body) in [
+        (
+            "key-and-prefix",
+            r#"{"reads": [{"projection": "order-totals", "key": "customer/alice"}, {"projection": "account-balances", "prefix": "account/", "limit": 10}]}"#,
+        ),
+        (
+            "query-with-args",
+            r#"{"reads": [{"projection": "order-totals", "query": "top", "args": {"n": 3}}], "wait_ms": 2000}"#,
+        ),
+        (
+            "min-offsets-spec",
+            r#"{"reads": [{"projection": "order-totals", "key": "customer/bob"}], "min_offsets": "orders:0=12,orders:1=7", "wait_ms": 500}"#,
+        ),
+        (
+            "min-offsets-json",
+            r#"{"reads": [{"projection": "order-totals", "prefix": "", "start_after": "customer/a"}], "min_offsets": {"orders": {"0": 12}}}"#,
+        ),
+        (
+            "two-kinds",
+            r#"{"reads": [{"projection": "order-totals", "key": "k", "query": "q"}]}"#,
+        ),
+        ("unknown-field", r#"{"reads": [], "as_of": "orders:0=1"}"#),
+    ] {
+        write(out, name, body.as_bytes());
     }
 }
 
