@@ -65,7 +65,8 @@ pub struct ReadSpec {
     pub args: Option<serde_json::Value>,
 }
 
-/// The body of `POST /v1/read`.
+// The body of `POST /v1/read` (no doc comment: it would become the
+// schema's description in the OpenAPI document, which had none).
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
