@@ -1,31 +1,32 @@
 //! Writes the seed corpus under `fuzz/corpus/<target>/` from real data:
-//! records the embedded log wrote, the sample event files, snapshot files
-//! the snapshot writer produced, and typical query strings.
+//! records as the embedded log encodes them, the sample event files,
+//! snapshot files as the snapshot writer writes them (the encoders the
+//! runtime uses, from projector-formats), and typical query strings.
 //!
 //! `cargo run --release --example seed` from `fuzz/` (an ordinary build,
 //! without coverage instrumentation). Rewrites the seed files it names and
 //! leaves other corpus files alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use projector::event::{NewRecord, Offsets};
-use projector::snapshot::{self, ProjectionVersion};
-use projector::source::EmbeddedLog;
-use projector::store::{CommitPositions, Overlay, StateStore};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use projector_formats::event::{NewRecord, Offsets};
+use projector_formats::failure::{FailedEvent, FailureKind};
+use projector_formats::record::encode_record;
+use projector_formats::snapshot::{SnapshotMeta, format, write_file};
 use serde_json::Value;
 
-/// The embedded log's record table (see `runtime/src/source/embedded.rs`).
-const RECORDS: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("records");
+/// A fixed time stamp, so that the seeds are the same on every run.
+const TIMESTAMP_MS: i64 = 1_700_000_000_000;
 
 fn main() {
     let fuzz_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = fuzz_dir.join("corpus");
     let events = fuzz_dir.join("../examples/events");
-    let tmp = tempfile::tempdir().expect("temp dir");
-    embedded_records(&corpus.join("embedded_record"), tmp.path());
+    embedded_records(&corpus.join("embedded_record"));
     ingest(&corpus.join("ingest"), &events);
-    snapshots(&corpus.join("snapshot"), tmp.path(), &events);
+    snapshots(&corpus.join("snapshot"), &events);
+    failure_records(&corpus.join("failure_record"));
+    read_bodies(&corpus.join("read_body"));
     query_params(&corpus.join("query_params"), &events);
 }
 
@@ -43,10 +44,8 @@ fn lines(events: &Path, file: &str) -> Vec<String> {
         .collect()
 }
 
-/// Records the log itself encoded, read back raw from its file.
-fn embedded_records(out: &Path, tmp: &Path) {
-    let path = tmp.join("log.redb");
-    let log = EmbeddedLog::open(&path, 1).expect("open the log");
+/// Records as the log encodes them when it appends them.
+fn embedded_records(out: &Path) {
     let record =
         |key: Option<&[u8]>, payload: Option<&[u8]>, headers: &[(&str, &[u8])]| NewRecord {
             key: key.map(<[u8]>::to_vec),
@@ -80,21 +79,10 @@ fn embedded_records(out: &Path, tmp: &Path) {
         "binary-with-headers",
         "empty-key-and-header",
     ];
-    log.append("orders", records).expect("append");
-    log.shutdown();
-    drop(log);
-
-    let db = redb::Database::open(&path).expect("reopen the log file");
-    let txn = db.begin_read().expect("read");
-    let table = txn.open_table(RECORDS).expect("records table");
-    let mut stored: Vec<Vec<u8>> = Vec::new();
-    for entry in table.iter().expect("iterate") {
-        let (_, value) = entry.expect("entry");
-        stored.push(value.value().to_vec());
-    }
-    assert_eq!(stored.len(), names.len());
-    for (name, bytes) in names.iter().zip(&stored) {
-        write(out, name, bytes);
+    for (name, record) in names.iter().zip(&records) {
+        let mut bytes = Vec::new();
+        encode_record(record, TIMESTAMP_MS, &mut bytes).expect("a record encodes");
+        write(out, name, &bytes);
     }
 }
 
@@ -183,39 +171,34 @@ fn ingest(out: &Path, events: &Path) {
 }
 
 /// A state file with `entries`, snapshotted by the real writer.
-fn snapshot_of(tmp: &Path, label: &str, entries: &[(Vec<u8>, Vec<u8>)], events: u64) -> PathBuf {
-    let store = StateStore::open(&tmp.join(format!("{label}.redb"))).expect("state file");
-    let mut overlay = Overlay::default();
-    for (key, value) in entries {
-        overlay.put(key.clone(), value.clone());
-    }
+fn snapshot_of(
+    label: &str,
+    entries: &[(Vec<u8>, Vec<u8>)],
+    events: u64,
+    failed_events: Vec<FailedEvent>,
+) -> Vec<u8> {
     let mut offsets = Offsets::default();
     offsets.set("orders", 0, events);
     offsets.set("orders", 2, events / 2);
     offsets.set("payments", 1, 3);
-    store
-        .commit(
-            &overlay,
-            CommitPositions {
-                offsets: &offsets,
-                events_applied: events,
-            },
-            true,
-        )
-        .expect("commit");
-    let reader = store.reader().expect("reader");
-    let version = ProjectionVersion {
-        name: label,
-        hash: "5f3c9a0d1e2b4c6a",
+    let meta = SnapshotMeta {
+        name: label.to_owned(),
+        hash: "5f3c9a0d1e2b4c6a".to_owned(),
         state_version: 1,
+        created_unix_ms: TIMESTAMP_MS as u64,
+        events_applied: events,
+        offsets,
+        key_count: entries.len() as u64,
+        failed_events,
     };
-    snapshot::write(&tmp.join("snapshots"), version, &reader, 3)
-        .expect("snapshot")
-        .path
+    let header = format::encode_header(&meta);
+    let entries = entries
+        .iter()
+        .map(|entry| Ok::<_, projector_formats::snapshot::SnapshotError>(entry.clone()));
+    let path = Path::new(label);
+    write_file(Vec::new(), &header, entries, path, path).expect("snapshot")
 }
 
-/// Strips the header checksum and the trailer: the snapshot target's
-/// "sealed" mode adds them back.
 fn unsealed(file: &[u8]) -> Vec<u8> {
     let meta_len = u32::from_le_bytes(file[8..12].try_into().expect("4 bytes")) as usize;
     let header_end = 12 + meta_len;
@@ -224,7 +207,7 @@ fn unsealed(file: &[u8]) -> Vec<u8> {
     out
 }
 
-fn snapshots(out: &Path, tmp: &Path, events: &Path) {
+fn snapshots(out: &Path, events: &Path) {
     // The order-totals fold of the sample orders, as key/value state.
     let mut totals = std::collections::BTreeMap::<String, i64>::new();
     for line in lines(events, "orders.jsonl") {
@@ -251,19 +234,120 @@ fn snapshots(out: &Path, tmp: &Path, events: &Path) {
     let many: Vec<_> = (0..10_050)
         .map(|i| (format!("k{i:05}").into_bytes(), Vec::new()))
         .collect();
-    for (label, entries, events) in [
-        ("order-totals", &orders, 52),
-        ("empty", &Vec::new(), 0),
-        ("binary", &binary, 40),
-        ("two-chunks", &many, 10_050),
+    // Dead letters and parked events travel in the metadata.
+    let failed =
+        |id: u64, kind: FailureKind, key: Option<&[u8]>, payload: Option<&[u8]>| FailedEvent {
+            id,
+            kind,
+            source: "orders".to_owned(),
+            partition: 0,
+            offset: 40 + id,
+            key: key.map(<[u8]>::to_vec),
+            payload: payload.map(<[u8]>::to_vec),
+            timestamp_ms: TIMESTAMP_MS,
+            headers: vec![("trace-id".to_owned(), b"abc"[..].to_vec().into())],
+            error: "projection error: amount_cents is not a number".to_owned(),
+            module_hash: "5f3c9a0d1e2b4c6a".to_owned(),
+            module_version: "1.0.0".to_owned(),
+            failed_at: 1_700_000_000,
+            attempts: 2,
+            reason: None,
+        };
+    let failures = vec![
+        failed(
+            1,
+            FailureKind::DeadLetter,
+            Some(b"alice"),
+            Some(br#"{"amount_cents":"lots"}"#),
+        ),
+        failed(2, FailureKind::Parked, Some(&[0xff, 0x00]), None),
+    ];
+    for (label, entries, events, failed_events) in [
+        ("order-totals", &orders, 52, Vec::new()),
+        ("empty", &Vec::new(), 0, Vec::new()),
+        ("binary", &binary, 40, Vec::new()),
+        ("two-chunks", &many, 10_050, Vec::new()),
+        ("with-failures", &orders, 52, failures),
     ] {
-        let file = std::fs::read(snapshot_of(tmp, label, entries, events)).expect("read snapshot");
+        let file = snapshot_of(label, entries, events, failed_events);
         let mut raw = vec![0u8];
         raw.extend_from_slice(&file);
         write(out, &format!("{label}.snap"), &raw);
         let mut open = vec![1u8];
         open.extend_from_slice(&unsealed(&file));
         write(out, &format!("{label}.unsealed"), &open);
+    }
+}
+
+/// Failure records as a projection's state file stores them.
+fn failure_records(out: &Path) {
+    let record =
+        |id: u64, kind: FailureKind, key: Option<&[u8]>, payload: Option<&[u8]>| FailedEvent {
+            id,
+            kind,
+            source: "orders".to_owned(),
+            partition: 1,
+            offset: 100 + id,
+            key: key.map(<[u8]>::to_vec),
+            payload: payload.map(<[u8]>::to_vec),
+            timestamp_ms: TIMESTAMP_MS,
+            headers: Vec::new(),
+            error: "projection error: amount_cents is not a number".to_owned(),
+            module_hash: "5f3c9a0d1e2b4c6a".to_owned(),
+            module_version: "1.0.0".to_owned(),
+            failed_at: 1_700_000_000,
+            attempts: 1,
+            reason: None,
+        };
+    let mut skipped_by_operator = record(
+        1,
+        FailureKind::Skipped,
+        Some(b"alice"),
+        Some(br#"{"amount_cents":"lots"}"#),
+    );
+    skipped_by_operator.reason = Some("bad data from the importer".to_owned());
+    let mut dead_letter = record(2, FailureKind::DeadLetter, None, Some(b"{}"));
+    dead_letter.headers = vec![
+        ("trace-id".to_owned(), b"abc"[..].to_vec().into()),
+        (String::new(), vec![0xff, 0].into()),
+    ];
+    dead_letter.attempts = 3;
+    let parked_tombstone = record(3, FailureKind::Parked, Some(&[0xff, 0x00]), None);
+    for (name, record) in [
+        ("skipped-with-reason", skipped_by_operator),
+        ("dead-letter-with-headers", dead_letter),
+        ("parked-tombstone", parked_tombstone),
+    ] {
+        write(out, name, &record.encode());
+    }
+}
+
+/// Bodies of `POST /v1/read`, as docs/consistent-reads.md writes them.
+fn read_bodies(out: &Path) {
+    for (name, body) in [
+        (
+            "key-and-prefix",
+            r#"{"reads": [{"projection": "order-totals", "key": "customer/alice"}, {"projection": "account-balances", "prefix": "account/", "limit": 10}]}"#,
+        ),
+        (
+            "query-with-args",
+            r#"{"reads": [{"projection": "order-totals", "query": "top", "args": {"n": 3}}], "wait_ms": 2000}"#,
+        ),
+        (
+            "min-offsets-spec",
+            r#"{"reads": [{"projection": "order-totals", "key": "customer/bob"}], "min_offsets": "orders:0=12,orders:1=7", "wait_ms": 500}"#,
+        ),
+        (
+            "min-offsets-json",
+            r#"{"reads": [{"projection": "order-totals", "prefix": "", "start_after": "customer/a"}], "min_offsets": {"orders": {"0": 12}}}"#,
+        ),
+        (
+            "two-kinds",
+            r#"{"reads": [{"projection": "order-totals", "key": "k", "query": "q"}]}"#,
+        ),
+        ("unknown-field", r#"{"reads": [], "as_of": "orders:0=1"}"#),
+    ] {
+        write(out, name, body.as_bytes());
     }
 }
 

@@ -6,14 +6,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use projector::event::NewRecord;
-use projector::source::LogError;
-use projector::source::embedded::{decode_record, encode_record};
+use projector_formats::event::NewRecord;
+use projector_formats::record::{CorruptRecord, decode_record, encode_record};
 
 fuzz_target!(|data: &[u8]| {
     let event = match decode_record("orders", 2, 41, data) {
         Ok(event) => event,
-        Err(LogError::CorruptRecord {
+        Err(CorruptRecord {
             topic,
             partition,
             offset,
@@ -23,7 +22,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(!reason.is_empty());
             return;
         }
-        Err(other) => panic!("decoding failed with an unexpected error: {other}"),
     };
     assert_eq!(
         (event.source.as_str(), event.partition, event.offset),

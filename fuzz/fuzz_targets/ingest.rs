@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use projector::api::ingest::{AppendParams, BodyFormat, parse};
+use projector_formats::ingest::{AppendParams, BodyFormat, parse};
 use serde_json::Value;
 
 const KEY_FIELDS: [&str; 4] = ["customer", "account", "order_id", "id"];

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use projector::snapshot;
+use projector_formats::snapshot;
 
 /// Magic, version, metadata length.
 const PREAMBLE_LEN: usize = 12;

@@ -465,44 +465,12 @@ fn offsets_header(offsets: &Offsets) -> HeaderValue {
     HeaderValue::from_str(&text).expect("JSON of topic names is a valid header")
 }
 
-/// Decodes a percent-encoded key strictly: `%` must be followed by two hex
+/// Decodes a percent-encoded key strictly (`projector_formats::query`,
+/// where the fuzz targets drive it): `%` must be followed by two hex
 /// digits. Keys are bytes, so `%FF` is allowed.
 fn decode_key(raw: &str) -> Result<Vec<u8>, ApiError> {
-    let bytes = raw.as_bytes();
-    let mut key = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            // Two hex digits exactly: `from_str_radix` alone takes "+0".
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(byte) => key.push(byte),
-                None => {
-                    return Err(ApiError::bad_request(
-                        "bad_key_encoding",
-                        format!(
-                            "key {raw:?} has an invalid percent-escape at byte {i}: use %XX with two hex digits"
-                        ),
-                    ));
-                }
-            }
-            i += 3;
-        } else {
-            key.push(bytes[i]);
-            i += 1;
-        }
-    }
-    if key.is_empty() {
-        return Err(ApiError::bad_request(
-            "bad_key_encoding",
-            "empty key: put the percent-encoded key after /state/",
-        ));
-    }
-    Ok(key)
+    projector_formats::query::decode_key(raw)
+        .map_err(|e| ApiError::bad_request("bad_key_encoding", e.to_string()))
 }
 
 /// The projection name and key of `/v1/projections/{name}/state/{*key}`,
@@ -593,25 +561,7 @@ async fn get_key(
     .await
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ScanParams {
-    /// Only keys starting with this (default: every key).
-    #[serde(default)]
-    prefix: String,
-    /// Start after this key (`next_start_after` of the previous page).
-    start_after: Option<String>,
-    /// Entries per page, 1 to 10000 (default 100).
-    limit: Option<usize>,
-    /// `serving` (default), `building`, or a prefix of a version's hash.
-    version: Option<String>,
-    /// Answer once the projection has reached these offsets: `orders:0=12,1=3` or JSON.
-    min_offsets: Option<String>,
-    /// How long to wait for `min_offsets`, in ms (default 5000, at most 30000).
-    wait_ms: Option<u64>,
-    /// Answer as of these past offsets (same forms as `min_offsets`).
-    as_of: Option<String>,
-}
+use projector_formats::query::ScanParams;
 
 /// A stored value as JSON: the value itself if it is JSON, else its text.
 fn value_json(bytes: &[u8]) -> Value {

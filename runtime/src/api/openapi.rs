@@ -16,7 +16,6 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
@@ -455,35 +454,6 @@ pub struct TopicPartitions {
     pub name: String,
     pub partitions: u32,
 }
-
-/// `{"topic": {"partition": offset}}`: per topic, per partition (as a
-/// decimal string), the next offset.
-impl PartialSchema for Offsets {
-    fn schema() -> RefOr<Schema> {
-        let partitions = ObjectBuilder::new()
-            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .minimum(Some(0))
-                    .into(),
-            ))))
-            .property_names(Some(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some("^[0-9]+$")),
-            ));
-        ObjectBuilder::new()
-            .description(Some(
-                "Per topic, per partition, the next offset: {\"topic\": {\"0\": 17}}",
-            ))
-            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
-                partitions.into(),
-            ))))
-            .into()
-    }
-}
-
-impl ToSchema for Offsets {}
 
 #[cfg(test)]
 mod tests {

@@ -21,10 +21,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, blocking, json_body, key_json, projection, value_json};
+use super::{ApiError, AppState, blocking, body_or_error, key_json, projection, value_json};
 use crate::event::Offsets;
 use crate::projection::{QueryFailure, SharedProjection};
 use crate::reads::history::{self, HistoryError, PastState};
@@ -38,19 +37,7 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 /// Most reads in one `POST /v1/read`.
 const MAX_READS: usize = 100;
 
-/// Query-string parameters of key lookups and custom queries.
-#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(super) struct ReadParams {
-    /// `serving` (default), `building`, or a prefix of a version's hash.
-    pub version: Option<String>,
-    /// Answer once the projection has reached these offsets: `orders:0=12,1=3` or JSON.
-    pub min_offsets: Option<String>,
-    /// How long to wait for `min_offsets`, in ms (default 5000, at most 30000).
-    pub wait_ms: Option<u64>,
-    /// Answer as of these past offsets (same forms as `min_offsets`).
-    pub as_of: Option<String>,
-}
+pub(super) use projector_formats::query::ReadParams;
 
 /// Where a read is answered.
 pub(super) enum ReadAt {
@@ -198,60 +185,13 @@ pub(super) fn as_of_json(view: &View) -> Option<Value> {
     })
 }
 
-/// One read of `POST /v1/read`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ReadSpec {
-    projection: String,
-    key: Option<String>,
-    prefix: Option<String>,
-    start_after: Option<String>,
-    limit: Option<usize>,
-    query: Option<String>,
-    args: Option<Value>,
-}
+pub(super) use projector_formats::query::{ReadKind as Kind, ReadRequest, ReadSpec};
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ReadRequest {
-    reads: Vec<ReadSpec>,
-    /// `"orders:0=12"` or `{"orders": {"0": 12}}`.
-    min_offsets: Option<Value>,
-    wait_ms: Option<u64>,
-}
-
-enum Kind<'a> {
-    Key(&'a str),
-    Prefix(&'a str),
-    Query(&'a str),
-}
-
-impl ReadSpec {
-    fn kind(&self, index: usize) -> Result<Kind<'_>, ApiError> {
-        let bad =
-            |message: String| ApiError::bad_request("bad_read", message).with("read", index as u64);
-        match (&self.key, &self.prefix, &self.query) {
-            (Some(key), None, None) => Ok(Kind::Key(key)),
-            (None, Some(prefix), None) => Ok(Kind::Prefix(prefix)),
-            (None, None, Some(query)) => Ok(Kind::Query(query)),
-            _ => Err(bad(format!(
-                "read {index} must name exactly one of key, prefix or query"
-            ))),
-        }
-        .and_then(|kind| {
-            let scan_fields = self.start_after.is_some() || self.limit.is_some();
-            match kind {
-                Kind::Prefix(_) => Ok(kind),
-                _ if scan_fields => Err(bad(format!(
-                    "read {index}: start_after and limit belong to prefix reads"
-                ))),
-                Kind::Key(_) if self.args.is_some() => {
-                    Err(bad(format!("read {index}: args belong to query reads")))
-                }
-                _ => Ok(kind),
-            }
-        })
-    }
+/// What read `index` of `POST /v1/read` asks for, or a 400 `bad_read`
+/// naming it.
+fn read_kind(read: &ReadSpec, index: usize) -> Result<Kind<'_>, ApiError> {
+    read.kind(index)
+        .map_err(|e| ApiError::bad_request("bad_read", e.to_string()).with("read", e.index as u64))
 }
 
 /// How each projection of a consistent read is read.
@@ -282,10 +222,9 @@ pub(super) async fn consistent_read(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let request: ReadRequest = json_body(
-        body,
-        r#"{"reads": [{"projection": ..., "key"|"prefix"|"query": ...}], "min_offsets"?: ..., "wait_ms"?: ...}"#,
-    )?;
+    let body = body_or_error(body)?;
+    let request =
+        ReadRequest::parse(&body).map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
     if request.reads.is_empty() || request.reads.len() > MAX_READS {
         return Err(ApiError::bad_request(
             "bad_read",
@@ -293,7 +232,7 @@ pub(super) async fn consistent_read(
         ));
     }
     for (i, read) in request.reads.iter().enumerate() {
-        read.kind(i)?;
+        read_kind(read, i)?;
     }
     let budget = wait_budget(request.wait_ms)?;
     let deadline = Instant::now() + budget;
@@ -333,12 +272,8 @@ pub(super) async fn consistent_read(
         }
     }
     let mut at_least = vec![Offsets::default(); involved.len()];
-    if let Some(spec) = &request.min_offsets {
-        let given = match spec {
-            Value::String(text) => positions::parse_offsets(text),
-            other => positions::parse_offsets(&other.to_string()),
-        }
-        .map_err(|e| bad_offsets("min_offsets", e))?;
+    if let Some(given) = request.min_offsets() {
+        let given = given.map_err(|e| bad_offsets("min_offsets", e))?;
         for (topic, partition, next) in given.iter() {
             let who = readers.get(topic).ok_or_else(|| {
                 bad_offsets(
@@ -471,7 +406,7 @@ pub(super) async fn consistent_read(
                 .expect("every read's projection is involved");
             let (p, view) = (&involved[at], &views[at]);
             let mut result = json!({ "projection": read.projection });
-            match read.kind(index)? {
+            match read_kind(read, index)? {
                 Kind::Key(key) => {
                     let value = view.reader.get(key.as_bytes())?;
                     result["key"] = json!(key);

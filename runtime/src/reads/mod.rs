@@ -15,62 +15,7 @@ use crate::projection::ProjectionRuntime;
 use crate::source::TopicBinding;
 use crate::store::StoreError;
 
-/// A malformed offsets spec.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "invalid offsets {spec:?}: {reason}; write topic:partition=next_offset pairs separated by commas (orders:0=12,orders:1=7) or JSON ({{\"orders\":{{\"0\":12}}}}), as `projector publish` prints them"
-)]
-pub struct OffsetsSyntaxError {
-    pub spec: String,
-    pub reason: String,
-}
-
-/// Parses `orders:0=12,orders:1=7` or the JSON form `{"orders":{"0":12}}`.
-/// A partition named twice keeps the larger offset.
-pub fn parse_offsets(spec: &str) -> Result<Offsets, OffsetsSyntaxError> {
-    let spec_trimmed = spec.trim();
-    let error = |reason: String| OffsetsSyntaxError {
-        spec: spec.chars().take(200).collect(),
-        reason,
-    };
-    if spec_trimmed.starts_with('{') {
-        return serde_json::from_str(spec_trimmed).map_err(|e| error(e.to_string()));
-    }
-    let mut offsets = Offsets::default();
-    for item in spec_trimmed.split(',').map(str::trim) {
-        if item.is_empty() {
-            return Err(error("an empty item".to_owned()));
-        }
-        let (place, next) = item
-            .split_once('=')
-            .ok_or_else(|| error(format!("{item:?} has no '='")))?;
-        let (topic, partition) = place
-            .rsplit_once(':')
-            .ok_or_else(|| error(format!("{place:?} has no ':partition'")))?;
-        if topic.is_empty() {
-            return Err(error(format!("{item:?} names no topic")));
-        }
-        let partition: u32 = partition
-            .parse()
-            .map_err(|_| error(format!("partition {partition:?} is not a number")))?;
-        let next: u64 = next
-            .parse()
-            .map_err(|_| error(format!("offset {next:?} is not a number")))?;
-        if offsets.get(topic, partition) <= next {
-            offsets.set(topic, partition, next);
-        }
-    }
-    Ok(offsets)
-}
-
-/// The compact form [`parse_offsets`] reads: `orders:0=12,orders:1=7`.
-pub fn format_offsets(offsets: &Offsets) -> String {
-    offsets
-        .iter()
-        .map(|(topic, partition, next)| format!("{topic}:{partition}={next}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use projector_formats::query::{OffsetsSyntaxError, format_offsets, parse_offsets};
 
 /// A topic in client offsets that a projection does not read.
 #[derive(Debug, thiserror::Error)]
@@ -161,38 +106,6 @@ pub async fn wait_for(
                 return Ok(reached);
             }
             return Err(WaitError::TimedOut { reached });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offsets_parse_in_both_forms_and_print_compactly() {
-        let compact = parse_offsets("orders:0=12, orders:1=7,pay.ments-x:3=0").unwrap();
-        assert_eq!(compact.get("orders", 0), 12);
-        assert_eq!(compact.get("orders", 1), 7);
-        assert_eq!(compact.get("pay.ments-x", 3), 0);
-        assert_eq!(
-            format_offsets(&compact),
-            "orders:0=12,orders:1=7,pay.ments-x:3=0"
-        );
-        let json = parse_offsets(r#"{"orders":{"0":12,"1":7},"pay.ments-x":{"3":0}}"#).unwrap();
-        assert_eq!(json, compact);
-        assert_eq!(parse_offsets(&format_offsets(&compact)).unwrap(), compact);
-        for bad in [
-            "",
-            "orders",
-            "orders=1",
-            "orders:x=1",
-            ":0=1",
-            "orders:0=-1",
-            "a:0=1,",
-        ] {
-            let err = parse_offsets(bad).unwrap_err();
-            assert!(err.to_string().contains("orders:0=12"), "{err}");
         }
     }
 }

@@ -10,22 +10,7 @@ use super::SnapshotError;
 const EXTENSION: &str = ".snap";
 pub(crate) const TMP_SUFFIX: &str = ".snap.tmp";
 
-/// Refuses names that would escape or confuse the folder layout.
-pub(crate) fn check_component(what: &'static str, value: &str) -> Result<(), SnapshotError> {
-    let ok = !value.is_empty()
-        && value.len() <= 255
-        && value != "."
-        && value != ".."
-        && !value.contains(['/', '\\', '\0']);
-    if ok {
-        Ok(())
-    } else {
-        Err(SnapshotError::InvalidName {
-            what,
-            value: value.to_owned(),
-        })
-    }
-}
+pub(crate) use projector_formats::snapshot::check_component;
 
 /// The folder holding the snapshots of one projection version.
 pub fn version_dir(dir: &Path, name: &str, hash: &str) -> Result<PathBuf, SnapshotError> {

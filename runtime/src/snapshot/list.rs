@@ -5,9 +5,7 @@ use std::cmp::Reverse;
 use std::path::{Path, PathBuf};
 
 use super::layout::{self, SnapFile};
-use super::reader::SnapshotFile;
-use super::{SnapshotError, SnapshotInfo};
-use crate::store::Entries;
+use super::{SnapshotError, SnapshotInfo, inspect, verify};
 
 /// One file of a listing.
 #[derive(Debug)]
@@ -27,29 +25,6 @@ impl Listed {
             Self::Invalid { path, .. } => path,
         }
     }
-}
-
-/// Header and trailer of one snapshot file, without reading the body.
-pub fn inspect(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
-    Ok(SnapshotFile::open(path)?.info())
-}
-
-/// Header, trailer and the checksum over the whole file (reads it all,
-/// without decompressing).
-pub fn verify(path: &Path) -> Result<SnapshotInfo, SnapshotError> {
-    SnapshotFile::open(path)?.verify()
-}
-
-/// Header, trailer, every entry (ascending) and the checksum over the whole
-/// file. Holds the whole state in memory: for tools, tests and fuzzing;
-/// [`super::restore`] streams instead.
-pub fn read_all(path: &Path) -> Result<(SnapshotInfo, Entries), SnapshotError> {
-    let mut entries = Entries::new();
-    let info = SnapshotFile::open(path)?.read_entries(|batch| {
-        entries.extend(batch);
-        Ok(())
-    })?;
-    Ok((info, entries))
 }
 
 /// Every snapshot of projection `name`, all hashes, newest first, from the

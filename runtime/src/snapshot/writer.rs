@@ -1,14 +1,13 @@
 //! Taking a snapshot: one read transaction streamed into a temp file, which
 //! is fsynced and renamed into place, then older snapshots are pruned.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::checksum::HashingWriter;
-use super::format::{self, SnapshotMeta, ZSTD_LEVEL};
+use super::format::{self, SnapshotMeta};
 use super::layout::{self, TMP_SUFFIX};
-use super::{SnapshotError, SnapshotInfo, body, retention};
+use super::{SnapshotError, SnapshotInfo, retention};
 use crate::store::{FailedEvent, FailureKind, StateReader};
 
 /// The projection version a snapshot belongs to.
@@ -65,32 +64,16 @@ pub fn write(
         .tempfile_in(&folder)
         .map_err(SnapshotError::io("create a temp file in", &folder))?;
     let tmp_path = tmp.path().to_owned();
-    let write_err = SnapshotError::io("write", &tmp_path);
 
-    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    out.write_all(&header).map_err(write_err)?;
-    let body_start = out.written();
-    {
-        let encoder = zstd::stream::write::Encoder::new(&mut out, ZSTD_LEVEL)
-            .map_err(SnapshotError::io("start compressing into", &tmp_path))?;
-        // rmp writes a few bytes at a time; the encoder wants big writes.
-        let mut entries = BufWriter::with_capacity(64 << 10, encoder);
-        body::write_entries(&mut entries, reader.iter_all()?, reader.path(), &tmp_path)?;
-        entries
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .and_then(|encoder| encoder.finish())
-            .map_err(SnapshotError::io("write", &tmp_path))?;
-    }
-    let body_len = out.written() - body_start;
-    out.write_all(&body_len.to_le_bytes())
-        .map_err(SnapshotError::io("write", &tmp_path))?;
-    let (checksum, mut file_out) = out.finish();
-    file_out
-        .write_all(checksum.as_bytes())
-        .and_then(|()| file_out.flush())
-        .map_err(SnapshotError::io("write", &tmp_path))?;
-    drop(file_out);
+    let out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let out = projector_formats::snapshot::write_file(
+        out,
+        &header,
+        reader.iter_all()?,
+        reader.path(),
+        &tmp_path,
+    )?;
+    drop(out);
     tmp.as_file()
         .sync_all()
         .map_err(SnapshotError::io("sync", &tmp_path))?;

@@ -93,67 +93,32 @@ fn storage(err: impl Into<redb::Error>) -> LogError {
     LogError::Storage(err.into())
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredRecord {
-    #[serde(with = "serde_bytes")]
-    key: Option<Vec<u8>>,
-    #[serde(with = "serde_bytes")]
-    payload: Option<Vec<u8>>,
-    timestamp_ms: i64,
-    headers: Vec<(String, serde_bytes::ByteBuf)>,
+pub use projector_formats::record::encode_record;
+
+impl From<projector_formats::record::CorruptRecord> for LogError {
+    fn from(e: projector_formats::record::CorruptRecord) -> Self {
+        LogError::CorruptRecord {
+            topic: e.topic,
+            partition: e.partition,
+            offset: e.offset,
+            reason: e.reason,
+        }
+    }
 }
 
-/// Encodes `record`, stamped with `timestamp_ms`, as the log stores it
-/// (MessagePack), appending to `out`.
-pub fn encode_record(
-    record: &NewRecord,
-    timestamp_ms: i64,
-    out: &mut Vec<u8>,
-) -> Result<(), rmp_serde::encode::Error> {
-    rmp_serde::encode::write(
-        out,
-        &StoredRecord {
-            key: record.key.clone(),
-            payload: record.payload.clone(),
-            timestamp_ms,
-            headers: record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_bytes::ByteBuf::from(v.clone())))
-                .collect(),
-        },
-    )
-}
-
-/// Decodes the stored bytes of the record at `topic`/`partition`@`offset`.
-/// The bytes are untrusted (the file may be damaged): anything that is not
-/// a record is [`LogError::CorruptRecord`].
+/// Decodes the stored bytes of the record at `topic`/`partition`@`offset`
+/// (`projector_formats::record`, where the fuzz target drives it). The
+/// bytes are untrusted (the file may be damaged): anything that is not a
+/// record is [`LogError::CorruptRecord`].
 pub fn decode_record(
     topic: &str,
     partition: u32,
     offset: u64,
     bytes: &[u8],
 ) -> Result<Event, LogError> {
-    let stored: StoredRecord =
-        rmp_serde::from_slice(bytes).map_err(|e| LogError::CorruptRecord {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-            reason: e.to_string(),
-        })?;
-    Ok(Event {
-        source: topic.to_owned(),
-        partition,
-        offset,
-        key: stored.key,
-        payload: stored.payload,
-        timestamp_ms: stored.timestamp_ms,
-        headers: stored
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k, v.into_vec()))
-            .collect(),
-    })
+    Ok(projector_formats::record::decode_record(
+        topic, partition, offset, bytes,
+    )?)
 }
 
 /// Offsets one append was given in one partition (inclusive range).

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use rmp::decode::ValueReadError;
 
+use super::Entries;
 use super::SnapshotError;
-use crate::store::{Entries, StoreError};
 
 /// Entries per chunk the writer emits.
 const CHUNK_ENTRIES: usize = 10_000;
@@ -21,16 +21,16 @@ const MAX_CHUNK_ENTRIES: u32 = 1 << 16;
 /// Cap on one key or one value: far above the runtime's limits (4 KiB keys,
 /// 16 MiB values by default); the writer refuses anything larger, so every
 /// snapshot written can be read back.
-pub(crate) const MAX_PART_BYTES: usize = 256 << 20;
+pub const MAX_PART_BYTES: usize = 256 << 20;
 /// A batch handed to the reader's consumer ends at whichever comes first.
 const BATCH_ENTRIES: usize = 100_000;
 const BATCH_BYTES: usize = 64 << 20;
 
 /// Writes every entry from `entries`, which must be ascending (the header
 /// has already promised their number; readers check it).
-pub(crate) fn write_entries(
+pub fn write_entries<E: Into<SnapshotError>>(
     out: &mut impl Write,
-    entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>,
+    entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
     state_path: &Path,
     out_path: &Path,
 ) -> Result<(), SnapshotError> {
@@ -41,7 +41,7 @@ pub(crate) fn write_entries(
     };
     let mut chunk = Vec::with_capacity(CHUNK_ENTRIES);
     for entry in entries {
-        let (key, value) = entry?;
+        let (key, value) = entry.map_err(Into::<SnapshotError>::into)?;
         for part in [&key, &value] {
             if part.len() > MAX_PART_BYTES {
                 return Err(SnapshotError::EntryTooLarge {
@@ -75,14 +75,14 @@ fn write_chunk(out: &mut impl Write, chunk: &[(Vec<u8>, Vec<u8>)]) -> io::Result
 }
 
 /// Why reading the body stopped: the bytes were bad, or the consumer failed.
-pub(crate) enum ReadError {
+pub enum ReadError {
     Bad(SnapshotError),
     Consumer(SnapshotError),
 }
 
 /// Reads exactly `key_count` entries and then the end of the input, and
 /// hands them to `consume` in batches, ascending.
-pub(crate) fn read_entries(
+pub fn read_entries(
     input: &mut impl BufRead,
     path: &Path,
     key_count: u64,

@@ -5,14 +5,14 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use super::Entries;
 use super::body::{self, ReadError};
 use super::checksum::HashingReader;
 use super::format::{self, Header, Trailer};
 use super::{SnapshotError, SnapshotInfo};
-use crate::store::Entries;
 
 /// An open snapshot whose header and trailer have been checked.
-pub(crate) struct SnapshotFile {
+pub struct SnapshotFile {
     path: PathBuf,
     file: File,
     len: u64,
@@ -24,7 +24,7 @@ impl SnapshotFile {
     /// Reads only the header and the trailer: fast, and catches wrong
     /// magic, unknown versions, damaged headers and truncation. Damage in
     /// the body shows only in [`Self::verify`] or [`Self::read_entries`].
-    pub(crate) fn open(path: &Path) -> Result<Self, SnapshotError> {
+    pub fn open(path: &Path) -> Result<Self, SnapshotError> {
         let mut file = File::open(path).map_err(SnapshotError::io("open", path))?;
         let len = file
             .metadata()
@@ -41,7 +41,7 @@ impl SnapshotFile {
         })
     }
 
-    pub(crate) fn info(&self) -> SnapshotInfo {
+    pub fn info(&self) -> SnapshotInfo {
         SnapshotInfo {
             path: self.path.clone(),
             size_bytes: self.len,
@@ -50,7 +50,7 @@ impl SnapshotFile {
     }
 
     /// Checks the file checksum over the raw bytes, without decompressing.
-    pub(crate) fn verify(self) -> Result<SnapshotInfo, SnapshotError> {
+    pub fn verify(self) -> Result<SnapshotInfo, SnapshotError> {
         let mut body = self.body_reader()?;
         io::copy(&mut body, &mut io::sink()).map_err(SnapshotError::io("read", &self.path))?;
         self.check_sum(body)?;
@@ -60,7 +60,7 @@ impl SnapshotFile {
     /// Streams every entry to `consume`, ascending, in batches, and checks
     /// the checksum. When it fails, earlier batches may already have been
     /// consumed, so consume into something that can be thrown away.
-    pub(crate) fn read_entries(
+    pub fn read_entries(
         self,
         mut consume: impl FnMut(Entries) -> Result<(), SnapshotError>,
     ) -> Result<SnapshotInfo, SnapshotError> {

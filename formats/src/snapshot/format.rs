@@ -9,11 +9,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::SnapshotError;
-use super::layout::check_component;
+use super::check_component;
 use crate::event::Offsets;
-use crate::store::FailedEvent;
+use crate::failure::FailedEvent;
 
-pub(crate) const MAGIC: &[u8; 6] = b"PJSNAP";
+pub const MAGIC: &[u8; 6] = b"PJSNAP";
 /// The format version this build writes and the only one it reads. Bumped
 /// only for changes old readers cannot skip over; new optional metadata
 /// fields do not need a bump (readers ignore unknown metadata keys).
@@ -22,11 +22,11 @@ pub const FORMAT_VERSION: u16 = 1;
 const PREAMBLE_LEN: usize = 6 + 2 + 4;
 /// Caps what a damaged length field can make a reader allocate. The
 /// metadata carries the projection's failed-event records, hence the room.
-pub(crate) const MAX_META_BYTES: u32 = 64 << 20;
+pub const MAX_META_BYTES: u32 = 64 << 20;
 const HASH_LEN: usize = 32;
 /// Body length, file checksum.
-pub(crate) const TRAILER_LEN: u64 = 8 + HASH_LEN as u64;
-pub(crate) const ZSTD_LEVEL: i32 = 3;
+pub const TRAILER_LEN: u64 = 8 + HASH_LEN as u64;
+pub const ZSTD_LEVEL: i32 = 3;
 
 /// What the header of a snapshot says. The field names are the keys of the
 /// metadata map on disk: renaming one changes the format.
@@ -52,24 +52,28 @@ pub struct SnapshotMeta {
 
 /// The header as read: the metadata, and its raw bytes (the start of what
 /// the file checksum covers).
-pub(crate) struct Header {
+pub struct Header {
     pub meta: SnapshotMeta,
     pub bytes: Vec<u8>,
 }
 
 impl Header {
-    pub(crate) fn len(&self) -> u64 {
+    pub fn len(&self) -> u64 {
         self.bytes.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 }
 
-pub(crate) struct Trailer {
+pub struct Trailer {
     pub body_len: u64,
     pub checksum: [u8; HASH_LEN],
 }
 
 /// Preamble, metadata and header checksum, ready to write.
-pub(crate) fn encode_header(meta: &SnapshotMeta) -> Vec<u8> {
+pub fn encode_header(meta: &SnapshotMeta) -> Vec<u8> {
     // Serializing plain strings and integers into a Vec cannot fail.
     let encoded = rmp_serde::to_vec_named(meta).expect("metadata serializes");
     let mut bytes = Vec::with_capacity(PREAMBLE_LEN + encoded.len() + HASH_LEN);
@@ -84,7 +88,7 @@ pub(crate) fn encode_header(meta: &SnapshotMeta) -> Vec<u8> {
 
 /// Reads and checks the header from the start of `file`, leaving the file
 /// positioned at the body.
-pub(crate) fn read_header(path: &Path, file: &mut File) -> Result<Header, SnapshotError> {
+pub fn read_header(path: &Path, file: &mut File) -> Result<Header, SnapshotError> {
     let truncated = |detail: String| SnapshotError::Truncated {
         path: path.to_owned(),
         detail,
@@ -151,7 +155,7 @@ pub(crate) fn read_header(path: &Path, file: &mut File) -> Result<Header, Snapsh
 }
 
 /// Reads the trailer and checks that it agrees with the file's length.
-pub(crate) fn read_trailer(
+pub fn read_trailer(
     path: &Path,
     file: &mut File,
     file_len: u64,

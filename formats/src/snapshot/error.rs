@@ -6,8 +6,6 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::store::StoreError;
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
@@ -19,8 +17,10 @@ pub enum SnapshotError {
         source: io::Error,
     },
 
+    /// Reading the projection's state file failed (the runtime's store
+    /// error, which this crate does not know).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<dyn std::error::Error + Send + Sync>),
 
     #[error(
         "{path} is not a Projector snapshot (it does not start with PJSNAP): point at a .snap file under data/snapshots"
@@ -93,10 +93,8 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> Self {
+    /// Maps an I/O error of `action` on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io {
             action,

@@ -5,14 +5,14 @@
 use std::io::{self, Read, Write};
 
 /// Hashes and counts what is written through it.
-pub(crate) struct HashingWriter<W> {
+pub struct HashingWriter<W> {
     inner: W,
     hasher: blake3::Hasher,
     written: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub(crate) fn new(inner: W) -> Self {
+    pub fn new(inner: W) -> Self {
         Self {
             inner,
             hasher: blake3::Hasher::new(),
@@ -20,13 +20,13 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
-    pub(crate) fn written(&self) -> u64 {
+    pub fn written(&self) -> u64 {
         self.written
     }
 
     /// The hash of everything written so far, and the inner writer (to
     /// append the hash itself, unhashed).
-    pub(crate) fn finish(self) -> (blake3::Hash, W) {
+    pub fn finish(self) -> (blake3::Hash, W) {
         (self.hasher.finalize(), self.inner)
     }
 }
@@ -45,18 +45,18 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// Hashes what is read through it.
-pub(crate) struct HashingReader<R> {
+pub struct HashingReader<R> {
     inner: R,
     hasher: blake3::Hasher,
 }
 
 impl<R: Read> HashingReader<R> {
     /// Continues `hasher`, which already covers the bytes before `inner`.
-    pub(crate) fn new(inner: R, hasher: blake3::Hasher) -> Self {
+    pub fn new(inner: R, hasher: blake3::Hasher) -> Self {
         Self { inner, hasher }
     }
 
-    pub(crate) fn into_hasher(self) -> blake3::Hasher {
+    pub fn into_hasher(self) -> blake3::Hasher {
         self.hasher
     }
 }
