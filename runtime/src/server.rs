@@ -94,6 +94,7 @@ impl Running {
                     let command = match event {
                         ModuleEvent::Changed(path) => Command::Changed(path),
                         ModuleEvent::Removed(path) => Command::Removed(path),
+                        ModuleEvent::SidecarChanged(path) => Command::SidecarChanged(path),
                     };
                     if commands.send(command).is_err() {
                         return;

@@ -573,3 +573,102 @@ fn one_module_serves_twice_under_names_its_sidecars_give() {
         "the rejection names the sidecar and its name: {error}"
     );
 }
+
+fn sidecar(server: &Server, text: &str) {
+    let path = server.modules_dir().join("order_totals.toml");
+    let staging = server.modules_dir().join(".order_totals.toml.tmp");
+    std::fs::write(&staging, text).unwrap();
+    std::fs::rename(&staging, &path).unwrap();
+}
+
+#[test]
+fn a_sidecar_edit_of_the_error_policy_lets_a_halted_projection_go_on_without_replay() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let mut lines: Vec<String> = (0..20).map(|i| order(i, "a", "OrderPlaced")).collect();
+    lines.push(
+        json!({"type": "OrderPlaced", "order_id": "bad", "customer": "a", "amount_cents": "lots"})
+            .to_string(),
+    );
+    publish(&server, &lines);
+    let halted = server.wait_for("order-totals", "the halt", |info| {
+        info["status"]["state"] == "failed"
+    });
+    assert_eq!(halted["error_policy"], "halt");
+
+    sidecar(&server, "error_policy = \"skip\"\n");
+    publish(&server, &[order(100, "a", "OrderPlaced")]);
+    let info = server.wait_for("order-totals", "the skip and the next event", |info| {
+        info["status"]["state"] == "running" && offsets_sum(&info["offsets"]) == 22
+    });
+    assert_eq!(info["error_policy"], "skip");
+    assert_eq!(info["failures"]["skipped"], 1, "{info}");
+    assert_eq!(server.state("order-totals")["customer/a"]["orders"], 21);
+    let log = server.log();
+    assert!(
+        log.lines().any(|l| l.contains("sidecar settings applied without replay")
+            && l.contains("error_policy: halt -> skip")),
+        "the log says what changed:\n{log}"
+    );
+    assert!(!log.contains("building a new version"), "no replay:\n{log}");
+}
+
+#[test]
+fn a_sidecar_edit_of_the_topics_rebinds_the_projection_in_the_shadow() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let lines: Vec<String> = (0..30).map(|i| order(i, "a", "OrderPlaced")).collect();
+    publish(&server, &lines);
+    server.wait_caught_up("order-totals");
+    let eu: Vec<String> = (0..5).map(|i| order(i, "eu", "OrderPlaced")).collect();
+    let reply = server.post(
+        "/v1/topics/orders-eu/events?key_field=customer",
+        "application/x-ndjson",
+        eu.join("\n").as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    sidecar(&server, "[topics]\norders = \"orders-eu\"\n");
+    server.wait_for("order-totals", "the rebound version to serve", |info| {
+        info["topic_map"]["orders"] == "orders-eu" && info["building"].is_null()
+    });
+    server.wait_caught_up("order-totals");
+    let state = server.state("order-totals");
+    assert_eq!(state["customer/eu"]["orders"], 5, "{state}");
+    assert!(state.get("customer/a").is_none(), "{state}");
+    let log = server.log();
+    assert!(log.contains("sidecar changed the binding (topics.orders: orders -> orders-eu)"), "{log}");
+    assert!(log.contains("swapped to the rebuilt version"), "{log}");
+}
+
+#[test]
+fn an_invalid_sidecar_is_rejected_while_the_projection_keeps_running() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    publish(&server, &[order(0, "a", "OrderPlaced")]);
+    server.wait_applied("order-totals", 1);
+    let hash = serving_hash(&server);
+
+    sidecar(&server, "error_policy = \"sometimes\"\n");
+    let listing = server.wait_for_listing("the rejection of the sidecar", |l| {
+        l["rejected"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let rejected = &listing["rejected"][0];
+    assert!(
+        rejected["file"].as_str().unwrap().ends_with("order_totals.toml"),
+        "{rejected}"
+    );
+    assert!(
+        rejected["error"].as_str().unwrap().contains("sometimes"),
+        "{rejected}"
+    );
+    publish(&server, &[order(1, "a", "OrderPlaced")]);
+    let info = server.wait_applied("order-totals", 2);
+    assert_eq!(info["status"]["state"], "running");
+    assert_eq!(info["hash"], hash.as_str());
+    assert_eq!(info["error_policy"], "halt");
+    let log = server.log();
+    assert!(
+        log.lines().any(|l| l.contains("rejected") && l.contains("order_totals.toml")),
+        "{log}"
+    );
+    let table = stdout(&server.cli(&["status"]));
+    assert!(table.contains("order_totals.toml"), "{table}");
+}
