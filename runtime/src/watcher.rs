@@ -913,12 +913,21 @@ mod tests {
         let sidecar = tmp.path().join("a.toml");
         fs::write(&sidecar, b"error_policy = \"halt\"\n").unwrap();
         let watch = Harness::start(tmp.path(), SETTLE);
-        assert!(watch.watcher.initial_files().is_empty(), "a sidecar is no module");
+        assert!(
+            watch.watcher.initial_files().is_empty(),
+            "a sidecar is no module"
+        );
         let module = tmp.path().join("a.wasm");
         fs::write(&sidecar, b"error_policy = \"skip\"\n").unwrap();
-        assert_eq!(watch.next().event, ModuleEvent::SidecarChanged(module.clone()));
+        assert_eq!(
+            watch.next().event,
+            ModuleEvent::SidecarChanged(module.clone())
+        );
         fs::remove_file(&sidecar).unwrap();
-        assert_eq!(watch.next().event, ModuleEvent::SidecarChanged(module.clone()));
+        assert_eq!(
+            watch.next().event,
+            ModuleEvent::SidecarChanged(module.clone())
+        );
         // Editors' scratch copies of a sidecar are not sidecars.
         fs::write(tmp.path().join(".a.toml.swp"), b"x").unwrap();
         fs::write(tmp.path().join("a.toml~"), b"x").unwrap();

@@ -605,8 +605,9 @@ fn a_sidecar_edit_of_the_error_policy_lets_a_halted_projection_go_on_without_rep
     assert_eq!(server.state("order-totals")["customer/a"]["orders"], 21);
     let log = server.log();
     assert!(
-        log.lines().any(|l| l.contains("sidecar settings applied without replay")
-            && l.contains("error_policy: halt -> skip")),
+        log.lines()
+            .any(|l| l.contains("sidecar settings applied without replay")
+                && l.contains("error_policy: halt -> skip")),
         "the log says what changed:\n{log}"
     );
     assert!(!log.contains("building a new version"), "no replay:\n{log}");
@@ -635,7 +636,10 @@ fn a_sidecar_edit_of_the_topics_rebinds_the_projection_in_the_shadow() {
     assert_eq!(state["customer/eu"]["orders"], 5, "{state}");
     assert!(state.get("customer/a").is_none(), "{state}");
     let log = server.log();
-    assert!(log.contains("sidecar changed the binding (topics.orders: orders -> orders-eu)"), "{log}");
+    assert!(
+        log.contains("sidecar changed the binding (topics.orders: orders -> orders-eu)"),
+        "{log}"
+    );
     assert!(log.contains("swapped to the rebuilt version"), "{log}");
 }
 
@@ -652,7 +656,10 @@ fn an_invalid_sidecar_is_rejected_while_the_projection_keeps_running() {
     });
     let rejected = &listing["rejected"][0];
     assert!(
-        rejected["file"].as_str().unwrap().ends_with("order_totals.toml"),
+        rejected["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("order_totals.toml"),
         "{rejected}"
     );
     assert!(
@@ -666,7 +673,8 @@ fn an_invalid_sidecar_is_rejected_while_the_projection_keeps_running() {
     assert_eq!(info["error_policy"], "halt");
     let log = server.log();
     assert!(
-        log.lines().any(|l| l.contains("rejected") && l.contains("order_totals.toml")),
+        log.lines()
+            .any(|l| l.contains("rejected") && l.contains("order_totals.toml")),
         "{log}"
     );
     let table = stdout(&server.cli(&["status"]));

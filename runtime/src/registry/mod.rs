@@ -564,9 +564,8 @@ impl Inner {
         let hash = blake3::hash(&bytes).to_hex().to_string();
         let current = self.slot_of_file(file);
         if let Some((name, slot)) = current.as_ref().filter(|_| !sidecar) {
-            let unchanged = |v: &Option<SharedProjection>| {
-                v.as_ref().is_some_and(|v| v.module.hash == hash)
-            };
+            let unchanged =
+                |v: &Option<SharedProjection>| v.as_ref().is_some_and(|v| v.module.hash == hash);
             if unchanged(&slot.building) {
                 return;
             }
@@ -615,7 +614,11 @@ impl Inner {
                 // The file no longer provides the name it did: that
                 // projection stops as if its file had been removed.
                 if let Some((old, _)) = current.filter(|(old, _)| *old != name) {
-                    self.stop_name(&old, file, &format!("its module file now provides {name:?}"));
+                    self.stop_name(
+                        &old,
+                        file,
+                        &format!("its module file now provides {name:?}"),
+                    );
                 }
             }
             Err(error) => self.reject(file, Some(hash), error),
@@ -680,8 +683,16 @@ impl Inner {
             // The sidecar of the version being built changed.
             if !settings.binds_like(&building) {
                 let changes = settings.binding_changes(&building).join(", ");
-                self.abandon_build(&name, &format!("its sidecar changed its binding ({changes})"));
-                return self.start_build(serving, module, settings, Some(unique_tag("rebind").as_str()));
+                self.abandon_build(
+                    &name,
+                    &format!("its sidecar changed its binding ({changes})"),
+                );
+                return self.start_build(
+                    serving,
+                    module,
+                    settings,
+                    Some(unique_tag("rebind").as_str()),
+                );
             }
             self.apply_live(&building, &settings)?;
             if !removed && serving.module.file == module.file && settings.binds_like(serving) {
@@ -697,7 +708,12 @@ impl Inner {
             let changes = settings.binding_changes(serving).join(", ");
             tracing::info!(projection = %name, version = %serving.module.short_hash(), "sidecar changed the binding ({changes}): rebuilding in the shadow");
             self.abandon_build(&name, "the sidecar changed the binding");
-            return self.start_build(serving, module, settings, Some(unique_tag("rebind").as_str()));
+            return self.start_build(
+                serving,
+                module,
+                settings,
+                Some(unique_tag("rebind").as_str()),
+            );
         }
         if let Some(building) = self.slot(&name).and_then(|slot| slot.building)
             && module.descriptor.state_version != serving.module.descriptor.state_version
@@ -986,7 +1002,12 @@ impl Inner {
     /// another version would replace the serving version itself. Dropping
     /// that build (a deploy in progress) for the operator's request must
     /// not happen unseen: the request is refused and says why.
-    fn refuse_over_upgrade(&self, name: &str, serving: &SharedProjection, what: &str) -> Result<(), String> {
+    fn refuse_over_upgrade(
+        &self,
+        name: &str,
+        serving: &SharedProjection,
+        what: &str,
+    ) -> Result<(), String> {
         match self.slot(name).and_then(|slot| slot.building) {
             Some(building) if building.module.hash != serving.module.hash => Err(format!(
                 "projection {name:?} is building version {} from {} to replace the serving version {}; \

@@ -390,7 +390,10 @@ mod tests {
         aside.sort();
         assert_eq!(
             aside,
-            [b"first damaged file".to_vec(), b"second damaged file".to_vec()],
+            [
+                b"first damaged file".to_vec(),
+                b"second damaged file".to_vec()
+            ],
             "each damaged file is kept under its own name"
         );
     }
@@ -405,7 +408,9 @@ mod tests {
         );
         drop(files.open("kept", "aaa", None).unwrap());
         drop(files.open("gone", "bbb", None).unwrap());
-        let restoring = dir.path().join("projections/kept/.aaa.redb.x1y2z3.restoring");
+        let restoring = dir
+            .path()
+            .join("projections/kept/.aaa.redb.x1y2z3.restoring");
         std::fs::write(&restoring, b"half a restore").unwrap();
         let hour = std::time::Duration::from_secs(3600);
         files.sweep(hour, |name| {

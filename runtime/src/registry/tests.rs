@@ -206,7 +206,9 @@ fn a_replay_refuses_to_drop_a_pending_upgrade_and_says_why() {
     let h = Harness::new(WorkerConfig::default());
     h.deploy("c.wasm", &counter("c", "1", 1, false));
     h.publish(20);
-    h.wait("v1 to apply", true, || Harness::applied(&h.serving("c")) == 20);
+    h.wait("v1 to apply", true, || {
+        Harness::applied(&h.serving("c")) == 20
+    });
     // v2 builds in the shadow; its reports are not acted on, so it stays
     // there.
     h.deploy("c.wasm", &counter("c", "2", 2, false));
@@ -236,7 +238,9 @@ fn an_abandoned_swap_restarts_the_old_version_with_its_own_settings() {
     let h = Harness::new(WorkerConfig::default());
     h.deploy("c.wasm", &counter("c", "1", 1, false));
     h.publish(5);
-    h.wait("v1 to apply", true, || Harness::applied(&h.serving("c")) == 5);
+    h.wait("v1 to apply", true, || {
+        Harness::applied(&h.serving("c")) == 5
+    });
     // The sidecar is edited for v2, which fails during its build.
     std::fs::write(
         h.module_path("c.toml"),
@@ -252,7 +256,10 @@ fn an_abandoned_swap_restarts_the_old_version_with_its_own_settings() {
     assert_eq!(old.module.descriptor.version, "1");
     let ran_with = WorkerConfig::default();
     assert_eq!(old.config.batch_max_events, ran_with.batch_max_events);
-    assert_eq!(old.config.limits.max_key_bytes, ran_with.limits.max_key_bytes);
+    assert_eq!(
+        old.config.limits.max_key_bytes,
+        ran_with.limits.max_key_bytes
+    );
     h.publish(3);
     h.wait("v1 to go on reading its topic", true, || {
         Harness::applied(&h.serving("c")) == 8
@@ -264,7 +271,9 @@ fn a_new_version_of_the_building_state_version_goes_on_from_that_build() {
     let h = Harness::new(WorkerConfig::default());
     h.deploy("c.wasm", &counter("c", "1", 1, false));
     h.publish(50);
-    h.wait("v1 to apply", true, || Harness::applied(&h.serving("c")) == 50);
+    h.wait("v1 to apply", true, || {
+        Harness::applied(&h.serving("c")) == 50
+    });
     h.deploy("c.wasm", &counter("c", "2", 2, false));
     let v2 = h.building("c").expect("v2 builds");
     // Held in the shadow (no report is acted on) once it has read all.
@@ -294,7 +303,9 @@ fn a_module_rejected_at_start_keeps_its_projections_state() {
     let h = Harness::new(config);
     let file = h.deploy("c.wasm", &counter("c", "1", 1, false));
     h.publish(5);
-    h.wait("v1 to apply", true, || Harness::applied(&h.serving("c")) == 5);
+    h.wait("v1 to apply", true, || {
+        Harness::applied(&h.serving("c")) == 5
+    });
     let state = h.serving("c").store.path().to_owned();
     // A bad deploy, then a restart: the file no longer loads.
     h.inner.stop_name("c", &file, "the process stopped");
@@ -319,7 +330,9 @@ fn a_removed_projection_is_forgotten_and_its_state_deleted_after_the_retention()
     let h = Harness::new(config.clone());
     let file = h.deploy("c.wasm", &counter("c", "1", 1, false));
     h.publish(5);
-    h.wait("v1 to apply", true, || Harness::applied(&h.serving("c")) == 5);
+    h.wait("v1 to apply", true, || {
+        Harness::applied(&h.serving("c")) == 5
+    });
     std::fs::remove_file(&file).unwrap();
     h.inner.handle(Command::Removed(file));
     assert_eq!(status_label(&h.serving("c")), "removed");
@@ -344,14 +357,20 @@ fn a_file_that_now_provides_another_name_stops_the_old_one() {
     let h = Harness::new(WorkerConfig::default());
     h.deploy("c.wasm", &counter("c", "1", 1, false));
     h.publish(5);
-    h.wait("c to apply", true, || Harness::applied(&h.serving("c")) == 5);
+    h.wait("c to apply", true, || {
+        Harness::applied(&h.serving("c")) == 5
+    });
     h.deploy("c.wasm", &counter("d", "1", 1, false));
     assert_eq!(status_label(&h.serving("c")), "removed");
-    h.wait("d to apply", true, || Harness::applied(&h.serving("d")) == 5);
+    h.wait("d to apply", true, || {
+        Harness::applied(&h.serving("d")) == 5
+    });
     // The same through the sidecar's name.
     h.sidecar("c.wasm", "name = \"e\"\n");
     assert_eq!(status_label(&h.serving("d")), "removed");
-    h.wait("e to apply", true, || Harness::applied(&h.serving("e")) == 5);
+    h.wait("e to apply", true, || {
+        Harness::applied(&h.serving("e")) == 5
+    });
     // And back: d takes up its kept state.
     h.sidecar("c.wasm", "name = \"d\"\n");
     assert_eq!(status_label(&h.serving("e")), "removed");
@@ -368,7 +387,10 @@ fn sidecar_settings_apply_to_the_running_version_without_replay() {
     h.publish(3);
     let halted = h.serving("c");
     h.wait("the halt", true, || status_label(&halted) == "failed");
-    h.sidecar("c.wasm", "error_policy = \"skip\"\n[limits]\nbatch_max_events = 2\n");
+    h.sidecar(
+        "c.wasm",
+        "error_policy = \"skip\"\n[limits]\nbatch_max_events = 2\n",
+    );
     let running = h.serving("c");
     assert_ne!(running.instance, halted.instance);
     assert_eq!(running.config.error_policy, ErrorPolicy::Skip);
@@ -400,7 +422,11 @@ fn a_sidecar_that_changes_the_topics_rebuilds_in_the_shadow() {
     h.sidecar("c.wasm", "[topics]\norders = \"orders-eu\"\n");
     let rebinding = h.building("c").expect("a rebuild in the shadow");
     assert_eq!(rebinding.topics[0].physical, "orders-eu");
-    assert_eq!(h.serving("c").instance, before.instance, "v1 serves meanwhile");
+    assert_eq!(
+        h.serving("c").instance,
+        before.instance,
+        "v1 serves meanwhile"
+    );
     h.wait("the rebound version to serve", true, || {
         h.serving("c").topics[0].physical == "orders-eu"
     });
@@ -421,5 +447,8 @@ fn an_invalid_sidecar_is_rejected_and_the_running_version_keeps_running() {
     h.publish(2);
     h.wait("v1 to go on", true, || Harness::count(&h.serving("c")) == 2);
     h.sidecar("c.wasm", "error_policy = \"skip\"\n");
-    assert!(h.rejected().is_empty(), "a fixed sidecar clears its rejection");
+    assert!(
+        h.rejected().is_empty(),
+        "a fixed sidecar clears its rejection"
+    );
 }
