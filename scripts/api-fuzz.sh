@@ -12,6 +12,8 @@
 #
 # Usage: scripts/api-fuzz.sh [extra schemathesis arguments]
 #   API_FUZZ_EXAMPLES=N  examples per operation (default 20)
+#   PROJECTOR_BIN=PATH   a projector binary built already (.ci/run passes
+#                        the one its test build made); else built here
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,7 +34,9 @@ fi
 
 rustup target add wasm32-wasip2 >/dev/null
 log "building the runtime and the example projections"
-cargo build --release -p projector
+if [ -z "${PROJECTOR_BIN:-}" ]; then
+    cargo build --release -p projector
+fi
 cargo build --profile guest --target wasm32-wasip2 --target-dir target/guests \
     -p order-totals -p account-balances
 
@@ -42,7 +46,7 @@ cp target/guests/wasm32-wasip2/guest/order_totals.wasm "$WORK/projections/order-
 cp target/guests/wasm32-wasip2/guest/account_balances.wasm "$WORK/projections/account-balances.wasm"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 SERVER="http://127.0.0.1:$PORT"
-BIN="$TARGET/release/projector"
+BIN="${PROJECTOR_BIN:-$TARGET/release/projector}"
 
 "$BIN" run --data "$WORK/data" --modules "$WORK/projections" --listen "127.0.0.1:$PORT" \
     2>"$WORK/server.log" &

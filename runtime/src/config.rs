@@ -124,6 +124,10 @@ pub struct FileConfig {
     /// What happens to an event a module fails on (a sidecar may override
     /// it per projection): halt, skip, dead-letter or quarantine-key.
     pub error_policy: Option<ErrorPolicy>,
+    /// Skipped-event records kept per projection (a sidecar may override
+    /// it); the oldest beyond it are removed as new ones come. Default
+    /// 10000.
+    pub keep_skipped: Option<usize>,
     /// MiB of redb page cache per state file (each projection version has
     /// one): the process holds up to this much of each file in memory.
     pub state_cache_mb: Option<usize>,
@@ -378,6 +382,7 @@ impl Config {
                         Duration::from_secs(h * 3600)
                     }),
                 error_policy: file.error_policy.unwrap_or_default(),
+                keep_skipped: file.keep_skipped.unwrap_or(defaults.worker.keep_skipped),
                 limits: limits.clone(),
                 stall_after: overrides
                     .stall_after_ms

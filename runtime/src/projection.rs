@@ -17,6 +17,9 @@ use crate::worker::{ErrorPolicy, RetryReport};
 
 /// Where a worker sends the outcome of a requested retry.
 pub type RetryReply = std::sync::mpsc::Sender<Result<RetryReport, String>>;
+/// A purge of skipped records: how many of the newest to keep, and where
+/// to send how many were removed.
+pub type PurgeRequest = (usize, std::sync::mpsc::Sender<Result<u64, String>>);
 
 /// Idle query instances kept per projection.
 const QUERY_POOL_SIZE: usize = 4;
@@ -194,6 +197,10 @@ pub struct ProjectionRuntime {
     stop: AtomicBool,
     /// Pending retry requests; `None` once the worker has ended.
     retries: Mutex<Option<Vec<RetryReply>>>,
+    /// Pending purges of skipped records; `None` once the worker has ended.
+    purges: Mutex<Option<Vec<PurgeRequest>>>,
+    /// The event the worker passes over when it starts (`resume --skip`).
+    skip_order: Mutex<Option<crate::worker::SkipOrder>>,
 }
 
 impl std::fmt::Debug for ProjectionRuntime {
@@ -252,7 +259,26 @@ impl ProjectionRuntime {
             queries: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             retries: Mutex::new(Some(Vec::new())),
+            purges: Mutex::new(Some(Vec::new())),
+            skip_order: Mutex::new(None),
         }
+    }
+
+    /// The worker, once started, records `order`'s event as skipped (with
+    /// the operator's reason) instead of running it.
+    pub fn with_skip_order(self, order: crate::worker::SkipOrder) -> Self {
+        *self
+            .skip_order
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(order);
+        self
+    }
+
+    pub(crate) fn take_skip_order(&self) -> Option<crate::worker::SkipOrder> {
+        self.skip_order
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Reports catch-up and halts to `events`.
@@ -364,6 +390,33 @@ impl ProjectionRuntime {
         report
     }
 
+    /// Asks the worker to remove all but the `keep` newest skipped-event
+    /// records; the receiver gets how many it removed.
+    pub fn request_purge(&self, keep: usize) -> std::sync::mpsc::Receiver<Result<u64, String>> {
+        let (reply, removed) = std::sync::mpsc::channel();
+        match &mut *self.purges.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(pending) => pending.push((keep, reply)),
+            None => {
+                let _ = reply.send(Err(format!(
+                    "projection {:?} is not running ({}), so its records cannot be purged now; resume it first",
+                    self.name(),
+                    self.status().label()
+                )));
+            }
+        }
+        self.source.wake_all();
+        removed
+    }
+
+    pub(crate) fn take_purge_requests(&self) -> Vec<PurgeRequest> {
+        self.purges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     pub(crate) fn take_retry_requests(&self) -> Vec<RetryReply> {
         self.retries
             .lock()
@@ -383,6 +436,15 @@ impl ProjectionRuntime {
             .take()
             .unwrap_or_default();
         for reply in pending {
+            let _ = reply.send(Err(reason.to_owned()));
+        }
+        let purges = self
+            .purges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for (_, reply) in purges {
             let _ = reply.send(Err(reason.to_owned()));
         }
     }

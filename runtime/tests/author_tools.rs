@@ -13,18 +13,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{events_file, stderr, stdout};
-use projector_test_guests::{ACCOUNT_BALANCES, ORDER_TOTALS};
+use projector_test_guests::{ACCOUNT_BALANCES, GLOBAL_COUNTER, ORDER_TOTALS};
 use serde_json::{Value, json};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Runs the binary in `dir`, with its per-user compiled-code cache in
+/// `dir/.cache/projector` (never the real home folder's).
 fn projector(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_projector"))
         .args(args)
         .current_dir(dir)
         .env("PROJECTOR_LOG", "warn")
+        .env("XDG_CACHE_HOME", dir.join(".cache"))
+        .env_remove("PROJECTOR_TEST_CACHE_DIR")
+        .env_remove("PROJECTOR_DATA")
         .output()
         .unwrap()
 }
@@ -287,6 +292,185 @@ fn a_core_module_is_tested_like_a_component() {
     assert_eq!(stdout(&output).trim(), count.to_string());
 }
 
+/// The files in `dir`.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// `projector test` compiles a module once and keeps the compiled code in
+/// the per-user cache (or the data folder's, or `--cache-dir`): testing
+/// the same module again loads it instead of compiling.
+#[test]
+fn testing_a_module_again_loads_its_compiled_code_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, expected) = orders();
+    let args = [
+        "test",
+        ORDER_TOTALS,
+        "--events",
+        path(&events),
+        "--expect",
+        path(&expected),
+    ];
+    let per_user = dir.path().join(".cache/projector");
+    let data = dir.path().join("data");
+    let chosen = dir.path().join("chosen");
+    for (extra, cache) in [
+        (&[][..], &per_user),
+        (&["--data", path(&data)][..], &data.join("cache")),
+        (&["--cache-dir", path(&chosen)][..], &chosen),
+    ] {
+        let args = [&args[..], extra].concat();
+        let first = projector(&args, dir.path());
+        assert!(first.status.success(), "{}", show(&first));
+        let line = format!("({})", cache.display());
+        assert!(
+            stderr(&first).contains("compiled code: compiled in ")
+                && stderr(&first).contains(&line),
+            "{extra:?}: {}",
+            show(&first)
+        );
+        let entries = files_in(cache);
+        assert_eq!(entries.len(), 1, "{extra:?}: {entries:?}");
+
+        let second = projector(&args, dir.path());
+        assert!(second.status.success(), "{}", show(&second));
+        assert!(
+            stderr(&second).contains("compiled code: loaded from the cache in ")
+                && stderr(&second).contains(&line),
+            "{extra:?}: {}",
+            show(&second)
+        );
+        assert_eq!(files_in(cache), entries);
+    }
+
+    // The per-user folder keeps the newest entries only (each build of a
+    // module is a new one); the module under test stays.
+    let old: Vec<PathBuf> = (0..25)
+        .map(|i| per_user.join(format!("{i:064x}-0000000000000000.cwasm")))
+        .collect();
+    for (hours, file) in (1..).zip(&old) {
+        std::fs::write(file, b"an old build's code").unwrap();
+        let written = std::time::SystemTime::now() - std::time::Duration::from_secs(3600 * hours);
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(written)
+            .unwrap();
+    }
+    let module = dir.path().join("counter.wasm");
+    std::fs::write(
+        &module,
+        common::core_counter::counter("core-counter", "(i64.const 0)"),
+    )
+    .unwrap();
+    let output = projector(
+        &["test", path(&module), "--events", path(&events)],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    // The new entry, order-totals' (written minutes ago) and the 18 newest
+    // of the old ones.
+    let mut kept = files_in(&per_user);
+    kept.sort();
+    let mut expected: Vec<PathBuf> = old[..18].to_vec();
+    expected.push(entry_of(&per_user, &std::fs::read(ORDER_TOTALS).unwrap()));
+    expected.push(entry_of(&per_user, &std::fs::read(&module).unwrap()));
+    expected.sort();
+    assert_eq!(kept.len(), 20, "{kept:?}");
+    assert_eq!(kept, expected);
+}
+
+/// The entry of the module `bytes` in a cache folder (named after the
+/// module's hash).
+fn entry_of(dir: &Path, bytes: &[u8]) -> PathBuf {
+    let hash = blake3::hash(bytes).to_hex().to_string();
+    files_in(dir)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&hash))
+        .unwrap_or_else(|| panic!("no entry {hash}... in {}", dir.display()))
+}
+
+/// A core module that counts its `projector_handle` calls in a global and
+/// stores the count (raw little-endian u32) under `calls`: its state
+/// depends on how the events were cut into calls.
+fn call_counter() -> Vec<u8> {
+    let descriptor = json!({
+        "name": "call-counter", "version": "1", "sources": ["orders"],
+        "state_version": 1, "queries": [],
+    })
+    .to_string();
+    let text = r#"
+(module
+  (import "projector" "state_put" (func $put (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "calls")
+  (data (i32.const 256) "$DESCRIPTOR")
+  (global $heap (mut i32) (i32.const 4096))
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "projector_abi_version") (result i32) (i32.const 1))
+  (func (export "projector_alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "projector_describe") (result i64)
+    (i64.or (i64.shl (i64.const 256) (i64.const 32)) (i64.const $DESCRIPTOR_LEN)))
+  (func (export "projector_handle") (param i32 i32) (result i64)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (i32.store (i32.const 32) (global.get $calls))
+    (call $put (i32.const 16) (i32.const 5) (i32.const 32) (i32.const 4))
+    (global.set $heap (i32.const 4096))
+    (i64.const 0))
+  (func (export "projector_query") (param i32 i32 i32 i32) (result i64)
+    (i64.const 0))
+)
+"#
+    .replace("$DESCRIPTOR_LEN", &descriptor.len().to_string())
+    .replace("$DESCRIPTOR", &descriptor.replace('"', "\\\""));
+    wat::parse_str(text).unwrap()
+}
+
+/// The determinism check runs the events again cut into other batches and
+/// with new instances at other points, as a replay may: a module that keeps
+/// a count in a global (per instance, or per call) comes out different, and
+/// the check names the first key that differs.
+#[test]
+fn state_kept_in_a_global_is_reported_as_not_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _) = orders();
+    let calls = dir.path().join("call-counter.wasm");
+    std::fs::write(&calls, call_counter()).unwrap();
+    // `last` (the last offset) is the same in every run; `seen` and
+    // `calls` are not.
+    for (module, key) in [(GLOBAL_COUNTER, "seen"), (path(&calls), "calls")] {
+        let output = projector(&["test", module, "--events", path(&events)], dir.path());
+        assert_eq!(output.status.code(), Some(1), "{module}: {}", show(&output));
+        let err = stderr(&output);
+        assert!(err.contains("NOT DETERMINISTIC"), "{module}: {err}");
+        assert!(
+            err.contains(&format!("first differing key \"{key}\"")),
+            "{module}: {err}"
+        );
+        // The author can still see the state of one run.
+        let output = projector(
+            &[
+                "test",
+                module,
+                "--events",
+                path(&events),
+                "--no-determinism-check",
+            ],
+            dir.path(),
+        );
+        assert!(output.status.success(), "{module}: {}", show(&output));
+    }
+}
+
 #[test]
 fn new_refuses_bad_names_and_non_empty_folders() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,6 +571,10 @@ fn tool_env(lang: &str) -> Vec<(&'static str, String)> {
             ),
             ("GOCACHE", path(&tools.join("go-cache/build")).to_owned()),
             ("GOMODCACHE", path(&tools.join("go-cache/mod")).to_owned()),
+            // What build.sh sets too: this Go, no network.
+            ("GOTOOLCHAIN", "local".to_owned()),
+            ("GOFLAGS", "-mod=mod".to_owned()),
+            ("GOPROXY", "off".to_owned()),
         ],
         "c" => {
             let home = std::env::var("CARGO_HOME")
@@ -428,9 +616,11 @@ fn run(what: &str, command: &mut Command) -> Output {
 }
 
 /// `projector new` for `lang`, its build script, its native unit tests
-/// (`native`: program and arguments, run in the project) and `projector
-/// test` on the module it built.
-fn new_project_builds_and_passes(lang: &str, native: Option<&[&str]>) {
+/// (`native`: program and arguments, run in the project; a program named
+/// like a variable of [`tool_env`], as `GO`, is that variable's tool) and
+/// `projector test` on the module it built. The native tests' output must
+/// name each of `native_tests` (proof that they ran).
+fn new_project_builds_and_passes(lang: &str, native: Option<&[&str]>, native_tests: &[&str]) {
     let env = tool_env(lang);
     let dir = tempfile::tempdir().unwrap();
     let name = format!("count-{lang}");
@@ -467,13 +657,27 @@ fn new_project_builds_and_passes(lang: &str, native: Option<&[&str]>) {
         module.display()
     );
     if let Some([program, args @ ..]) = native {
-        run(
+        let tool = env
+            .iter()
+            .find(|(var, _)| var == program)
+            .map_or(*program, |(_, tool)| tool.as_str());
+        let output = run(
             &format!("{lang}: native unit tests `{program} {}`", args.join(" ")),
-            Command::new(program)
+            Command::new(tool)
                 .args(args)
                 .current_dir(&project)
                 .envs(env.iter().map(|(k, v)| (*k, v))),
         );
+        let text = format!("{}{}", stdout(&output), stderr(&output));
+        for test in native_tests {
+            assert!(
+                text.contains(test),
+                "{lang}: the native tests did not run {test}: {}",
+                show(&output)
+            );
+        }
+    } else {
+        assert!(native_tests.is_empty(), "{lang}: no native test command");
     }
 
     let output = projector(
@@ -513,7 +717,7 @@ fn new_project_builds_and_passes(lang: &str, native: Option<&[&str]>) {
 
 #[test]
 fn new_rust_project_builds_and_passes() {
-    new_project_builds_and_passes("rust", Some(&["cargo", "test", "--release"]));
+    new_project_builds_and_passes("rust", Some(&["cargo", "test", "--release"]), &[]);
 }
 
 #[test]
@@ -521,6 +725,7 @@ fn new_python_project_builds_and_passes() {
     new_project_builds_and_passes(
         "python",
         Some(&["python3", "-m", "unittest", "test_app.py"]),
+        &[],
     );
 }
 
@@ -536,20 +741,30 @@ fn new_js_project_builds_and_passes() {
             "--test",
             "test.js",
         ]),
+        &[],
     );
 }
 
 #[test]
 fn new_ts_project_builds_and_passes() {
-    new_project_builds_and_passes("ts", Some(&["./test.sh"]));
+    new_project_builds_and_passes("ts", Some(&["./test.sh"]), &[]);
 }
 
 #[test]
 fn new_go_project_builds_and_passes() {
-    new_project_builds_and_passes("go", None);
+    // `go test -v` names each test it ran: the template's three.
+    new_project_builds_and_passes(
+        "go",
+        Some(&["GO", "test", "-v", "./..."]),
+        &[
+            "--- PASS: TestSampleEventsGiveTheExpectedState",
+            "--- PASS: TestCountQuery",
+            "--- PASS: TestAnEventWithoutATypeFailsAndLeavesNoTrace",
+        ],
+    );
 }
 
 #[test]
 fn new_c_project_builds_and_passes() {
-    new_project_builds_and_passes("c", None);
+    new_project_builds_and_passes("c", None, &[]);
 }

@@ -149,6 +149,13 @@ fn publish_then_query_with_min_offsets_sees_the_write() {
 fn unreachable_offsets_give_504_with_the_offsets_reached() {
     let server = Server::with_modules(&[ORDER_TOTALS]).start();
     let offsets = publish(&server, &events_file("orders.jsonl"));
+    // Wait until the published events are folded: before its first commit a
+    // projection has reached nothing, and `reached` would be empty.
+    let folded = server.get(&format!(
+        "/v1/projections/order-totals/state/customer%2Falice?min_offsets={}&wait_ms=30000",
+        percent(&offsets)
+    ));
+    assert_eq!(folded.status, 200, "{}", folded.body);
     let reply = server.get(&format!(
         "/v1/projections/order-totals/state/customer%2Falice?min_offsets={}&wait_ms=0",
         percent("orders:0=1000000")

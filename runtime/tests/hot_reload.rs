@@ -597,7 +597,8 @@ fn a_sidecar_edit_of_the_error_policy_lets_a_halted_projection_go_on_without_rep
 
     sidecar(&server, "error_policy = \"skip\"\n");
     publish(&server, &[order(100, "a", "OrderPlaced")]);
-    let info = server.wait_for("order-totals", "the skip and the next event", |info| {
+    // Failed until the watcher delivers the edit.
+    let info = server.wait_through_failure("order-totals", "the skip and the next event", |info| {
         info["status"]["state"] == "running" && offsets_sum(&info["offsets"]) == 22
     });
     assert_eq!(info["error_policy"], "skip");
@@ -611,6 +612,27 @@ fn a_sidecar_edit_of_the_error_policy_lets_a_halted_projection_go_on_without_rep
         "the log says what changed:\n{log}"
     );
     assert!(!log.contains("building a new version"), "no replay:\n{log}");
+
+    // The version the edit restarted halts and resumes like any other.
+    sidecar(&server, "error_policy = \"halt\"\n");
+    server.wait_for("order-totals", "the halt policy", |info| {
+        info["error_policy"] == "halt"
+    });
+    let bad =
+        json!({"type": "OrderPlaced", "order_id": "bad2", "customer": "a", "amount_cents": "more"});
+    publish(&server, &[bad.to_string(), order(101, "a", "OrderPlaced")]);
+    let halted = server.wait_through_failure("order-totals", "the second halt", |info| {
+        info["status"]["state"] == "failed"
+    });
+    assert_eq!(halted["status"]["offset"], 22, "{halted}");
+    let output = server.cli(&["resume", "order-totals", "--skip", "--reason", "bad amount"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let info = server.wait_for("order-totals", "the resumed run", |info| {
+        offsets_sum(&info["offsets"]) == 24
+    });
+    assert_eq!(info["status"]["state"], "running", "{info}");
+    assert_eq!(info["failures"]["skipped"], 2, "{info}");
+    assert_eq!(server.state("order-totals")["customer/a"]["orders"], 22);
 }
 
 #[test]

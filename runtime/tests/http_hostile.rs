@@ -637,6 +637,9 @@ fn mutating_routes_need_the_admin_token() {
         "/v1/projections/order-totals/snapshots",
         "/v1/projections/order-totals/snapshots/none.snap/restore",
         "/v1/projections/nope/replay",
+        "/v1/projections/order-totals/resume",
+        "/v1/projections/order-totals/dead-letters/retry",
+        "/v1/projections/order-totals/dead-letters/purge",
     ] {
         let (status, body) = send(&server, "POST", path, None, b"{\"partitions\": 1}");
         assert_eq!(status, 401, "{path}: {body}");

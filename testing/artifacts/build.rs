@@ -30,6 +30,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile", "HOSTILE"),
     ("hostile-fixed", "HOSTILE_FIXED"),
     ("liar", "LIAR"),
+    ("global-counter", "GLOBAL_COUNTER"),
 ];
 
 /// Variables a cargo running this script sets for its own build that must

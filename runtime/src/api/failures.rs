@@ -11,8 +11,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, blocking, key_json, projection, value_json};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+
+use super::{ApiError, AppState, blocking, body_or_error, key_json, projection, value_json};
 use crate::projection::Status;
+use crate::registry::{ResumeError, ResumeRequest};
 use crate::store::{FailedEvent, FailureKind};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -51,6 +55,7 @@ fn record_json(record: &FailedEvent) -> Value {
         "module_version": record.module_version,
         "failed_at": record.failed_at,
         "attempts": record.attempts,
+        "reason": record.reason,
     })
 }
 
@@ -167,6 +172,178 @@ pub(super) async fn retry(
             "projection": projection.name(),
             "hash": projection.module.hash,
             "report": report,
+            "remaining": counts,
+        })))
+    })
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeBody {
+    #[serde(default)]
+    skip: bool,
+    reason: Option<String>,
+}
+
+/// Longest operator reason kept with a skipped event.
+const MAX_REASON_BYTES: usize = 4096;
+
+/// Starts a failed projection again: runs the event it failed on again
+/// (after a transient cause is gone), or with `skip` records that event as
+/// skipped with the operator's reason and goes on after it.
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/resume",
+    tag = "failures",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Projection name")),
+    request_body(content = super::openapi::ResumeBody, description = "`{\"skip\": bool, \"reason\": str}`; an empty body runs the event again", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The projection runs again", body = super::openapi::ResumeReply),
+        (status = 400, description = "bad_body", body = super::openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = super::openapi::ErrorBody),
+        (status = 409, description = "not_failed (the message names the status), nothing_to_skip or resume_failed", body = super::openapi::ErrorBody),
+    ),
+)]
+pub(super) async fn resume(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let request: ResumeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResumeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "bad_body",
+                format!("expected {{\"skip\": bool, \"reason\": str}} (both optional): {e}"),
+            )
+        })?
+    };
+    if request
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.len() > MAX_REASON_BYTES)
+    {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            format!("reason is longer than {MAX_REASON_BYTES} bytes; shorten it"),
+        ));
+    }
+    projection(&state, &name)?;
+    let registry = state.registry.clone();
+    blocking(move || {
+        let resumed = registry
+            .resume(
+                &name,
+                ResumeRequest {
+                    skip: request.skip,
+                    reason: request.reason,
+                },
+            )
+            .map_err(|e| {
+                let code = match &e {
+                    ResumeError::Unknown(name) => return ApiError::unknown_projection(name),
+                    ResumeError::NotFailed { .. } => "not_failed",
+                    ResumeError::NothingToSkip { .. } => "nothing_to_skip",
+                    _ => "resume_failed",
+                };
+                ApiError::new(StatusCode::CONFLICT, code, e.to_string())
+            })?;
+        Ok(Json(json!({
+            "projection": name,
+            "hash": resumed.hash,
+            "skipped": resumed.skipped,
+        })))
+    })
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeBody {
+    #[serde(default)]
+    keep: usize,
+}
+
+/// Removes skipped-event records, oldest first, keeping the `keep` newest
+/// (default 0). Dead letters and parked events are never purged: they are
+/// still to be applied.
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/dead-letters/purge",
+    tag = "failures",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Projection name")),
+    request_body(content = super::openapi::PurgeBody, description = "`{\"keep\": N}`; an empty body removes every skipped record", content_type = "application/json"),
+    responses(
+        (status = 200, description = "How many records were removed", body = super::openapi::PurgeReply),
+        (status = 400, description = "bad_body", body = super::openapi::ErrorBody),
+        (status = 404, description = "unknown_projection", body = super::openapi::ErrorBody),
+        (status = 409, description = "not_running or purge_failed", body = super::openapi::ErrorBody),
+        (status = 503, description = "state_unavailable", body = super::openapi::ErrorBody),
+        (status = 504, description = "purge_pending: it goes on", body = super::openapi::ErrorBody),
+    ),
+)]
+pub(super) async fn purge(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let request: PurgeBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PurgeBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "bad_body",
+                format!("expected {{\"keep\": N}} (optional, default 0): {e}"),
+            )
+        })?
+    };
+    let projection = projection(&state, &name)?;
+    match projection.status() {
+        Status::Running | Status::Starting | Status::Paused { .. } => {}
+        status => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_running",
+                format!(
+                    "projection {name:?} is {}, so its records cannot be purged now (the worker writes them); resume it first (`projector resume`)",
+                    status.label()
+                ),
+            ));
+        }
+    }
+    let removed = projection.request_purge(request.keep);
+    blocking(move || {
+        let outcome = removed.recv_timeout(RETRY_WAIT).map_err(|e| match e {
+            RecvTimeoutError::Timeout => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "purge_pending",
+                format!(
+                    "the purge did not finish within {} s; it goes on, check GET /v1/projections/{}/dead-letters",
+                    RETRY_WAIT.as_secs(),
+                    projection.name()
+                ),
+            ),
+            RecvTimeoutError::Disconnected => ApiError::new(
+                StatusCode::CONFLICT,
+                "not_running",
+                format!(
+                    "projection {:?} stopped before running the purge; check its status",
+                    projection.name()
+                ),
+            ),
+        })?;
+        let removed = outcome
+            .map_err(|message| ApiError::new(StatusCode::CONFLICT, "purge_failed", message))?;
+        let counts = projection.store.reader()?.failure_counts()?;
+        Ok(Json(json!({
+            "projection": projection.name(),
+            "removed": removed,
             "remaining": counts,
         })))
     })

@@ -91,6 +91,11 @@ pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> R
             "/v1/projections/{name}/dead-letters/retry",
             post(failures::retry),
         )
+        .route("/v1/projections/{name}/resume", post(failures::resume))
+        .route(
+            "/v1/projections/{name}/dead-letters/purge",
+            post(failures::purge),
+        )
         .route("/v1/projections/{name}/snapshots", post(create_snapshot))
         .route(
             "/v1/projections/{name}/snapshots/{file}/restore",

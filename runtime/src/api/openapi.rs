@@ -53,6 +53,8 @@ use crate::worker::{ErrorPolicy, RetryReport};
         super::list_topics,
         super::replay,
         super::failures::retry,
+        super::failures::resume,
+        super::failures::purge,
         super::create_snapshot,
         super::restore_snapshot,
         super::create_topic,
@@ -360,6 +362,51 @@ pub struct FailureRecord {
     /// Seconds since the Unix epoch.
     pub failed_at: u64,
     pub attempts: u32,
+    /// The operator's reason, for an event passed over by
+    /// `projector resume --skip`; absent otherwise.
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/projections/{name}/resume`: what to do with the event the
+/// projection failed on. An empty body is `{"skip": false}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ResumeBody {
+    /// Pass over the failed event (recorded as `skipped` with `reason`)
+    /// instead of running it again.
+    pub skip: Option<bool>,
+    /// Why it is skipped; kept in the skipped record.
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/projections/{name}/dead-letters/purge`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PurgeBody {
+    /// The newest skipped records to keep (default 0: remove all).
+    pub keep: Option<usize>,
+}
+
+/// What a purge removed.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PurgeReply {
+    pub projection: String,
+    /// Skipped records removed.
+    pub removed: u64,
+    /// Records kept, by kind.
+    pub remaining: FailureCounts,
+}
+
+/// A resumed projection.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ResumeReply {
+    pub projection: String,
+    /// The version resumed.
+    pub hash: String,
+    /// The event passed over, if `skip` was asked.
+    pub skipped: Option<crate::worker::SkipOrder>,
 }
 
 /// `GET /v1/projections/{name}/dead-letters`.

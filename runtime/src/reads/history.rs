@@ -3,12 +3,16 @@
 //! position plus a replay of the log from the snapshot's offsets up to
 //! exactly the position, into a temporary state file deleted afterwards.
 //!
-//! Events the module failed on are passed over (as the `skip`,
-//! `dead-letter` and `quarantine-key` policies do live); under `halt` the
-//! live projection stopped at such an event, so a position past it never
-//! existed and is refused. Dead letters retried later are not replayed.
+//! Events go through the worker's own error-policy code
+//! (`worker::run_one_by_one`), starting from the failure records the
+//! snapshot carries (parked keys), so the replay passes over exactly the
+//! events the live run passed over: failed events under `skip`,
+//! `dead-letter` and `quarantine-key`, every later event of a parked key,
+//! and events an operator skipped (`projector resume --skip`, while their
+//! skipped records are kept). Under `halt` the live projection stopped at a
+//! failing event, so a position past it never existed and is refused. Dead
+//! letters retried later are not replayed.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,9 +20,9 @@ use crate::event::Offsets;
 use crate::projection::ProjectionRuntime;
 use crate::snapshot::{Listed, SnapshotError};
 use crate::source::SourceError;
-use crate::store::{CommitPositions, Overlay, StateReader, StateStore, StoreError};
-use crate::wasm::{RunError, to_wit_event};
-use crate::worker::ErrorPolicy;
+use crate::store::{CommitPositions, FailureChanges, Overlay, StateReader, StateStore, StoreError};
+use crate::wasm::{RunError, bindings, to_wit_event};
+use crate::worker::{FailureBook, OneByOne, run_one_by_one};
 
 /// Events per module call during the replay.
 const BATCH: usize = 1000;
@@ -240,6 +244,13 @@ fn replay(
         return Ok(0);
     }
     let label = format!("{} (as-of read)", projection.label());
+    // Failures the replay meets again are logged as such, not as new ones.
+    let _span = tracing::info_span!(
+        "as_of_replay",
+        projection = %projection.name(),
+        version = %projection.module.short_hash()
+    )
+    .entered();
     let mut instance = projection
         .module
         .instantiate_with(&label, &projection.config.limits)?;
@@ -249,7 +260,10 @@ fn replay(
         start,
     )?;
     let policy = projection.config.error_policy;
-    let mut parked: HashSet<Vec<u8>> = HashSet::new();
+    // The live worker's failure book as of the start: the parked keys the
+    // snapshot carries, and the events operators passed over.
+    let mut book = FailureBook::load(&store.reader()?, &projection.module.hash)?;
+    book.load_operator_skips(&projection.store.reader()?)?;
     let mut replayed = 0;
     let mut raw = Vec::with_capacity(BATCH);
     let mut last_event = Instant::now();
@@ -291,68 +305,65 @@ fn replay(
         if batch.is_empty() {
             continue;
         }
-        let base = store.reader()?;
-        let (result, overlay) = instance.handle(&batch, base, Overlay::default());
-        let overlay = match result {
-            Ok(()) => overlay,
-            Err(RunError::Storage(e)) => return Err(e.into()),
-            Err(_) => {
-                // Find the failing events one by one, as the worker does.
-                if instance.is_poisoned() {
-                    instance = projection
-                        .module
-                        .instantiate_with(&label, &projection.config.limits)?;
-                }
+        let mut changes = FailureChanges::default();
+        // As the worker does: a batch holding events that must not reach
+        // the module runs one by one at once; a batch that fails is
+        // discarded and run one by one to find the failing events.
+        let mut batch_overlay = None;
+        if !book.holds_any(&batch) {
+            let base = store.reader()?;
+            match instance.handle(&batch, base, Overlay::default()) {
+                (Ok(()), overlay) => batch_overlay = Some(overlay),
+                (Err(RunError::Storage(e)), _) => return Err(e.into()),
+                (Err(_), _) => {}
+            }
+        }
+        let overlay = match batch_overlay {
+            Some(overlay) => overlay,
+            None => {
                 let mut overlay = Overlay::default();
-                for event in &batch {
-                    if policy == ErrorPolicy::QuarantineKey
-                        && event.key.as_ref().is_some_and(|k| parked.contains(k))
-                    {
-                        continue;
-                    }
-                    let base = store.reader()?;
-                    let (result, after) =
-                        instance.handle(std::slice::from_ref(event), base, overlay.clone());
-                    match result {
-                        Ok(()) => overlay = after,
-                        Err(RunError::Storage(e)) => return Err(e.into()),
-                        Err(err) => {
-                            if instance.is_poisoned() {
-                                instance = projection
-                                    .module
-                                    .instantiate_with(&label, &projection.config.limits)?;
-                            }
-                            match policy {
-                                ErrorPolicy::Halt => {
-                                    return Err(HistoryError::Halted {
-                                        projection: projection.name().to_owned(),
-                                        topic: physical(projection, &event.source),
-                                        partition: event.partition,
-                                        offset: event.offset,
-                                        message: err.to_string(),
-                                    });
-                                }
-                                ErrorPolicy::QuarantineKey => {
-                                    if let Some(key) = &event.key {
-                                        parked.insert(key.clone());
-                                    }
-                                }
-                                ErrorPolicy::Skip | ErrorPolicy::DeadLetter => {}
-                            }
+                let outcome = run_one_by_one(
+                    &batch,
+                    policy,
+                    &mut book,
+                    &projection.module,
+                    &mut overlay,
+                    &mut changes,
+                    |event: &bindings::Event, overlay: Overlay| -> Result<_, HistoryError> {
+                        if instance.is_poisoned() {
+                            instance = projection
+                                .module
+                                .instantiate_with(&label, &projection.config.limits)?;
                         }
-                    }
+                        let base = store.reader()?;
+                        match instance.handle(std::slice::from_ref(event), base, overlay) {
+                            (Err(RunError::Storage(e)), _) => Err(HistoryError::from(e)),
+                            outcome => Ok(outcome),
+                        }
+                    },
+                )?;
+                if let OneByOne::Halted { index, error } = outcome {
+                    let event = &batch[index];
+                    return Err(HistoryError::Halted {
+                        projection: projection.name().to_owned(),
+                        topic: physical(projection, &event.source),
+                        partition: event.partition,
+                        offset: event.offset,
+                        message: error,
+                    });
                 }
                 overlay
             }
         };
         replayed += batch.len() as u64;
         events_applied += batch.len() as u64;
-        store.commit(
+        store.commit_with_failures(
             &overlay,
             CommitPositions {
                 offsets: &positions,
                 events_applied,
             },
+            &changes,
             false,
         )?;
     }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::projection::{ProjectionRuntime, Role, SharedProjection, Status, WorkerEvent, unix_now};
 use crate::source::Source;
 use crate::wasm::{LoadedModule, WasmHost};
-use crate::worker::WorkerConfig;
+use crate::worker::{SkipOrder, WorkerConfig};
 use sidecar::Settings;
 use state_files::{StateFiles, Sweep};
 
@@ -51,6 +51,44 @@ pub enum RegistryError {
     Refused(String),
 }
 
+/// Why a failed projection could not be resumed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResumeError {
+    #[error("no projection named {0:?}")]
+    Unknown(String),
+    #[error(
+        "projection {name:?} is {status}, not failed: only a failed projection resumes (`projector status` shows why it stopped)"
+    )]
+    NotFailed { name: String, status: &'static str },
+    #[error(
+        "projection {name:?} failed without a failing event ({message}), so there is no event to skip; resume without --skip to start it again"
+    )]
+    NothingToSkip { name: String, message: String },
+    #[error("projection {name:?} could not be resumed: {reason}")]
+    Start { name: String, reason: String },
+    #[error("the registry is shut down")]
+    Closed,
+}
+
+/// What `resume` asks for: run the failed event again, or pass over it.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeRequest {
+    pub skip: bool,
+    /// Recorded with the skipped event.
+    pub reason: Option<String>,
+}
+
+/// A resumed projection: its version, and the event passed over, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resumed {
+    pub hash: String,
+    pub skipped: Option<SkipOrder>,
+}
+
+/// The reason recorded when an operator gives none.
+const NO_REASON: &str = "(no reason given)";
+
 /// The sources projections can read from.
 #[derive(Clone)]
 pub struct Sources {
@@ -78,6 +116,8 @@ pub enum Command {
     Replay(String, Sender<Result<(), String>>),
     /// Rebuild a projection in the shadow from a snapshot plus the tail.
     Restore(String, PathBuf, Sender<Result<(), String>>),
+    /// Start a failed projection again (`projector resume`).
+    Resume(String, ResumeRequest, Sender<Result<Resumed, ResumeError>>),
     Shutdown,
 }
 
@@ -237,6 +277,18 @@ impl Registry {
             .recv()
             .map_err(|_| RegistryError::Closed)?
             .map_err(RegistryError::Refused)
+    }
+
+    /// Starts a failed projection again from the event it failed on: runs
+    /// it again, or (`skip`) records it as skipped with the reason and
+    /// goes on after it. The sidecar is read again, so a changed error
+    /// policy applies.
+    pub fn resume(&self, name: &str, request: ResumeRequest) -> Result<Resumed, ResumeError> {
+        let (reply, answer) = mpsc::channel();
+        self.commands()
+            .send(Command::Resume(name.to_owned(), request, reply))
+            .map_err(|_| ResumeError::Closed)?;
+        answer.recv().map_err(|_| ResumeError::Closed)?
     }
 
     /// `data/snapshots`.
@@ -455,6 +507,9 @@ impl Inner {
             }
             Command::Restore(name, snapshot, reply) => {
                 let _ = reply.send(self.restore(&name, &snapshot));
+            }
+            Command::Resume(name, request, reply) => {
+                let _ = reply.send(self.resume(&name, request));
             }
             Command::Shutdown => return false,
         }
@@ -1050,6 +1105,85 @@ impl Inner {
             self.files
                 .restore_fresh(name, &module.hash, snapshot, &unique_tag("restore"))?;
         self.build_with(&serving, module.clone(), store, Settings::of(&serving))
+    }
+
+    fn resume(&self, name: &str, request: ResumeRequest) -> Result<Resumed, ResumeError> {
+        let serving = self
+            .slot(name)
+            .and_then(|slot| slot.serving)
+            .ok_or_else(|| ResumeError::Unknown(name.to_owned()))?;
+        let Status::Failed {
+            source,
+            partition,
+            offset,
+            message,
+            ..
+        } = serving.status()
+        else {
+            return Err(ResumeError::NotFailed {
+                name: name.to_owned(),
+                status: serving.status().label(),
+            });
+        };
+        let skipped = match (request.skip, source, partition, offset) {
+            (false, ..) => None,
+            (true, Some(source), Some(partition), Some(offset)) => Some(SkipOrder {
+                source,
+                partition,
+                offset,
+                error: message,
+                reason: request
+                    .reason
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or_else(|| NO_REASON.to_owned()),
+            }),
+            (true, ..) => {
+                return Err(ResumeError::NothingToSkip {
+                    name: name.to_owned(),
+                    message,
+                });
+            }
+        };
+        // The worker has ended; this collects its thread.
+        serving.stop_and_join();
+        let settings = self.resume_settings(&serving);
+        let mut runtime = self.runtime(serving.module.clone(), serving.store.clone(), settings);
+        if let Some(order) = &skipped {
+            runtime = runtime.with_skip_order(order.clone());
+        }
+        let runtime = Arc::new(runtime);
+        runtime.start().map_err(|e| ResumeError::Start {
+            name: name.to_owned(),
+            reason: worker_start_error(e),
+        })?;
+        tracing::info!(
+            projection = %name,
+            version = %runtime.module.short_hash(),
+            skip = ?skipped.as_ref().map(|s| format!("{}/{}@{}: {}", s.source, s.partition, s.offset, s.reason)),
+            "projection resumed"
+        );
+        self.update_slot(name, |slot| slot.serving = Some(runtime));
+        Ok(Resumed {
+            hash: serving.module.hash.clone(),
+            skipped,
+        })
+    }
+
+    /// The settings a resumed version runs with: its sidecar as the file
+    /// is now, when it is valid and keeps the binding (an edit the watcher
+    /// has not delivered yet applies at once); else the ones the version
+    /// ran with (an invalid sidecar or a new binding is the watcher's to
+    /// reject or to rebuild).
+    fn resume_settings(&self, version: &SharedProjection) -> Settings {
+        let mut module = version.module.clone();
+        match sidecar::settings(&self.sources, &mut module, &self.config) {
+            Ok(settings)
+                if settings.binds_like(version) && module.descriptor.name == version.name() =>
+            {
+                settings
+            }
+            _ => Settings::of(version),
+        }
     }
 
     fn replay(&self, name: &str) -> Result<(), String> {

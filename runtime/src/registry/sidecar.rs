@@ -32,6 +32,8 @@ pub(super) struct Sidecar {
     snapshots: SnapshotOverrides,
     /// This projection's error policy, over the global `error_policy`.
     error_policy: Option<ErrorPolicy>,
+    /// Skipped-event records kept, over the global `keep_skipped`.
+    keep_skipped: Option<usize>,
     /// This projection's resource limits, over the global `[limits]`.
     #[serde(default)]
     limits: LimitOverrides,
@@ -215,6 +217,11 @@ pub(super) fn changes(old: &WorkerConfig, new: &WorkerConfig) -> Vec<String> {
         b.max_scan_entries.to_string(),
     );
     diff(
+        "keep_skipped",
+        old.keep_skipped.to_string(),
+        new.keep_skipped.to_string(),
+    );
+    diff(
         "limits.batch_max_events",
         old.batch_max_events.to_string(),
         new.batch_max_events.to_string(),
@@ -296,6 +303,9 @@ pub(super) fn settings(
     sidecar.limits.apply(&mut config, &path)?;
     if let Some(policy) = sidecar.error_policy {
         config.error_policy = policy;
+    }
+    if let Some(keep) = sidecar.keep_skipped {
+        config.keep_skipped = keep;
     }
     Ok(Settings {
         source,

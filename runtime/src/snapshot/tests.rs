@@ -408,6 +408,7 @@ fn failed_event_records_survive_a_snapshot_and_restore() {
         module_version: "1".into(),
         failed_at: 5,
         attempts: 1,
+        reason: None,
     };
     store
         .commit_with_failures(

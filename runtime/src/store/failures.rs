@@ -81,6 +81,11 @@ pub struct FailedEvent {
     pub failed_at: u64,
     /// How many times the event has failed (1 + failed retries).
     pub attempts: u32,
+    /// Why an operator passed over the event (`projector resume --skip
+    /// --reason`); `None` when the error policy recorded it. Records
+    /// written before this field existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl FailedEvent {
@@ -165,6 +170,7 @@ mod tests {
             module_version: "1.0".into(),
             failed_at: 7,
             attempts: 1,
+            reason: Some("operator".into()),
         };
         assert_eq!(FailedEvent::decode(&record.encode()).unwrap(), record);
         assert_eq!(record.event().headers, vec![("h".to_owned(), vec![9])]);

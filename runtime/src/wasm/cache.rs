@@ -1,14 +1,47 @@
 //! Compiled modules on disk, keyed by the module's content hash and the
 //! engine's compatibility fingerprint, so a restart does not recompile
 //! (a Python component takes seconds to compile, a cached one milliseconds).
+//!
+//! An entry is native code the host will run, so it is only used when it is
+//! exactly what this host wrote: a header (magic, payload length, blake3 of
+//! the entry's name, length and payload) checked before the payload is
+//! deserialized. A torn, truncated or altered entry is compiled again, with
+//! a warning, and replaced. Entries are written to a temporary file in the
+//! same folder, synced, then renamed over the entry, so a crash leaves the
+//! old entry, the new one, or a stray temporary file, never half an entry.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use super::error_chain;
+
+/// First bytes of every entry; the digit is the entry format's version.
+const MAGIC: &[u8; 8] = b"PJCWASM2";
+/// Magic, payload length (u64 little-endian), blake3 checksum.
+const HEADER_LEN: usize = MAGIC.len() + 8 + blake3::OUT_LEN;
+/// Prefix of the temporary files entries are written to.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Why a cache entry was not used.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error("{len} bytes, shorter than the header (torn write?)")]
+    NoHeader { len: usize },
+    #[error("not a cache entry of this host's format")]
+    Magic,
+    #[error(
+        "truncated or extended: the header says {expected} bytes of code, the file has {found}"
+    )]
+    Length { expected: u64, found: u64 },
+    #[error("checksum mismatch: the file was altered or damaged")]
+    Checksum,
+    #[error("wasmtime refused it: {0}")]
+    Deserialize(String),
+}
 
 #[derive(Clone)]
 pub struct CompileCache {
@@ -22,6 +55,8 @@ impl CompileCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        // Entries of an older format get other names and are not read.
+        MAGIC.hash(&mut hasher);
         Self {
             dir: dir.to_owned(),
             engine: engine.clone(),
@@ -42,8 +77,10 @@ impl CompileCache {
             || self.engine.precompile_component(bytes),
             |compiled| {
                 // SAFETY: `compiled` is the output of `precompile_component`
-                // for this engine's fingerprint, written by this host only
-                // (the cache directory is ours); wasmtime checks the header.
+                // for this engine's fingerprint: either compiled just now,
+                // or read back from an entry whose checksum (over its name,
+                // which holds the fingerprint, and every byte) matched what
+                // this host wrote. wasmtime checks the header too.
                 #[allow(unsafe_code)]
                 unsafe {
                     Component::deserialize(&self.engine, compiled)
@@ -76,29 +113,136 @@ impl CompileCache {
     ) -> Result<(T, bool), String> {
         // Read, not mmap: a cache file truncated by someone else while mapped
         // would crash the process with SIGBUS.
-        if let Ok(cached) = std::fs::read(entry) {
-            match deserialize(&cached) {
+        if let Ok(file) = std::fs::read(entry) {
+            let loaded = verified(entry, &file).and_then(|code| {
+                deserialize(code).map_err(|e| Unusable::Deserialize(error_chain(&e)))
+            });
+            match loaded {
                 Ok(compiled) => return Ok((compiled, true)),
-                Err(e) => tracing::warn!(
+                Err(problem) => tracing::warn!(
                     file = %entry.display(),
-                    error = %error_chain(&e),
-                    "ignoring unusable compiled-module cache entry"
+                    problem = %problem,
+                    "unusable compiled-module cache entry; compiling the module again and replacing the entry"
                 ),
             }
         }
         let compiled = precompile().map_err(|e| error_chain(&e))?;
         if let Err(e) = self.store(entry, &compiled) {
-            tracing::warn!(file = %entry.display(), error = %e, "could not write the compiled-module cache");
+            tracing::warn!(
+                file = %entry.display(),
+                error = %e,
+                "could not write the compiled-module cache; the next start compiles the module again"
+            );
         }
         deserialize(&compiled)
             .map(|c| (c, false))
             .map_err(|e| error_chain(&e))
     }
 
+    /// Writes `compiled` as the entry: temporary file, fsync, rename over
+    /// the entry, fsync of the folder (so the rename itself is durable).
     fn store(&self, entry: &Path, compiled: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, compiled)?;
-        std::fs::rename(&tmp, entry)
+        let mut file = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.dir)?;
+        file.write_all(&header(entry, compiled))?;
+        file.write_all(compiled)?;
+        file.as_file().sync_all()?;
+        file.persist(entry).map_err(|e| e.error)?;
+        sync_dir(&self.dir)
+    }
+}
+
+/// The header of the entry at `entry` holding `code`.
+fn header(entry: &Path, code: &[u8]) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&(code.len() as u64).to_le_bytes());
+    header.extend_from_slice(checksum(entry, code).as_bytes());
+    header
+}
+
+/// Covers the entry's file name (module hash and engine fingerprint: an
+/// entry copied under another name is refused), the length and the code.
+fn checksum(entry: &Path, code: &[u8]) -> blake3::Hash {
+    let name = entry
+        .file_name()
+        .map(|n| n.as_encoded_bytes())
+        .unwrap_or(&[]);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&(name.len() as u64).to_le_bytes());
+    hasher.update(name);
+    hasher.update(&(code.len() as u64).to_le_bytes());
+    hasher.update(code);
+    hasher.finalize()
+}
+
+/// The compiled code of an entry's bytes, if they are exactly what
+/// [`CompileCache::store`] wrote under this name.
+fn verified<'a>(entry: &Path, file: &'a [u8]) -> Result<&'a [u8], Unusable> {
+    if file.len() < HEADER_LEN {
+        return Err(Unusable::NoHeader { len: file.len() });
+    }
+    let (header, code) = file.split_at(HEADER_LEN);
+    if &header[..MAGIC.len()] != MAGIC {
+        return Err(Unusable::Magic);
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&header[MAGIC.len()..MAGIC.len() + 8]);
+    let expected = u64::from_le_bytes(len);
+    if expected != code.len() as u64 {
+        return Err(Unusable::Length {
+            expected,
+            found: code.len() as u64,
+        });
+    }
+    if checksum(entry, code).as_bytes()[..] != header[MAGIC.len() + 8..] {
+        return Err(Unusable::Checksum);
+    }
+    Ok(code)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_verifies_only_under_its_own_name_and_bytes() {
+        let entry = Path::new("/cache/abc-0123.cwasm");
+        let code = b"native code".to_vec();
+        let mut file = header(entry, &code);
+        file.extend_from_slice(&code);
+        assert_eq!(verified(entry, &file).unwrap(), code.as_slice());
+
+        let other = Path::new("/cache/abd-0123.cwasm");
+        assert!(matches!(verified(other, &file), Err(Unusable::Checksum)));
+        let mut flipped = file.clone();
+        *flipped.last_mut().unwrap() ^= 0x80;
+        assert!(matches!(verified(entry, &flipped), Err(Unusable::Checksum)));
+        assert!(matches!(
+            verified(entry, &file[..file.len() - 1]),
+            Err(Unusable::Length {
+                expected: 11,
+                found: 10
+            })
+        ));
+        assert!(matches!(
+            verified(entry, &file[..10]),
+            Err(Unusable::NoHeader { len: 10 })
+        ));
+        let mut old = file.clone();
+        old[7] = b'1';
+        assert!(matches!(verified(entry, &old), Err(Unusable::Magic)));
     }
 }

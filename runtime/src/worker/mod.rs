@@ -11,8 +11,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use policy::SkipOrder;
 pub use policy::{ErrorPolicy, RetryReport};
-use policy::{FailureBook, PAGE, failed_again};
+pub(crate) use policy::{FailureBook, OneByOne, run_one_by_one};
+use policy::{PAGE, describe_failure, failed_again};
 
 use crate::event::Offsets;
 use crate::metrics::ErrorKind;
@@ -29,6 +31,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(500);
 const SOURCE_RETRY: Duration = Duration::from_millis(500);
 /// Back-off between attempts to reopen a state file after a write failure.
 const STORAGE_RETRY: Duration = Duration::from_millis(500);
+/// Skipped-event records kept per projection unless configured.
+pub const DEFAULT_KEEP_SKIPPED: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -51,6 +55,9 @@ pub struct WorkerConfig {
     pub state_retention: Duration,
     /// What happens to an event the module fails on.
     pub error_policy: ErrorPolicy,
+    /// Skipped-event records kept (`keep_skipped`); the oldest beyond it
+    /// are removed in the commit that adds new ones.
+    pub keep_skipped: usize,
     /// Resource limits of this projection's instances.
     pub limits: Limits,
     /// With lag and nothing applied for this long, the projection is stalled.
@@ -86,6 +93,7 @@ impl Default for WorkerConfig {
             snapshots: None,
             state_retention: Duration::from_secs(7 * 24 * 3600),
             error_policy: ErrorPolicy::default(),
+            keep_skipped: DEFAULT_KEEP_SKIPPED,
             limits: Limits::default(),
             stall_after: Duration::from_secs(30),
             state_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
@@ -175,6 +183,9 @@ struct Worker<'a> {
     last_snapshot: (u64, Instant),
     snapshot_running: Arc<std::sync::atomic::AtomicBool>,
     failures: FailureBook,
+    /// The event an operator asked to pass over (`resume --skip`), kept
+    /// until positions pass it: a rewind after a write failure reapplies it.
+    resume_skip: Option<SkipOrder>,
     pending: Pending,
     /// The commit thread's inbox: coalesced batches commit there while the
     /// next batches run here.
@@ -302,8 +313,12 @@ impl<'a> Worker<'a> {
             .map_err(|e| e.to_string())?;
         let reader = projection.store.reader().map_err(|e| e.to_string())?;
         let positions = reader.offsets().map_err(|e| e.to_string())?;
-        let failures =
+        let mut failures =
             FailureBook::load(&reader, &projection.module.hash).map_err(|e| e.to_string())?;
+        let resume_skip = projection.take_skip_order();
+        if let Some(order) = &resume_skip {
+            failures.skip(order.clone());
+        }
         let subscription = projection
             .source
             .subscribe(projection.name(), &projection.topics, &positions)
@@ -330,6 +345,7 @@ impl<'a> Worker<'a> {
             last_snapshot: (events_applied, Instant::now()),
             snapshot_running: Arc::default(),
             failures,
+            resume_skip,
             pending: Pending::default(),
             committer,
             in_flight: None,
@@ -368,6 +384,24 @@ impl<'a> Worker<'a> {
                     let _ = reply.send(report.clone());
                 }
                 if let Err(Flow::Halt) = outcome {
+                    return;
+                }
+            }
+            let purges = self.projection.take_purge_requests();
+            if !purges.is_empty() {
+                let flow = self.flush_and_settle();
+                for (keep, reply) in purges {
+                    let outcome = match flow {
+                        Flow::Continue => self.purge_skipped(keep),
+                        Flow::Rewound => Err(Flow::Rewound),
+                        Flow::Halt => Err(Flow::Halt),
+                    };
+                    let _ = reply.send(outcome.map_err(|flow| match flow {
+                        Flow::Halt => "the projection stopped before the purge ran".to_owned(),
+                        _ => "the purge was interrupted by a write failure; purge again".to_owned(),
+                    }));
+                }
+                if let Flow::Halt = flow {
                     return;
                 }
             }
@@ -562,10 +596,9 @@ impl<'a> Worker<'a> {
         if let flow @ (Flow::Halt | Flow::Rewound) = self.settle_if_done() {
             return flow;
         }
-        if !self.failures.parked_keys.is_empty()
-            && events.iter().any(|e| self.failures.is_parked(e))
-        {
-            // Events of quarantined keys must not reach the module.
+        if self.failures.holds_any(events) {
+            // Events of quarantined keys (and events an operator skips)
+            // must not reach the module.
             return match self.flush_and_settle() {
                 Flow::Continue => self.apply_one_by_one(events),
                 flow => flow,
@@ -730,70 +763,122 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Runs a batch one event at a time (replay is deterministic, so this
-    /// finds the event a failed batch failed on), applies the error policy to
-    /// each failing event, and commits the rest with the failure records.
+    /// Runs a batch one event at a time through the error policy
+    /// (`policy::run_one_by_one`) and commits the events it applied with
+    /// the failure records it made.
     fn apply_one_by_one(&mut self, events: &[bindings::Event]) -> Flow {
         let mut overlay = Overlay::default();
-        let mut positions = self.positions.clone();
         let mut changes = FailureChanges::default();
-        let policy = self.config.error_policy;
-        for (i, event) in events.iter().enumerate() {
-            let one = std::slice::from_ref(event);
-            if self.failures.is_parked(event) {
-                let record = self.failures.record(
-                    FailureKind::Parked,
-                    event,
-                    "key under quarantine: an earlier event with this key failed".to_owned(),
-                    &self.projection.module,
-                );
-                changes.upsert.push(record);
-                advance(&mut positions, one);
-                continue;
-            }
-            let (result, after) = match self.run_one(event, overlay.clone()) {
-                Ok(outcome) => outcome,
-                Err(flow) => return flow,
-            };
-            let error = match result {
-                Ok(()) => {
-                    overlay = after;
-                    advance(&mut positions, one);
-                    continue;
+        // Taken out so that `run` may borrow the worker; put back below.
+        let mut book = std::mem::take(&mut self.failures);
+        let projection = self.projection;
+        let outcome = run_one_by_one(
+            events,
+            self.config.error_policy,
+            &mut book,
+            &projection.module,
+            &mut overlay,
+            &mut changes,
+            |event, overlay| {
+                let outcome = self.run_one(event, overlay)?;
+                if let (Err(err), _) = &outcome {
+                    projection.metrics.error(ErrorKind::of(err));
                 }
-                Err(err) => {
-                    self.projection.metrics.error(ErrorKind::of(&err));
-                    describe_failure(err, 1)
-                }
-            };
-            let kind = match policy {
-                ErrorPolicy::Halt => {
-                    return match self.commit(&overlay, positions, (i as u64, 1), &changes) {
-                        Flow::Continue => self.halt(Some(event), error),
-                        other => other,
-                    };
-                }
-                ErrorPolicy::Skip => FailureKind::Skipped,
-                ErrorPolicy::DeadLetter => FailureKind::DeadLetter,
-                // A keyless event has no key to park: it is dead-lettered.
-                ErrorPolicy::QuarantineKey if event.key.is_some() => FailureKind::Parked,
-                ErrorPolicy::QuarantineKey => FailureKind::DeadLetter,
-            };
-            tracing::warn!(
-                source = %event.source,
-                partition = event.partition,
-                offset = event.offset,
-                policy = policy.as_str(),
-                recorded_as = kind.as_str(),
-                "event failed: {error}"
-            );
-            let record = self
-                .failures
-                .record(kind, event, error, &self.projection.module);
-            changes.upsert.push(record);
-            advance(&mut positions, one);
+                Ok(outcome)
+            },
+        );
+        self.failures = book;
+        if let Err(e) = self.trim_skipped(&mut changes) {
+            return self.storage_failed(e);
         }
-        self.commit(&overlay, positions, (events.len() as u64, 1), &changes)
+        let mut positions = self.positions.clone();
+        match outcome {
+            Err(flow) => flow,
+            Ok(OneByOne::Completed) => {
+                advance(&mut positions, events);
+                self.commit(&overlay, positions, (events.len() as u64, 1), &changes)
+            }
+            Ok(OneByOne::Halted { index, error }) => {
+                advance(&mut positions, &events[..index]);
+                match self.commit(&overlay, positions, (index as u64, 1), &changes) {
+                    Flow::Continue => self.halt(Some(&events[index]), error),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// After the failure book was loaded again: the operator's skip still
+    /// holds while the positions have not passed its event.
+    fn keep_resume_skip(&mut self) {
+        if let Some(order) = &self.resume_skip
+            && self.positions.get(&order.source, order.partition) <= order.offset
+        {
+            self.failures.skip(order.clone());
+        }
+    }
+
+    /// Keeps the skipped records within `keep_skipped`: the oldest stored
+    /// ones (and, for a tiny limit, the oldest new ones) are removed in the
+    /// commit that adds the new ones.
+    fn trim_skipped(&self, changes: &mut FailureChanges) -> Result<(), StoreError> {
+        let new = changes
+            .upsert
+            .iter()
+            .filter(|r| r.kind == FailureKind::Skipped)
+            .count();
+        if new == 0 {
+            return Ok(());
+        }
+        let reader = self.projection.store.reader()?;
+        let stored = reader.failure_counts()?.skipped as usize;
+        let excess = (stored + new).saturating_sub(self.config.keep_skipped);
+        if excess == 0 {
+            return Ok(());
+        }
+        let from_store = excess.min(stored);
+        changes.resolved.extend(
+            reader
+                .failures(Some(FailureKind::Skipped), None, from_store)?
+                .iter()
+                .map(|r| r.id),
+        );
+        let mut drop_new = excess - from_store;
+        changes.upsert.retain(|r| {
+            let dropped = drop_new > 0 && r.kind == FailureKind::Skipped;
+            drop_new -= usize::from(dropped);
+            !dropped
+        });
+        Ok(())
+    }
+
+    /// Removes all but the `keep` newest skipped records (`dead-letters
+    /// purge`), a page per commit; answers how many went.
+    fn purge_skipped(&mut self, keep: usize) -> Result<u64, Flow> {
+        let mut removed = 0;
+        loop {
+            let page = self.projection.store.reader().and_then(|reader| {
+                let stored = reader.failure_counts()?.skipped as usize;
+                let excess = stored.saturating_sub(keep).min(PAGE);
+                reader.failures(Some(FailureKind::Skipped), None, excess)
+            });
+            let page = match page {
+                Ok(page) if page.is_empty() => break,
+                Ok(page) => page,
+                Err(e) => return Err(self.storage_failed(e)),
+            };
+            let changes = FailureChanges {
+                upsert: Vec::new(),
+                resolved: page.iter().map(|r| r.id).collect(),
+            };
+            let positions = self.positions.clone();
+            match self.commit(&Overlay::default(), positions, (0, 1), &changes) {
+                Flow::Continue => removed += page.len() as u64,
+                flow => return Err(flow),
+            }
+        }
+        tracing::info!(removed, keep, "skipped-event records purged");
+        Ok(removed)
     }
 
     /// Runs one event against `overlay` on a healthy instance (recreated
@@ -855,10 +940,9 @@ impl<'a> Worker<'a> {
                     continue;
                 }
                 let blocked = record.kind == FailureKind::Parked
-                    && record
-                        .key
-                        .as_ref()
-                        .is_some_and(|k| blocked_keys.contains(k));
+                    && record.key.as_ref().is_some_and(|k| {
+                        blocked_keys.contains(&(record.source.clone(), k.clone()))
+                    });
                 if blocked {
                     report.still_parked += 1;
                     if record.module_hash != self.projection.module.hash {
@@ -889,7 +973,7 @@ impl<'a> Worker<'a> {
                         self.projection.metrics.error(ErrorKind::of(&err));
                         report.failed += 1;
                         if let (FailureKind::Parked, Some(key)) = (record.kind, &record.key) {
-                            blocked_keys.insert(key.clone());
+                            blocked_keys.insert((record.source.clone(), key.clone()));
                         }
                         let error = describe_failure(err, 1);
                         changes
@@ -916,6 +1000,7 @@ impl<'a> Worker<'a> {
             Ok(book) => book,
             Err(e) => return Err(self.storage_failed(e)),
         };
+        self.keep_resume_skip();
         tracing::info!(
             retried = report.retried,
             applied = report.applied,
@@ -1067,6 +1152,7 @@ impl<'a> Worker<'a> {
         self.positions = positions;
         self.events_applied = events_applied;
         self.failures = failures;
+        self.keep_resume_skip();
         // Applied on top of what the reopen rolled back: read again.
         self.pending = Pending::default();
         self.dirty = false;
@@ -1117,17 +1203,6 @@ impl<'a> Worker<'a> {
             message: format!("{message}{at}"),
         });
         Flow::Halt
-    }
-}
-
-/// The error text recorded for an event that failed on its own.
-fn describe_failure(err: RunError, batch_len: usize) -> String {
-    match err {
-        RunError::Rejected { index, message } if index as usize >= batch_len => format!(
-            "{message} (the module reported the error for event index {index} of a batch of {batch_len}: a bug in the module)"
-        ),
-        RunError::Rejected { message, .. } => message,
-        other => other.to_string(),
     }
 }
 

@@ -15,6 +15,10 @@
 //!   versions of `order-totals` for hot reload: a new state layout and logic
 //!   (counts placed orders under `placed/<customer>`), the same layout with a
 //!   new `customer-count` query, and one that traps on its 10th event.
+//! - [`GLOBAL_COUNTER`]: `global-counter`, topic `orders`: not deterministic
+//!   on purpose, it counts events in a global that lives as long as its
+//!   instance and stores the count under `seen` (and the last offset under
+//!   `last`), for `projector test`'s determinism check.
 //! - [`EXAMPLE_EVENTS_DIR`]: `orders.jsonl` and `accounts.jsonl` (one JSON
 //!   event per line) and `orders.expected.json`, `accounts.expected.json`:
 //!   the state the examples must reach, as one JSON object mapping every key

@@ -134,6 +134,17 @@ function detailRows(p) {
     ));
   }
   if (p.last_error) rows.push(sub(el("span", { class: "error" }, `error: ${p.last_error}`)));
+  if (p.status && p.status.state === "failed") {
+    const s = p.status;
+    const at = s.offset != null ? ` ${s.source}/${s.partition}@${s.offset}` : "";
+    rows.push(sub(
+      el("button", { type: "button", class: "resume", title: `run the failed event${at} again`, onclick: () => resume(p.name, false) }, "Resume"),
+      " ",
+      s.offset != null
+        ? el("button", { type: "button", class: "resume-skip", title: `record${at} as skipped and go on`, onclick: () => resume(p.name, true) }, "Skip event and resume")
+        : "",
+    ));
+  }
   if (p.last_failure) {
     const f = p.last_failure;
     rows.push(sub(el("span", { class: "muted" },
@@ -221,6 +232,43 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
+// Admin actions: the token is asked for when the server wants one (401),
+// and kept for this tab only.
+
+async function admin(url, body) {
+  for (;;) {
+    const token = sessionStorage.getItem("projector-token");
+    const headers = { "content-type": "application/json" };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const reply = await api(url, { method: "POST", headers, body: JSON.stringify(body) });
+    if (reply.status !== 401) return reply;
+    sessionStorage.removeItem("projector-token");
+    const entered = window.prompt(token ? "Wrong admin token; enter it again" : "Admin token (api_token)");
+    if (!entered) return reply;
+    sessionStorage.setItem("projector-token", entered.trim());
+  }
+}
+
+async function resume(name, skip) {
+  let reason = null;
+  if (skip) {
+    reason = window.prompt(`Why skip the event ${name} failed on? (kept with the skipped record)`);
+    if (reason === null) return;
+  }
+  const out = $("action-result");
+  const reply = await admin(`/v1/projections/${path(name)}/resume`, skip ? { skip, reason } : { skip });
+  out.className = reply.ok ? "muted" : "error";
+  out.dataset.status = reply.status;
+  if (!reply.ok) {
+    out.textContent = errorText(reply);
+    return;
+  }
+  const s = reply.body.skipped;
+  out.textContent = s
+    ? `${name} resumed: ${s.source}/${s.partition}@${s.offset} recorded as skipped (${s.reason})`
+    : `${name} resumed: running the failed event again`;
+}
+
 // Errors and dead letters.
 
 async function showFailures(event) {
@@ -240,7 +288,7 @@ async function showFailures(event) {
     el("p", {}, `${r.projection}: error policy ${r.error_policy}; ${fmt(c.dead_letters)} dead letters, ${fmt(c.parked)} parked, ${fmt(c.skipped)} skipped`),
     records.length
       ? el("table", {},
-        el("thead", {}, el("tr", {}, ["id", "kind", "event", "key", "error", "failed at", "attempts", "payload"].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ["id", "kind", "event", "key", "error", "failed at", "attempts", "payload", "reason"].map((h) => el("th", {}, h)))),
         el("tbody", {}, records.map((f) => el("tr", {},
           el("td", {}, f.id),
           el("td", {}, f.kind),
@@ -250,6 +298,7 @@ async function showFailures(event) {
           el("td", {}, new Date(f.failed_at * 1000).toLocaleString()),
           el("td", { class: "num" }, f.attempts),
           el("td", {}, el("code", {}, JSON.stringify(f.payload))),
+          el("td", { class: "reason" }, f.reason ?? ""),
         ))))
       : el("p", { class: "muted" }, "No failed events kept."),
   );

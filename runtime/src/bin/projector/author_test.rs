@@ -1,11 +1,23 @@
 //! `projector test`: runs a module over a file of events in a temporary
 //! folder, with the host's own Wasm host, overlay and state store, and
-//! checks the resulting state against an expectation and against a second
-//! run (a projection must be a deterministic fold of its events).
+//! checks the resulting state against an expectation and against reruns
+//! (a projection must be a deterministic fold of its events).
+//!
+//! The first run cuts the events as the live worker does (up to
+//! [`BATCH`] per call, one instance). The reruns differ in what a replay,
+//! a restart or a hot swap may differ in: one event per call, then
+//! batches of seeded random sizes with new instances at random points. A
+//! module whose state depends on those (a count kept in a global, say)
+//! comes out different and is reported with the first key that differs.
+//!
+//! The module is compiled once per run, into a compiled-code cache that
+//! outlives the run (the data folder's, else a per-user folder), so testing
+//! the same module again starts at once.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -23,6 +35,12 @@ use projector::wasm::{Instance, Limits, LoadedModule, RunError, WasmHost};
 
 /// Events per module call, as the host's default `batch_max_events`.
 const BATCH: usize = 1000;
+/// Seed of the random batches of the last rerun, unless `--seed` is given.
+const DEFAULT_SEED: u64 = 14;
+/// Compiled modules kept in the per-user cache folder. Each build of a
+/// module is a new entry (tens of MB for Python, whose builds differ every
+/// time), so the folder would otherwise grow with every edit-build-test.
+const KEPT_ENTRIES: usize = 20;
 /// Longest payload quoted in a message.
 const SHOWN_PAYLOAD: usize = 300;
 
@@ -55,13 +73,23 @@ pub struct TestArgs {
     /// JSON arguments of --query
     #[arg(long, requires = "query", default_value = "{}")]
     args: String,
-    /// Skip the second run that checks the state comes out the same
+    /// Skip the reruns that check the state comes out the same with other
+    /// batch boundaries and new instances at other points
     #[arg(long)]
     no_determinism_check: bool,
+    /// Seed of the random batch sizes and instance restarts of the last
+    /// rerun; a NOT DETERMINISTIC report names the one it used
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SEED)]
+    seed: u64,
     /// Keep compiled modules in this folder between runs (a Python or JS
-    /// component takes seconds to compile) [default: a temporary folder]
+    /// component takes seconds to compile) [default: DATA/cache with
+    /// --data, else $XDG_CACHE_HOME/projector or ~/.cache/projector]
     #[arg(long, env = "PROJECTOR_TEST_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Data folder of a `projector run` whose compiled-module cache to
+    /// share (DATA/cache); nothing else in it is read or written
+    #[arg(long = "data", env = "PROJECTOR_DATA", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 /// One event to feed, with the line it came from.
@@ -89,11 +117,10 @@ pub fn execute(args: TestArgs) -> Result<ExitCode> {
     let expected = args.expect.as_deref().map(read_expected).transpose()?;
 
     let work = tempfile::tempdir().context("creating a temporary folder")?;
-    let cache = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| work.path().join("cache"));
+    let per_user = args.cache_dir.is_none() && args.data_dir.is_none();
+    let cache = cache_dir(&args).unwrap_or_else(|| work.path().join("cache"));
     let host = WasmHost::new(&cache, Limits::default())?;
+    let loading = Instant::now();
     let module = host.load(&args.module)?;
     let descriptor = &module.descriptor;
     let topic = match &args.topic {
@@ -113,9 +140,22 @@ pub fn execute(args: TestArgs) -> Result<ExitCode> {
         args.module.display(),
         events.len()
     );
+    eprintln!(
+        "compiled code: {} in {:.2} s ({})",
+        if module.from_cache {
+            "loaded from the cache"
+        } else {
+            "compiled"
+        },
+        loading.elapsed().as_secs_f64(),
+        cache.display()
+    );
+    if per_user && !module.from_cache {
+        prune_cache(&cache, &module.hash);
+    }
 
     let first = Run::start(&module, &work.path().join("first.redb"))?;
-    let first = match first.feed(&events)? {
+    let first = match first.feed(&events, &Plan::Live.calls(events.len()))? {
         Ok(run) => run,
         Err(failure) => {
             eprintln!(
@@ -133,24 +173,37 @@ pub fn execute(args: TestArgs) -> Result<ExitCode> {
 
     let mut failed = false;
     if !args.no_determinism_check {
-        let second = Run::start(&module, &work.path().join("second.redb"))?;
-        match second.feed(&events)? {
-            Err(failure) => {
-                eprintln!(
-                    "NOT DETERMINISTIC: the second run over the same events failed at line {} (offset {}), which the first run accepted: {}",
+        for (i, plan) in [Plan::OneEach, Plan::Random { seed: args.seed }]
+            .into_iter()
+            .enumerate()
+        {
+            let calls = plan.calls(events.len());
+            let rerun = Run::start(&module, &work.path().join(format!("rerun-{i}.redb")))?;
+            let problem = match rerun.feed(&events, &calls)? {
+                Err(failure) => Some(format!(
+                    "it failed at line {} (offset {}), which the first run accepted: {}",
                     failure.line, failure.offset, failure.message
+                )),
+                Ok(rerun) => {
+                    let again = rerun.state()?;
+                    (state_hash(&state) != state_hash(&again)).then(|| {
+                        format!(
+                            "it gave another state; {}",
+                            first_difference(&state, &again)
+                        )
+                    })
+                }
+            };
+            if let Some(problem) = problem {
+                eprintln!(
+                    "NOT DETERMINISTIC: a rerun over the same events with {} (the first run: {}): {problem}. \
+                     A replay, a restart or a hot swap may cut the events and start instances like this; \
+                     keep everything the state depends on in the state, not in globals",
+                    plan.describe(&calls),
+                    Plan::Live.describe(&[])
                 );
                 failed = true;
-            }
-            Ok(second) => {
-                let again = second.state()?;
-                if state_hash(&state) != state_hash(&again) {
-                    eprintln!(
-                        "NOT DETERMINISTIC: a second run over the same events in a fresh store gave another state; {}",
-                        first_difference(&state, &again)
-                    );
-                    failed = true;
-                }
+                break;
             }
         }
     }
@@ -215,6 +268,141 @@ pub fn execute(args: TestArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Where compiled modules are kept between runs: `--cache-dir`, else the
+/// data folder's cache, else the per-user cache folder; `None` when there
+/// is no home folder to put one in.
+fn cache_dir(args: &TestArgs) -> Option<PathBuf> {
+    if let Some(dir) = &args.cache_dir {
+        return Some(dir.clone());
+    }
+    if let Some(data) = &args.data_dir {
+        return Some(data.join("cache"));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("projector"))
+}
+
+/// Deletes the per-user cache's compiled modules beyond the
+/// [`KEPT_ENTRIES`] most recently written, never those of the module under
+/// test (named after its hash). A problem is a warning: the cache is an
+/// optimisation.
+fn prune_cache(dir: &Path, keep_hash: &str) {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = listing
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".cwasm") && !name.starts_with(keep_hash)
+        })
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    entries.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    for (_, path) in entries.into_iter().skip(KEPT_ENTRIES.saturating_sub(1)) {
+        if let Err(e) = std::fs::remove_file(&path) {
+            eprintln!(
+                "warning: could not delete the old compiled module {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// How a run cuts the events into module calls and where it starts a new
+/// instance.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// As the live worker: up to [`BATCH`] events a call, one instance.
+    Live,
+    /// One event a call, one instance.
+    OneEach,
+    /// Batches of random sizes and a new instance at random batch
+    /// boundaries (at least one when there are two events or more).
+    Random { seed: u64 },
+}
+
+/// One module call: the events it gets, and whether a new instance runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Call {
+    events: Range<usize>,
+    new_instance: bool,
+}
+
+impl Plan {
+    fn calls(self, n: usize) -> Vec<Call> {
+        let fixed = |size: usize| {
+            (0..n)
+                .step_by(size)
+                .map(|start| Call {
+                    events: start..n.min(start + size),
+                    new_instance: false,
+                })
+                .collect::<Vec<Call>>()
+        };
+        match self {
+            Plan::Live => fixed(BATCH),
+            Plan::OneEach => fixed(1),
+            Plan::Random { seed } => {
+                let mut rng = SplitMix64(seed);
+                // Smaller than the whole, so the boundaries differ from the
+                // first run's even for a handful of events.
+                let largest = (n / 2).clamp(1, BATCH) as u64;
+                let mut calls: Vec<Call> = Vec::new();
+                let mut start = 0;
+                while start < n {
+                    let size = 1 + (rng.next_u64() % largest) as usize;
+                    calls.push(Call {
+                        events: start..n.min(start + size),
+                        new_instance: start > 0 && rng.next_u64().is_multiple_of(3),
+                    });
+                    start += size;
+                }
+                if calls.len() > 1 && !calls.iter().any(|c| c.new_instance) {
+                    let middle = calls.len() / 2;
+                    calls[middle].new_instance = true;
+                }
+                calls
+            }
+        }
+    }
+
+    /// What `calls` (made by this plan) do, in words.
+    fn describe(self, calls: &[Call]) -> String {
+        match self {
+            Plan::Live => format!("calls of up to {BATCH} events to one instance"),
+            Plan::OneEach => "one event a call to one instance".to_owned(),
+            Plan::Random { seed } => format!(
+                "{} calls of random sizes (--seed {seed}) and a new instance {} times",
+                calls.len(),
+                calls.iter().filter(|c| c.new_instance).count()
+            ),
+        }
+    }
+}
+
+/// A small, fixed pseudo-random sequence (SplitMix64): the same seed
+/// gives the same batches on every machine.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 }
 
 /// Events from NDJSON, parsed as `projector publish` and the HTTP API do.
@@ -283,11 +471,16 @@ impl<'m> Run<'m> {
         })
     }
 
-    /// Applies every event in batches, as the worker does: a failed batch
-    /// is run again event by event to find the event at fault.
-    fn feed(mut self, events: &[Fed]) -> Result<Result<Self, Failure>> {
+    /// Applies every event in the batches `calls` cut, as the worker does:
+    /// a failed batch is run again event by event to find the event at
+    /// fault.
+    fn feed(mut self, events: &[Fed], calls: &[Call]) -> Result<Result<Self, Failure>> {
         let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
-        for chunk in events.chunks(BATCH) {
+        for call in calls {
+            let chunk = &events[call.events.clone()];
+            if call.new_instance {
+                self.instance = self.module.instantiate(&self.module.descriptor.name)?;
+            }
             batch.clear();
             batch.extend(chunk.iter().map(|fed| fed.event.clone()));
             let (result, overlay) =
@@ -718,6 +911,43 @@ mod tests {
             exact.lines[0].starts_with("bytes   \"a\""),
             "{:?}",
             exact.lines
+        );
+    }
+
+    /// Every plan feeds every event once, in order.
+    fn covers(calls: &[Call], n: usize) -> bool {
+        let mut next = 0;
+        for call in calls {
+            if call.events.start != next || call.events.is_empty() {
+                return false;
+            }
+            next = call.events.end;
+        }
+        next == n
+    }
+
+    #[test]
+    fn reruns_cut_the_events_otherwise_than_the_first_run() {
+        for n in [0, 1, 2, 6, 52, 999, 1000, 1001, 5000] {
+            let live = Plan::Live.calls(n);
+            let one = Plan::OneEach.calls(n);
+            let random = Plan::Random { seed: DEFAULT_SEED }.calls(n);
+            for calls in [&live, &one, &random] {
+                assert!(covers(calls, n), "{n}: {calls:?}");
+            }
+            assert_eq!(live.len(), n.div_ceil(BATCH));
+            assert_eq!(one.len(), n);
+            assert!(live.iter().chain(&one).all(|c| !c.new_instance));
+            if n >= 2 {
+                assert_ne!(random, live, "{n}");
+                assert!(random.iter().any(|c| c.new_instance), "{n}");
+                assert!(!random[0].new_instance);
+            }
+            assert_eq!(random, Plan::Random { seed: DEFAULT_SEED }.calls(n));
+        }
+        assert_ne!(
+            Plan::Random { seed: 1 }.calls(5000),
+            Plan::Random { seed: 2 }.calls(5000)
         );
     }
 

@@ -53,6 +53,9 @@ enum Command {
     /// Rebuild a projection from the beginning in the shadow; the serving
     /// version answers queries until the rebuild has caught up.
     Replay(ReplayArgs),
+    /// Start a failed projection again: run the event it failed on again
+    /// (after a transient cause is gone), or pass over it with --skip
+    Resume(ResumeArgs),
     /// List, take, restore or export snapshots of a projection's state.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -109,6 +112,21 @@ struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
+struct ResumeArgs {
+    /// Projection name
+    projection: String,
+    /// Record the failed event as `skipped` (with the time and --reason)
+    /// and go on after it, instead of running it again
+    #[arg(long)]
+    skip: bool,
+    /// Why the event is skipped; kept in its record (`dead-letters list`)
+    #[arg(long, value_name = "TEXT", requires = "skip")]
+    reason: Option<String>,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Debug, Args)]
 struct RunArgs {
     /// TOML configuration file (keys: data_dir, modules_dir, listen,
     /// default_partitions, batch_max_events, batch_linger_ms,
@@ -131,8 +149,8 @@ struct RunArgs {
     /// `0.0.0.0:7878` serves other machines too (set an API token then)
     #[arg(long, env = "PROJECTOR_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Admin token: appends, topic creation, replay, snapshot
-    /// create/restore and dead-letter retry then need `Authorization:
+    /// Admin token: appends, topic creation, replay, resume, snapshot
+    /// create/restore and dead-letter retry/purge then need `Authorization:
     /// Bearer TOKEN`; reads stay open [default: none, no check]
     #[arg(
         long,
@@ -199,7 +217,8 @@ pub struct ServerArg {
     #[arg(long, env = "PROJECTOR_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
     /// The server's admin token, sent as `Authorization: Bearer TOKEN`
-    /// (needed by publish, replay and snapshot create/restore when the
+    /// (needed by publish, replay, resume, dead-letters retry/purge and
+    /// snapshot create/restore when the
     /// server has one)
     #[arg(
         long,
@@ -320,6 +339,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Read(args) => read(args),
         Command::Status(args) => status(args),
         Command::Replay(args) => replay(args),
+        Command::Resume(args) => resume(args),
         Command::Snapshot(command) => snapshot(command),
         Command::DeadLetters(command) => crate::dead_letters::execute(command),
         Command::Test(args) => crate::author_test::execute(args),
@@ -707,6 +727,11 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
             )?;
+            writeln!(
+                out,
+                "  `projector resume {0}` runs it again once the cause is fixed; `projector resume {0} --skip --reason TEXT` passes over the event",
+                p["name"].as_str().unwrap_or_default()
+            )?;
         }
         if p["stalled"] == Value::Bool(true) {
             writeln!(
@@ -892,6 +917,41 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
         args.projection,
         answer.body["building"].as_str().unwrap_or("?")
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resume(args: ResumeArgs) -> Result<ExitCode> {
+    let client = args.server.client()?;
+    let body = json!({ "skip": args.skip, "reason": args.reason });
+    let answer = client.post(
+        &format!(
+            "/v1/projections/{}/resume",
+            encode_segment(&args.projection)
+        ),
+        "application/json",
+        body.to_string().as_bytes(),
+    )?;
+    if !answer.ok() {
+        eprintln!("{}", answer.error_message());
+        return Ok(ExitCode::from(1));
+    }
+    let skipped = &answer.body["skipped"];
+    if skipped.is_null() {
+        println!(
+            "{} resumed: running the failed event again; `projector status` shows whether it passes",
+            args.projection
+        );
+    } else {
+        println!(
+            "{} resumed: {}/{}@{} recorded as skipped ({}); `projector dead-letters list {} --kind skipped` shows it",
+            args.projection,
+            skipped["source"].as_str().unwrap_or_default(),
+            skipped["partition"],
+            skipped["offset"],
+            skipped["reason"].as_str().unwrap_or_default(),
+            args.projection
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,6 @@
-//! `projector dead-letters list|retry NAME`: the events a projection's
-//! error policy kept, and re-driving them after a fix.
+//! `projector dead-letters list|retry|purge NAME`: the events a
+//! projection's error policy kept, re-driving them after a fix, and
+//! removing skipped-event records.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,6 +30,16 @@ pub enum DeadLetterCommand {
     /// version (after deploying a fix); events that fail again are kept
     Retry {
         projection: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Remove skipped-event records, oldest first (dead letters and parked
+    /// events are kept: they are still to be applied)
+    Purge {
+        projection: String,
+        /// Keep this many of the newest skipped records
+        #[arg(long, default_value_t = 0)]
+        keep: usize,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -102,7 +113,36 @@ pub fn execute(command: DeadLetterCommand) -> Result<ExitCode> {
                     record["attempts"],
                     record["error"].as_str().unwrap_or_default()
                 )?;
+                if let Some(reason) = record["reason"].as_str() {
+                    writeln!(out, "    skipped by the operator: {reason}")?;
+                }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetterCommand::Purge {
+            projection,
+            keep,
+            server,
+        } => {
+            let client = server.client()?;
+            let body = serde_json::json!({ "keep": keep });
+            let answer = client.post(
+                &format!(
+                    "/v1/projections/{}/dead-letters/purge",
+                    encode_segment(&projection)
+                ),
+                "application/json",
+                body.to_string().as_bytes(),
+            )?;
+            if !answer.ok() {
+                eprintln!("{}", answer.error_message());
+                return Ok(ExitCode::from(1));
+            }
+            writeln!(
+                out,
+                "{projection}: removed {} skipped records; {} skipped kept",
+                answer.body["removed"], answer.body["remaining"]["skipped"]
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         DeadLetterCommand::Retry { projection, server } => {
