@@ -5,6 +5,7 @@
 
 mod policy;
 mod priority;
+mod snapshots;
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub use policy::{ErrorPolicy, RetryReport};
 use policy::{FailureBook, PAGE, failed_again};
+pub use snapshots::{SHUTDOWN_WAIT as SNAPSHOT_SHUTDOWN_WAIT, finish_all as finish_snapshots};
 
 use crate::event::Offsets;
 use crate::metrics::ErrorKind;
@@ -521,38 +523,16 @@ impl<'a> Worker<'a> {
                 return;
             }
         };
-        let policy = policy.clone();
-        let running = self.snapshot_running.clone();
-        let span = tracing::Span::current();
         let module = &self.projection.module;
-        let (name, hash, state_version) = (
-            module.descriptor.name.clone(),
-            module.hash.clone(),
-            module.descriptor.state_version,
-        );
-        let nice = self.config.worker_nice;
-        let spawned = std::thread::Builder::new()
-            .name(format!("snapshot-{name}"))
-            .spawn(move || {
-                let _entered = span.enter();
-                priority::lower_this_thread(nice);
-                let version = crate::snapshot::ProjectionVersion {
-                    name: &name,
-                    hash: &hash,
-                    state_version,
-                };
-                match crate::snapshot::write(&policy.dir, version, &reader, policy.keep) {
-                    Ok(info) => tracing::info!(
-                        file = %info.path.display(),
-                        bytes = info.size_bytes,
-                        events = info.meta.events_applied,
-                        "snapshot written"
-                    ),
-                    Err(e) => tracing::warn!("snapshot failed: {e}"),
-                }
-                running.store(false, std::sync::atomic::Ordering::Release);
-            });
-        if spawned.is_err() {
+        let job = snapshots::Job {
+            dir: policy.dir.clone(),
+            keep: policy.keep,
+            name: module.descriptor.name.clone(),
+            hash: module.hash.clone(),
+            state_version: module.descriptor.state_version,
+            nice: self.config.worker_nice,
+        };
+        if snapshots::spawn(job, reader, self.snapshot_running.clone()).is_err() {
             self.snapshot_running
                 .store(false, std::sync::atomic::Ordering::Release);
         }
