@@ -298,10 +298,11 @@ enum Flow {
 impl<'a> Worker<'a> {
     fn new(projection: &'a ProjectionRuntime, config: &'a WorkerConfig) -> Result<Self, String> {
         let label = projection.label();
-        let instance = projection
+        let mut instance = projection
             .module
             .instantiate_with(&label, &config.limits)
             .map_err(|e| e.to_string())?;
+        instance.interrupt_on(projection.stop_flag());
         let reader = projection.store.reader().map_err(|e| e.to_string())?;
         let positions = reader.offsets().map_err(|e| e.to_string())?;
         let failures =
@@ -570,6 +571,9 @@ impl<'a> Worker<'a> {
         match result {
             // The state file failed under the module: not the module's fault.
             Err(RunError::Storage(e)) => self.storage_failed(e),
+            // Stopping: the batch is dropped unapplied (read again on the
+            // next start); what is pending still commits on the way out.
+            Err(RunError::Interrupted) => Flow::Continue,
             Ok(()) => {
                 self.add_pending(events, overlay.into_batch_changes());
                 if self.commit_due(events.len()) {
@@ -798,6 +802,8 @@ impl<'a> Worker<'a> {
         match outcome {
             // The state file failed under the module: not the module's fault.
             (Err(RunError::Storage(e)), _) => Err(self.storage_failed(e)),
+            // Stopping mid-call: no verdict on the event, nothing recorded.
+            (Err(RunError::Interrupted), _) => Err(Flow::Continue),
             outcome => Ok(outcome),
         }
     }
@@ -808,6 +814,7 @@ impl<'a> Worker<'a> {
     /// that fails again stays, with the new error, and so do the later
     /// parked events of its key.
     fn retry(&mut self, parked_only: bool) -> Result<RetryReport, Flow> {
+        tracing::info!(parked_only, "retrying failed events");
         let mut report = RetryReport::default();
         let mut blocked_keys = std::collections::HashSet::new();
         let mut after = None;
@@ -912,7 +919,8 @@ impl<'a> Worker<'a> {
             .module
             .instantiate_with(&self.label, &self.config.limits)
         {
-            Ok(instance) => {
+            Ok(mut instance) => {
+                instance.interrupt_on(self.projection.stop_flag());
                 self.instance = instance;
                 true
             }
