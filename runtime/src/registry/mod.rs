@@ -89,6 +89,9 @@ struct Inner {
     files: StateFiles,
     config: WorkerConfig,
     slots: RwLock<BTreeMap<String, Slot>>,
+    /// Bumped on every slot change (a swap, a start, a stop): waits tied to
+    /// a serving version follow the one that replaces it.
+    slot_changes: tokio::sync::watch::Sender<u64>,
     rejected: RwLock<Vec<Rejected>>,
     commands: Mutex<Sender<Command>>,
 }
@@ -134,6 +137,7 @@ impl Registry {
             ),
             config: config.clone(),
             slots: RwLock::new(BTreeMap::new()),
+            slot_changes: tokio::sync::watch::Sender::new(0),
             rejected: RwLock::new(Vec::new()),
             commands: Mutex::new(commands),
         });
@@ -165,6 +169,11 @@ impl Registry {
     /// The serving version of `name`.
     pub fn get(&self, name: &str) -> Option<SharedProjection> {
         self.inner.slot(name).and_then(|slot| slot.serving)
+    }
+
+    /// Changes whenever a projection's serving or building version changes.
+    pub fn watch_slots(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.slot_changes.subscribe()
     }
 
     /// The version of `name` being built in the shadow, if any.
@@ -374,6 +383,8 @@ impl Inner {
     fn update_slot(&self, name: &str, update: impl FnOnce(&mut Slot)) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         update(slots.entry(name.to_owned()).or_default());
+        drop(slots);
+        self.slot_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn run(&self, inbox: &Receiver<Command>) {
