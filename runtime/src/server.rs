@@ -133,6 +133,15 @@ impl Running {
                 .take(),
         );
         self.registry.shutdown();
+        // Workers are stopped: no new snapshot starts. Those still being
+        // written finish, or are abandoned without leaving a partial file.
+        let abandoned = crate::worker::finish_snapshots(crate::worker::SNAPSHOT_SHUTDOWN_WAIT);
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "snapshots still being written at shutdown were abandoned"
+            );
+        }
         self.log.shutdown();
     }
 }

@@ -370,6 +370,56 @@ fn a_lost_state_file_is_restored_from_a_snapshot_plus_the_tail() {
     );
 }
 
+/// A stop while a snapshot is being written waits for it (bounded): the
+/// process does not end with a half-written temp file, and the snapshot it
+/// finished restores the state.
+#[test]
+fn shutdown_waits_for_the_snapshot_being_written() {
+    const EVENTS: usize = 200_000;
+    let server = with_snapshots_every(Server::with_modules(&[ORDER_TOTALS]), EVENTS as u64)
+        .args(&["--batch-max-events", "1000"]);
+    let mut server = server.start();
+    // One key per event: a state big enough that writing it takes a while.
+    let lines: Vec<String> = (0..EVENTS)
+        .map(|i| order(i, &format!("c{i}"), "OrderPlaced"))
+        .collect();
+    for chunk in lines.chunks(10_000) {
+        publish(&server, chunk);
+    }
+    server.wait_for("order-totals", "a snapshot to start", |_| {
+        server.log().contains("writing a snapshot")
+    });
+    server.stop();
+    let log = server.log();
+    assert!(log.contains("snapshot written"), "{log}");
+    let mut temp_files = Vec::new();
+    for version in std::fs::read_dir(server.data_dir().join("snapshots/order-totals"))
+        .unwrap()
+        .flatten()
+    {
+        for file in std::fs::read_dir(version.path()).unwrap().flatten() {
+            if file.file_name().to_string_lossy().ends_with(".tmp") {
+                temp_files.push(file.path());
+            }
+        }
+    }
+    assert!(temp_files.is_empty(), "{temp_files:?}");
+    assert_eq!(snapshot_files(&server).len(), 1);
+
+    // The snapshot is whole: it alone restores all the state.
+    for file in state_files(&server) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let server = server.start();
+    let info = server.wait_applied("order-totals", EVENTS as u64);
+    assert_eq!(info["status"]["state"], "running");
+    assert!(
+        server.log().contains("state restored from snapshot"),
+        "{}",
+        server.log()
+    );
+}
+
 #[test]
 fn a_corrupt_snapshot_is_skipped_for_an_older_one() {
     let mut server = with_snapshots_every(Server::with_modules(&[ORDER_TOTALS]), 50).start();

@@ -135,6 +135,9 @@ struct Inner {
     files: StateFiles,
     config: WorkerConfig,
     slots: RwLock<BTreeMap<String, Slot>>,
+    /// Bumped on every slot change (a swap, a start, a stop): waits tied to
+    /// a serving version follow the one that replaces it.
+    slot_changes: tokio::sync::watch::Sender<u64>,
     rejected: RwLock<Vec<Rejected>>,
     commands: Mutex<Sender<Command>>,
 }
@@ -180,6 +183,7 @@ impl Registry {
             ),
             config: config.clone(),
             slots: RwLock::new(BTreeMap::new()),
+            slot_changes: tokio::sync::watch::Sender::new(0),
             rejected: RwLock::new(Vec::new()),
             commands: Mutex::new(commands),
         });
@@ -211,6 +215,11 @@ impl Registry {
     /// The serving version of `name`.
     pub fn get(&self, name: &str) -> Option<SharedProjection> {
         self.inner.slot(name).and_then(|slot| slot.serving)
+    }
+
+    /// Changes whenever a projection's serving or building version changes.
+    pub fn watch_slots(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.slot_changes.subscribe()
     }
 
     /// The version of `name` being built in the shadow, if any.
@@ -443,6 +452,8 @@ impl Inner {
     fn update_slot(&self, name: &str, update: impl FnOnce(&mut Slot)) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         update(slots.entry(name.to_owned()).or_default());
+        drop(slots);
+        self.slot_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Puts `next` where `old` was (serving or building).
@@ -540,6 +551,9 @@ impl Inner {
             }
             expired
         };
+        if !expired.is_empty() {
+            self.slot_changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
         // A rejected module file may be the one that provides a name no
         // version serves now (a bad deploy, at start or later): the state
         // of such names is kept until no file is rejected.

@@ -89,6 +89,7 @@ impl Harness {
             ),
             config,
             slots: RwLock::new(BTreeMap::new()),
+            slot_changes: tokio::sync::watch::Sender::new(0),
             rejected: RwLock::new(Vec::new()),
             commands: Mutex::new(commands),
         });

@@ -62,7 +62,7 @@ pub use layout::version_dir;
 pub use list::{Listed, inspect, latest_valid, list, list_version, read_all, verify};
 pub use restore::restore;
 pub use retention::prune;
-pub use writer::{DEFAULT_KEEP, ProjectionVersion, write};
+pub use writer::{DEFAULT_KEEP, ProjectionVersion, write, write_abandonable};
 
 /// One snapshot file, as its header describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

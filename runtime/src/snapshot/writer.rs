@@ -33,6 +33,27 @@ pub fn write(
     reader: &StateReader,
     keep: usize,
 ) -> Result<SnapshotInfo, SnapshotError> {
+    write_abandonable(dir, version, reader, keep, &|| false)
+}
+
+/// [`write`], giving up with [`SnapshotError::Abandoned`] (and deleting its
+/// temp file) once `abandoned` says so: checked between chunks of entries
+/// and before the file is synced and renamed, so a snapshot is either
+/// complete under its name or not there at all.
+pub fn write_abandonable(
+    dir: &Path,
+    version: ProjectionVersion<'_>,
+    reader: &StateReader,
+    keep: usize,
+    abandoned: &dyn Fn() -> bool,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let gave_up = || SnapshotError::Abandoned {
+        name: format!(
+            "{}@{}",
+            version.name,
+            &version.hash[..version.hash.len().min(12)]
+        ),
+    };
     if keep == 0 {
         return Err(SnapshotError::InvalidRetention { keep });
     }
@@ -75,7 +96,17 @@ pub fn write(
             .map_err(SnapshotError::io("start compressing into", &tmp_path))?;
         // rmp writes a few bytes at a time; the encoder wants big writes.
         let mut entries = BufWriter::with_capacity(64 << 10, encoder);
-        body::write_entries(&mut entries, reader.iter_all()?, reader.path(), &tmp_path)?;
+        body::write_entries(
+            &mut entries,
+            reader.iter_all()?,
+            reader.path(),
+            &tmp_path,
+            abandoned,
+        )
+        .map_err(|e| match e {
+            SnapshotError::Abandoned { .. } => gave_up(),
+            other => other,
+        })?;
         entries
             .into_inner()
             .map_err(|e| e.into_error())
@@ -91,6 +122,9 @@ pub fn write(
         .and_then(|()| file_out.flush())
         .map_err(SnapshotError::io("write", &tmp_path))?;
     drop(file_out);
+    if abandoned() {
+        return Err(gave_up());
+    }
     tmp.as_file()
         .sync_all()
         .map_err(SnapshotError::io("sync", &tmp_path))?;
