@@ -196,7 +196,7 @@ fn snapshot_of(
         .iter()
         .map(|entry| Ok::<_, projector_formats::snapshot::SnapshotError>(entry.clone()));
     let path = Path::new(label);
-    write_file(Vec::new(), &header, entries, path, path).expect("snapshot")
+    write_file(Vec::new(), &header, entries, path, path, &|| false).expect("snapshot")
 }
 
 fn unsealed(file: &[u8]) -> Vec<u8> {

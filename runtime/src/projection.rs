@@ -194,7 +194,8 @@ pub struct ProjectionRuntime {
     status: RwLock<Status>,
     source_status: RwLock<SourceStatus>,
     queries: Mutex<Vec<Instance>>,
-    stop: AtomicBool,
+    /// Shared with the worker's instances, which end a running call when set.
+    stop: Arc<AtomicBool>,
     /// Pending retry requests; `None` once the worker has ended.
     retries: Mutex<Option<Vec<RetryReply>>>,
     /// Pending purges of skipped records; `None` once the worker has ended.
@@ -257,7 +258,7 @@ impl ProjectionRuntime {
             topics,
             status: RwLock::new(Status::Starting),
             queries: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
             retries: Mutex::new(Some(Vec::new())),
             purges: Mutex::new(Some(Vec::new())),
             skip_order: Mutex::new(None),
@@ -370,6 +371,11 @@ impl ProjectionRuntime {
 
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The stop flag, for instances that must end a call once it is set.
+    pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
     }
 
     /// Asks the worker to run dead-lettered and parked events again; the

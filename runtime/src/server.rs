@@ -94,6 +94,7 @@ impl Running {
                     let command = match event {
                         ModuleEvent::Changed(path) => Command::Changed(path),
                         ModuleEvent::Removed(path) => Command::Removed(path),
+                        ModuleEvent::SidecarChanged(path) => Command::SidecarChanged(path),
                     };
                     if commands.send(command).is_err() {
                         return;
@@ -132,6 +133,15 @@ impl Running {
                 .take(),
         );
         self.registry.shutdown();
+        // Workers are stopped: no new snapshot starts. Those still being
+        // written finish, or are abandoned without leaving a partial file.
+        let abandoned = crate::worker::finish_snapshots(crate::worker::SNAPSHOT_SHUTDOWN_WAIT);
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                "snapshots still being written at shutdown were abandoned"
+            );
+        }
         self.log.shutdown();
     }
 }

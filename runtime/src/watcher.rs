@@ -1,4 +1,5 @@
-//! Watches the modules folder and reports settled `*.wasm` changes.
+//! Watches the modules folder and reports settled changes of `*.wasm`
+//! module files and of their `*.toml` sidecars.
 //!
 //! File-system notifications are only hints about *when* to look: every
 //! decision is made from `stat`, and the folder is also rescanned every
@@ -40,13 +41,17 @@ pub enum ModuleEvent {
     Changed(PathBuf),
     /// `path` disappeared (deleted or renamed away).
     Removed(PathBuf),
+    /// The sidecar of module `path` (`path` with `.toml` for `.wasm`)
+    /// appeared, changed or disappeared, and has been stable for the
+    /// settle time.
+    SidecarChanged(PathBuf),
 }
 
 impl ModuleEvent {
     /// The module file this event is about (`dir` joined with the file name).
     pub fn path(&self) -> &Path {
         match self {
-            Self::Changed(path) | Self::Removed(path) => path,
+            Self::Changed(path) | Self::Removed(path) | Self::SidecarChanged(path) => path,
         }
     }
 }
@@ -75,9 +80,9 @@ pub enum WatchError {
 /// load. Prefer [`ModuleWatcher::initial_files`], which has no gap between
 /// listing and watching.
 pub fn module_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = module_paths(dir)?
+    let mut files: Vec<PathBuf> = watched_paths(dir)?
         .into_iter()
-        .filter(|path| stamp(path).is_some())
+        .filter(|path| is_module_path(path) && stamp(path).is_some())
         .collect();
     files.sort();
     Ok(files)
@@ -92,6 +97,22 @@ pub fn is_module_name(name: &OsStr) -> bool {
     name.to_str().is_some_and(|name| {
         !name.starts_with('.') && name.len() > ".wasm".len() && name.ends_with(".wasm")
     })
+}
+
+/// Whether a file name is a module's sidecar: `*.toml`, not hidden (the
+/// same temp and scratch names are left out as for modules).
+pub fn is_sidecar_name(name: &OsStr) -> bool {
+    name.to_str().is_some_and(|name| {
+        !name.starts_with('.') && name.len() > ".toml".len() && name.ends_with(".toml")
+    })
+}
+
+fn is_watched_name(name: &OsStr) -> bool {
+    is_module_name(name) || is_sidecar_name(name)
+}
+
+fn is_module_path(path: &Path) -> bool {
+    path.file_name().is_some_and(is_module_name)
 }
 
 /// Watches a modules folder; see the module docs. Stops when dropped.
@@ -215,12 +236,12 @@ fn file_id(_meta: &fs::Metadata) -> FileId {
     None
 }
 
-/// Paths in `dir` with a module name, whatever they are.
-fn module_paths(dir: &Path) -> io::Result<Vec<PathBuf>> {
+/// Paths in `dir` with a module's or a sidecar's name, whatever they are.
+fn watched_paths(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
-        if is_module_name(&name) {
+        if is_watched_name(&name) {
             paths.push(dir.join(name));
         }
     }
@@ -304,7 +325,7 @@ impl Worker {
         }
         self.folder = Some(file_id(&meta));
         self.fs_watcher = self.watch();
-        let paths = module_paths(&self.dir).map_err(|source| WatchError::Unreadable {
+        let paths = watched_paths(&self.dir).map_err(|source| WatchError::Unreadable {
             dir: self.dir.clone(),
             source,
         })?;
@@ -312,7 +333,9 @@ impl Worker {
         for path in paths {
             if let Some(stamp) = stamp(&path) {
                 self.reported.insert(path.clone(), stamp);
-                files.push(path);
+                if is_module_path(&path) {
+                    files.push(path);
+                }
             }
         }
         files.sort();
@@ -419,7 +442,7 @@ impl Worker {
             EventKind::Access(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
         );
         for path in &event.paths {
-            let module = path.file_name().filter(|name| is_module_name(name));
+            let module = path.file_name().filter(|name| is_watched_name(name));
             if *path == self.abs_dir {
                 // The folder itself moved or went: its watch is gone, even if
                 // a new folder with the same inode number is already there.
@@ -469,7 +492,7 @@ impl Worker {
             };
 
         let listed = if self.folder.is_some() {
-            match module_paths(&self.dir) {
+            match watched_paths(&self.dir) {
                 Ok(paths) => {
                     if self.scan_error.take().is_some() {
                         tracing::info!(dir = %self.dir.display(), "modules folder readable again");
@@ -540,23 +563,39 @@ impl Worker {
                 continue;
             }
             self.pending.remove(&path);
+            let sidecar = !is_module_path(&path);
             match stamp {
                 Some(stamp) => {
                     if self.reported.get(&path) != Some(&stamp) {
                         self.reported.insert(path.clone(), stamp);
-                        events.push(ModuleEvent::Changed(path));
+                        events.push(if sidecar {
+                            ModuleEvent::SidecarChanged(path.with_extension("wasm"))
+                        } else {
+                            ModuleEvent::Changed(path)
+                        });
                     }
                 }
                 None => {
                     if self.reported.remove(&path).is_some() {
-                        events.push(ModuleEvent::Removed(path));
+                        events.push(if sidecar {
+                            ModuleEvent::SidecarChanged(path.with_extension("wasm"))
+                        } else {
+                            ModuleEvent::Removed(path)
+                        });
                     }
                 }
             }
         }
+        // Sidecars last: a module and its sidecar deployed together load
+        // as one change (the module reads its sidecar), and the sidecar's
+        // event then finds nothing left to do.
         events.sort_by(|a, b| {
-            let is_change = |event: &ModuleEvent| matches!(event, ModuleEvent::Changed(_));
-            (is_change(a), a.path()).cmp(&(is_change(b), b.path()))
+            let rank = |event: &ModuleEvent| match event {
+                ModuleEvent::Removed(_) => 0,
+                ModuleEvent::Changed(_) => 1,
+                ModuleEvent::SidecarChanged(_) => 2,
+            };
+            (rank(a), a.path()).cmp(&(rank(b), b.path()))
         });
         events
     }
@@ -866,6 +905,34 @@ mod tests {
         while let Ok(seen) = watch.rx.recv_timeout(DEADLINE) {
             assert_eq!(seen.event, changed(&tmp.path().join("a.wasm")));
         }
+    }
+
+    #[test]
+    fn sidecar_changes_are_reported_for_their_module() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sidecar = tmp.path().join("a.toml");
+        fs::write(&sidecar, b"error_policy = \"halt\"\n").unwrap();
+        let watch = Harness::start(tmp.path(), SETTLE);
+        assert!(
+            watch.watcher.initial_files().is_empty(),
+            "a sidecar is no module"
+        );
+        let module = tmp.path().join("a.wasm");
+        fs::write(&sidecar, b"error_policy = \"skip\"\n").unwrap();
+        assert_eq!(
+            watch.next().event,
+            ModuleEvent::SidecarChanged(module.clone())
+        );
+        fs::remove_file(&sidecar).unwrap();
+        assert_eq!(
+            watch.next().event,
+            ModuleEvent::SidecarChanged(module.clone())
+        );
+        // Editors' scratch copies of a sidecar are not sidecars.
+        fs::write(tmp.path().join(".a.toml.swp"), b"x").unwrap();
+        fs::write(tmp.path().join("a.toml~"), b"x").unwrap();
+        let sentinel = watch.assert_quiet(tmp.path());
+        assert_eq!(module_files(tmp.path()).unwrap(), [sentinel]);
     }
 
     #[test]

@@ -145,6 +145,83 @@ fn publish_then_query_with_min_offsets_sees_the_write() {
     assert_eq!(body["orders"], 2, "{body}");
 }
 
+/// A `min_offsets` wait that a swap interrupts follows the projection to
+/// the version that serves next: that version answers once it reaches the
+/// offsets (the old one is stopped and would never get there).
+#[test]
+fn a_min_offsets_wait_follows_a_swap_to_the_next_version() {
+    // Nothing here depends on timing but the server's own bound on a wait
+    // (wait_ms, at most 30 s), and the rebuild below replays one event, so
+    // the swap and the event after it come in milliseconds, however loaded
+    // the machine (a backlog of 300 events here made a loaded run wait
+    // for a slow rebuild). The waits are sent before the replay command
+    // starts, so they are normally under way at the swap and get handed
+    // over; one that reached the server only after it waits on the new
+    // version and passes too.
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let head = append_one(&server, "zed", 5);
+    server.wait_caught_up("order-totals");
+
+    let mut beyond = head.clone();
+    let (partition, next) = {
+        let parts = beyond["orders"].as_object().unwrap();
+        let (p, n) = parts.iter().next().unwrap();
+        (p.clone(), n.as_u64().unwrap())
+    };
+    beyond["orders"][&partition] = json!(next + 1);
+    let url = format!(
+        "{}/v1/projections/order-totals/state/customer%2Fzed?min_offsets={}&wait_ms=30000",
+        server.url,
+        percent(&compact(&beyond))
+    );
+    let waiting = std::thread::spawn(move || {
+        let mut response = common::agent().get(url).call().unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap();
+        (status, body)
+    });
+    // The same wait through `POST /v1/read`.
+    let read = json!({
+        "reads": [{"projection": "order-totals", "key": "customer/zed"}],
+        "min_offsets": compact(&beyond),
+        "wait_ms": 30000,
+    });
+    let url = format!("{}/v1/read", server.url);
+    let waiting_read = std::thread::spawn(move || {
+        let mut response = common::agent()
+            .post(url)
+            .header("content-type", "application/json")
+            .send(read.to_string().as_bytes())
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap();
+        (status, body)
+    });
+    // A rebuild into a new state file, swapped in while the reads wait.
+    let output = server.cli(&["replay", "order-totals"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    server.wait_for("order-totals", "the rebuilt version to serve", |_| {
+        server.log().contains("swapped to the rebuilt version")
+    });
+    assert!(
+        !waiting.is_finished(),
+        "the read answered before its offsets were reached"
+    );
+    assert!(
+        !waiting_read.is_finished(),
+        "the read answered before its offsets were reached"
+    );
+    // Lands on the same partition (same key), one past `head`: only the
+    // new version applies it.
+    append_one(&server, "zed", 7);
+    let (status, body) = waiting.join().unwrap();
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+    assert_eq!(body["orders"], 2, "{body}");
+    let (status, body) = waiting_read.join().unwrap();
+    assert_eq!(status, 200, "{body}\n{}", server.log());
+    assert_eq!(body["results"][0]["value"]["orders"], 2, "{body}");
+}
+
 #[test]
 fn unreachable_offsets_give_504_with_the_offsets_reached() {
     let server = Server::with_modules(&[ORDER_TOTALS]).start();

@@ -7,7 +7,7 @@ mod common;
 
 use common::hostile::{event, records};
 use common::{Server, hostile, stderr, stdout};
-use projector_test_guests::HOSTILE_FIXED;
+use projector_test_guests::{HOSTILE, HOSTILE_FIXED};
 use serde_json::json;
 
 fn publish(server: &Server, lines: &[String]) {
@@ -194,4 +194,54 @@ fn retry_on_a_halted_projection_says_why_it_cannot_run() {
         "{}",
         stderr(&output)
     );
+}
+
+/// A retry whose event loops runs under the call's time budget (here ten
+/// minutes, far beyond the test's patience); a swap to a new version must
+/// not wait for it: the stop ends the call at once, and the event stays a
+/// dead letter with no attempt counted.
+#[test]
+fn a_long_dead_letter_retry_does_not_hold_up_a_swap() {
+    let sidecar = |timeout_ms: u64| {
+        format!("error_policy = \"dead-letter\"\n[limits]\ncall_timeout_ms = {timeout_ms}\n")
+    };
+    let server = Server::with_modules(&[HOSTILE]);
+    server.add_file("hostile.toml", sidecar(200).as_bytes());
+    let mut server = server.start();
+    publish(
+        &server,
+        &[
+            event("ok", "a1", "a"),
+            event("loop", "l1", "l"),
+            event("ok", "a2", "a"),
+        ],
+    );
+    let info = server.wait_applied("hostile", 3);
+    assert_eq!(info["failures"]["dead_letters"], 1, "{info}");
+
+    server.stop();
+    server.add_file("hostile.toml", sidecar(600_000).as_bytes());
+    server.launch();
+    server.wait_up();
+    let server = std::sync::Arc::new(server);
+    let retry = {
+        let server = server.clone();
+        std::thread::spawn(move || server.cli(&["dead-letters", "retry", "hostile"]))
+    };
+    server.wait_for("hostile", "the retry to start", |_| {
+        server.log().contains("retrying failed events")
+    });
+    // Same state version: the old version stops, the new one takes over.
+    deploy_fix(&server);
+    let output = retry.join().unwrap();
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("stopped before the retry finished"),
+        "{}",
+        stderr(&output)
+    );
+    let records = records(&server, "dead_letter");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["payload"]["id"], "l1");
+    assert_eq!(records[0]["attempts"], 1, "{records:?}");
 }

@@ -8,6 +8,7 @@ mod common;
 
 use common::hostile::{event, records};
 use common::{Server, hostile, percent, stderr, stdout};
+use projector_test_guests::HOSTILE;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "resume-token-0123456789";
@@ -152,7 +153,15 @@ fn resume_runs_the_failed_event_again_once_the_cause_is_gone() {
     // raised, a cause outside the module.
     let sidecar =
         |max: usize| format!("error_policy = \"halt\"\n[limits]\nmax_value_bytes = {max}\n");
-    let server = hostile::server(&sidecar(64), &[]);
+    // The watcher would apply a sidecar edit on its own (see
+    // a_halted_projection_goes_on_under_the_policy_its_sidecar_now_names):
+    // a settle time longer than the test keeps it out, so that the edit
+    // below reaches the projection through resume, which reads the sidecar.
+    let server = Server::with_modules(&[HOSTILE]);
+    server.add_file("hostile.toml", sidecar(64).as_bytes());
+    let config = server.modules_dir().join("../slow-watch.toml");
+    std::fs::write(&config, "watch_settle_ms = 3600000\n").unwrap();
+    let server = server.args(&["--config", config.to_str().unwrap()]).start();
     let long = "x".repeat(100);
     publish(
         &server,
@@ -283,6 +292,48 @@ fn resume_skip_records_the_event_with_the_operators_reason_and_goes_on() {
     assert_eq!(past, live);
     let (past, _) = scan(&server, Some(compact(&halted_at).as_str()));
     assert_eq!(past, halted_state);
+}
+
+#[test]
+fn a_halted_projection_goes_on_under_the_policy_its_sidecar_now_names() {
+    for (policy, kind) in [("skip", "skipped"), ("dead-letter", "dead-letter")] {
+        let server = hostile::server("error_policy = \"halt\"\n", &[]);
+        publish(
+            &server,
+            &[
+                event("ok", "a1", "a"),
+                event("fail", "f1", "a"),
+                event("ok", "a2", "a"),
+            ],
+            None,
+        );
+        let info = settle(&server);
+        assert_eq!(info["status"]["state"], "failed", "{info}");
+
+        // No restart, no resume: the edit alone lets it go on, and the
+        // failed event is handled by the new policy.
+        server.add_file(
+            "hostile.toml",
+            format!("error_policy = \"{policy}\"\n").as_bytes(),
+        );
+        let info = server.wait_through_failure("hostile", "the edited policy", |info| {
+            info["events_applied"] == 3
+        });
+        assert_eq!(info["status"]["state"], "running", "{policy}: {info}");
+        assert_eq!(info["error_policy"], policy, "{info}");
+        assert_eq!(server.state("hostile")["seen/a"], json!(["a1", "a2"]));
+        let kept = records(&server, kind);
+        assert_eq!(kept.len(), 1, "{policy}: {kept:?}");
+        assert_eq!(kept[0]["payload"]["id"], "f1");
+        assert_eq!(kept[0]["error"], "refusing f1");
+        let log = server.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("sidecar settings applied without replay")
+                    && l.contains(&format!("error_policy: halt -> {policy}"))),
+            "{policy}: the log says what changed:\n{log}"
+        );
+    }
 }
 
 #[test]

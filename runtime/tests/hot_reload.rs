@@ -370,6 +370,56 @@ fn a_lost_state_file_is_restored_from_a_snapshot_plus_the_tail() {
     );
 }
 
+/// A stop while a snapshot is being written waits for it (bounded): the
+/// process does not end with a half-written temp file, and the snapshot it
+/// finished restores the state.
+#[test]
+fn shutdown_waits_for_the_snapshot_being_written() {
+    const EVENTS: usize = 200_000;
+    let server = with_snapshots_every(Server::with_modules(&[ORDER_TOTALS]), EVENTS as u64)
+        .args(&["--batch-max-events", "1000"]);
+    let mut server = server.start();
+    // One key per event: a state big enough that writing it takes a while.
+    let lines: Vec<String> = (0..EVENTS)
+        .map(|i| order(i, &format!("c{i}"), "OrderPlaced"))
+        .collect();
+    for chunk in lines.chunks(10_000) {
+        publish(&server, chunk);
+    }
+    server.wait_for("order-totals", "a snapshot to start", |_| {
+        server.log().contains("writing a snapshot")
+    });
+    server.stop();
+    let log = server.log();
+    assert!(log.contains("snapshot written"), "{log}");
+    let mut temp_files = Vec::new();
+    for version in std::fs::read_dir(server.data_dir().join("snapshots/order-totals"))
+        .unwrap()
+        .flatten()
+    {
+        for file in std::fs::read_dir(version.path()).unwrap().flatten() {
+            if file.file_name().to_string_lossy().ends_with(".tmp") {
+                temp_files.push(file.path());
+            }
+        }
+    }
+    assert!(temp_files.is_empty(), "{temp_files:?}");
+    assert_eq!(snapshot_files(&server).len(), 1);
+
+    // The snapshot is whole: it alone restores all the state.
+    for file in state_files(&server) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let server = server.start();
+    let info = server.wait_applied("order-totals", EVENTS as u64);
+    assert_eq!(info["status"]["state"], "running");
+    assert!(
+        server.log().contains("state restored from snapshot"),
+        "{}",
+        server.log()
+    );
+}
+
 #[test]
 fn a_corrupt_snapshot_is_skipped_for_an_older_one() {
     let mut server = with_snapshots_every(Server::with_modules(&[ORDER_TOTALS]), 50).start();
@@ -572,4 +622,133 @@ fn one_module_serves_twice_under_names_its_sidecars_give() {
         error.contains("bad.toml") && error.contains("Not A Name"),
         "the rejection names the sidecar and its name: {error}"
     );
+}
+
+fn sidecar(server: &Server, text: &str) {
+    let path = server.modules_dir().join("order_totals.toml");
+    let staging = server.modules_dir().join(".order_totals.toml.tmp");
+    std::fs::write(&staging, text).unwrap();
+    std::fs::rename(&staging, &path).unwrap();
+}
+
+#[test]
+fn a_sidecar_edit_of_the_error_policy_lets_a_halted_projection_go_on_without_replay() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let mut lines: Vec<String> = (0..20).map(|i| order(i, "a", "OrderPlaced")).collect();
+    lines.push(
+        json!({"type": "OrderPlaced", "order_id": "bad", "customer": "a", "amount_cents": "lots"})
+            .to_string(),
+    );
+    publish(&server, &lines);
+    let halted = server.wait_for("order-totals", "the halt", |info| {
+        info["status"]["state"] == "failed"
+    });
+    assert_eq!(halted["error_policy"], "halt");
+
+    sidecar(&server, "error_policy = \"skip\"\n");
+    publish(&server, &[order(100, "a", "OrderPlaced")]);
+    // Failed until the watcher delivers the edit.
+    let info = server.wait_through_failure("order-totals", "the skip and the next event", |info| {
+        info["status"]["state"] == "running" && offsets_sum(&info["offsets"]) == 22
+    });
+    assert_eq!(info["error_policy"], "skip");
+    assert_eq!(info["failures"]["skipped"], 1, "{info}");
+    assert_eq!(server.state("order-totals")["customer/a"]["orders"], 21);
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("sidecar settings applied without replay")
+                && l.contains("error_policy: halt -> skip")),
+        "the log says what changed:\n{log}"
+    );
+    assert!(!log.contains("building a new version"), "no replay:\n{log}");
+
+    // The version the edit restarted halts and resumes like any other.
+    sidecar(&server, "error_policy = \"halt\"\n");
+    server.wait_for("order-totals", "the halt policy", |info| {
+        info["error_policy"] == "halt"
+    });
+    let bad =
+        json!({"type": "OrderPlaced", "order_id": "bad2", "customer": "a", "amount_cents": "more"});
+    publish(&server, &[bad.to_string(), order(101, "a", "OrderPlaced")]);
+    let halted = server.wait_through_failure("order-totals", "the second halt", |info| {
+        info["status"]["state"] == "failed"
+    });
+    assert_eq!(halted["status"]["offset"], 22, "{halted}");
+    let output = server.cli(&["resume", "order-totals", "--skip", "--reason", "bad amount"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let info = server.wait_for("order-totals", "the resumed run", |info| {
+        offsets_sum(&info["offsets"]) == 24
+    });
+    assert_eq!(info["status"]["state"], "running", "{info}");
+    assert_eq!(info["failures"]["skipped"], 2, "{info}");
+    assert_eq!(server.state("order-totals")["customer/a"]["orders"], 22);
+}
+
+#[test]
+fn a_sidecar_edit_of_the_topics_rebinds_the_projection_in_the_shadow() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    let lines: Vec<String> = (0..30).map(|i| order(i, "a", "OrderPlaced")).collect();
+    publish(&server, &lines);
+    server.wait_caught_up("order-totals");
+    let eu: Vec<String> = (0..5).map(|i| order(i, "eu", "OrderPlaced")).collect();
+    let reply = server.post(
+        "/v1/topics/orders-eu/events?key_field=customer",
+        "application/x-ndjson",
+        eu.join("\n").as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    sidecar(&server, "[topics]\norders = \"orders-eu\"\n");
+    server.wait_for("order-totals", "the rebound version to serve", |info| {
+        info["topic_map"]["orders"] == "orders-eu" && info["building"].is_null()
+    });
+    server.wait_caught_up("order-totals");
+    let state = server.state("order-totals");
+    assert_eq!(state["customer/eu"]["orders"], 5, "{state}");
+    assert!(state.get("customer/a").is_none(), "{state}");
+    let log = server.log();
+    assert!(
+        log.contains("sidecar changed the binding (topics.orders: orders -> orders-eu)"),
+        "{log}"
+    );
+    assert!(log.contains("swapped to the rebuilt version"), "{log}");
+}
+
+#[test]
+fn an_invalid_sidecar_is_rejected_while_the_projection_keeps_running() {
+    let server = Server::with_modules(&[ORDER_TOTALS]).start();
+    publish(&server, &[order(0, "a", "OrderPlaced")]);
+    server.wait_applied("order-totals", 1);
+    let hash = serving_hash(&server);
+
+    sidecar(&server, "error_policy = \"sometimes\"\n");
+    let listing = server.wait_for_listing("the rejection of the sidecar", |l| {
+        l["rejected"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let rejected = &listing["rejected"][0];
+    assert!(
+        rejected["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("order_totals.toml"),
+        "{rejected}"
+    );
+    assert!(
+        rejected["error"].as_str().unwrap().contains("sometimes"),
+        "{rejected}"
+    );
+    publish(&server, &[order(1, "a", "OrderPlaced")]);
+    let info = server.wait_applied("order-totals", 2);
+    assert_eq!(info["status"]["state"], "running");
+    assert_eq!(info["hash"], hash.as_str());
+    assert_eq!(info["error_policy"], "halt");
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("rejected") && l.contains("order_totals.toml")),
+        "{log}"
+    );
+    let table = stdout(&server.cli(&["status"]));
+    assert!(table.contains("order_totals.toml"), "{table}");
 }

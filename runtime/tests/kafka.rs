@@ -638,3 +638,112 @@ fn hot_swap_and_removal_with_unread_kafka_messages_do_not_hang() {
     server.wait_applied("recorder", 20_000);
     assert_recorded_exactly(&server.state("recorder"), &produced, &logical_of(topics));
 }
+
+fn order_event(topic: &str, customer: &str, id: usize) -> Produced {
+    let line = format!(
+        "{{\"type\":\"OrderPlaced\",\"order_id\":\"r-{id}\",\"customer\":\"{customer}\",\"amount_cents\":100}}"
+    );
+    Produced {
+        topic: topic.into(),
+        key: Some(customer.as_bytes().to_vec()),
+        payload: Some(line.into_bytes()),
+        headers: Vec::new(),
+    }
+}
+
+fn log_behind_warning(info: &Value) -> Option<String> {
+    info["source"]["warnings"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|w| w.starts_with("log behind the projection"))
+        .map(str::to_owned)
+}
+
+/// A topic deleted and re-created restarts its offsets at 0: its events
+/// lie below the positions the projection stored. They are never dropped
+/// as redeliveries: the partition is held, status names it and the
+/// operator's choices, and a replay rebuilds from what the topic holds.
+/// Both while the projection runs and across a restart.
+#[test]
+// The projector process dies with SIGSEGV in librdkafka 2.12.1
+// (rd_kafka_metadata_cache_find, thread rdk:main) once the topic is deleted
+// and re-created under the running consumer on Tansu, before any of the
+// code this test checks can answer (also with that code's broker query
+// turned off, so it is not what triggers it): run it with --ignored once
+// that is resolved (librdkafka's metadata cache by topic id, cf. its
+// issue 4964).
+#[ignore = "librdkafka crashes when the topic is re-created under a running consumer"]
+fn a_topic_deleted_and_recreated_is_held_and_reported_never_dropped() {
+    let tansu = Tansu::start();
+    tansu.create_topic("orders", 1);
+    let mut server = Server::with_modules(&[ORDER_TOTALS])
+        .args(&["--kafka", &tansu.bootstrap])
+        .start();
+    let producer = TestProducer::new(&tansu.bootstrap);
+    for i in 0..6 {
+        producer.send(&order_event("orders", "ann", i));
+    }
+    producer.flush();
+    server.wait_applied("order-totals", 6);
+
+    // Re-created while the projection runs: 2 events at offsets 0 and 1.
+    tansu.delete_topic("orders");
+    tansu.create_topic("orders", 1);
+    let producer = TestProducer::new(&tansu.bootstrap);
+    for i in 0..2 {
+        producer.send(&order_event("orders", "bob", i));
+    }
+    producer.flush();
+    let info = server.wait_for("order-totals", "the log-behind warning", |info| {
+        log_behind_warning(info).is_some()
+    });
+    let warning = log_behind_warning(&info).unwrap();
+    for needle in [
+        "orders/0 ends at offset",
+        "events before offset 6",
+        "re-created",
+        "projector replay order-totals",
+    ] {
+        assert!(warning.contains(needle), "{needle:?} not in {warning}");
+    }
+    assert_eq!(info["events_applied"], 6, "{info}");
+    let output = server.cli(&["status"]);
+    assert!(
+        common::stdout(&output).contains("log behind the projection"),
+        "{}",
+        common::stdout(&output)
+    );
+
+    // Across a restart (positions from the state file): held again, and
+    // more events on the new topic are not taken for redeliveries either.
+    server.stop();
+    for i in 2..4 {
+        producer.send(&order_event("orders", "bob", i));
+    }
+    producer.flush();
+    let server = server.start();
+    let info = server.wait_for("order-totals", "the log-behind warning", |info| {
+        log_behind_warning(info).is_some()
+    });
+    assert_eq!(info["events_applied"], 6, "{info}");
+    assert_eq!(
+        server
+            .get("/v1/projections/order-totals/state/customer%2Fann")
+            .body["orders"],
+        6
+    );
+
+    // The operator's choice: rebuild from what the topic holds now.
+    let output = server.cli(&["replay", "order-totals"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    server.wait_for("order-totals", "the rebuilt version to serve", |_| {
+        server.log().contains("swapped to the rebuilt version")
+    });
+    let info = server.wait_applied("order-totals", 4);
+    assert_eq!(log_behind_warning(&info), None, "{info}");
+    let bob = server
+        .get("/v1/projections/order-totals/state/customer%2Fbob")
+        .body;
+    assert_eq!(bob["orders"], 4, "{bob}");
+}

@@ -33,6 +33,7 @@ pub fn write_entries<E: Into<SnapshotError>>(
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
     state_path: &Path,
     out_path: &Path,
+    abandoned: &dyn Fn() -> bool,
 ) -> Result<(), SnapshotError> {
     let write_err = |source| SnapshotError::Io {
         action: "write",
@@ -53,6 +54,11 @@ pub fn write_entries<E: Into<SnapshotError>>(
         }
         chunk.push((key, value));
         if chunk.len() == CHUNK_ENTRIES {
+            if abandoned() {
+                return Err(SnapshotError::Abandoned {
+                    name: state_path.display().to_string(),
+                });
+            }
             write_chunk(out, &chunk).map_err(write_err)?;
             chunk.clear();
         }

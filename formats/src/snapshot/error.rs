@@ -22,6 +22,11 @@ pub enum SnapshotError {
     #[error(transparent)]
     Store(Box<dyn std::error::Error + Send + Sync>),
 
+    /// The writer was asked to give up (the process is shutting down); its
+    /// temp file is deleted and no snapshot was added.
+    #[error("the snapshot of {name} was abandoned before it was complete: the process is stopping")]
+    Abandoned { name: String },
+
     #[error(
         "{path} is not a Projector snapshot (it does not start with PJSNAP): point at a .snap file under data/snapshots"
     )]

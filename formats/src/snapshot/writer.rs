@@ -14,13 +14,15 @@ use super::format::ZSTD_LEVEL;
 /// [`super::format::encode_header`]), the body of `entries` (ascending,
 /// exactly the header's `key_count` of them), the trailer. `state_path`
 /// names where the entries come from and `out_path` where they go, for
-/// errors. Returns `out`, flushed.
+/// errors. Gives up with [`SnapshotError::Abandoned`] once `abandoned`
+/// says so (checked between chunks). Returns `out`, flushed.
 pub fn write_file<W: Write, E: Into<SnapshotError>>(
     out: W,
     header: &[u8],
     entries: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
     state_path: &Path,
     out_path: &Path,
+    abandoned: &dyn Fn() -> bool,
 ) -> Result<W, SnapshotError> {
     let write_err = || SnapshotError::io("write", out_path);
     let mut out = HashingWriter::new(out);
@@ -31,7 +33,7 @@ pub fn write_file<W: Write, E: Into<SnapshotError>>(
             .map_err(SnapshotError::io("start compressing into", out_path))?;
         // rmp writes a few bytes at a time; the encoder wants big writes.
         let mut entries_out = BufWriter::with_capacity(64 << 10, encoder);
-        body::write_entries(&mut entries_out, entries, state_path, out_path)?;
+        body::write_entries(&mut entries_out, entries, state_path, out_path, abandoned)?;
         entries_out
             .into_inner()
             .map_err(|e| e.into_error())

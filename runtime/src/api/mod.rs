@@ -524,8 +524,10 @@ async fn get_key(
         params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
     let (name, key) = name_and_key(uri.path())?;
     let projection = projection_version(&state, &name, params.version.as_deref())?;
-    let at = reads::position(
-        &projection,
+    let (projection, at) = reads::position(
+        &state,
+        projection,
+        reads::follows_serving(params.version.as_deref()),
         params.min_offsets.as_deref(),
         params.wait_ms,
         params.as_of.as_deref(),
@@ -610,8 +612,10 @@ async fn scan_state(
             format!("limit must be 1 to {MAX_SCAN_LIMIT}, not {limit}"),
         ));
     }
-    let at = reads::position(
-        &projection,
+    let (projection, at) = reads::position(
+        &state,
+        projection,
+        reads::follows_serving(params.version.as_deref()),
         params.min_offsets.as_deref(),
         params.wait_ms,
         params.as_of.as_deref(),
@@ -721,8 +725,10 @@ async fn run_query(
         params.map_err(|e| ApiError::bad_request("bad_query_string", e.body_text()))?;
     let projection = projection_version(&state, &name, params.version.as_deref())?;
     let body = body_or_error(body)?;
-    let at = reads::position(
-        &projection,
+    let (projection, at) = reads::position(
+        &state,
+        projection,
+        reads::follows_serving(params.version.as_deref()),
         params.min_offsets.as_deref(),
         params.wait_ms,
         params.as_of.as_deref(),

@@ -84,13 +84,24 @@ fn timed_out(waited: Duration, wanted: Value, reached: Value) -> ApiError {
     .with("waited_ms", waited.as_millis() as u64)
 }
 
-/// Validates the position parameters and waits for `min_offsets`.
+/// Whether a read of `version` follows the serving version across a swap
+/// (it does unless a version was named).
+pub(super) fn follows_serving(version: Option<&str>) -> bool {
+    matches!(version, None | Some("serving"))
+}
+
+/// Validates the position parameters and waits for `min_offsets`. Returns
+/// the version to answer from: with `follow`, a swap during the wait hands
+/// it over to the version that now serves, which answers once it reaches
+/// the offsets (a version named by the request stays that version).
 pub(super) async fn position(
-    projection: &SharedProjection,
+    state: &AppState,
+    projection: SharedProjection,
+    follow: bool,
     min_offsets: Option<&str>,
     wait_ms: Option<u64>,
     as_of: Option<&str>,
-) -> Result<ReadAt, ApiError> {
+) -> Result<(SharedProjection, ReadAt), ApiError> {
     match (min_offsets, as_of) {
         (Some(_), Some(_)) => Err(ApiError::bad_request(
             "bad_position",
@@ -103,28 +114,53 @@ pub(super) async fn position(
                     "wait_ms needs min_offsets: it bounds the wait for them",
                 ));
             }
-            Ok(ReadAt::Live)
+            Ok((projection, ReadAt::Live))
         }
         (None, Some(spec)) => {
             let wanted = positions::parse_offsets(spec).map_err(|e| bad_offsets("as_of", e))?;
-            let wanted = positions::to_module_topics(projection, &wanted)
+            let wanted = positions::to_module_topics(&projection, &wanted)
                 .map_err(|e| bad_offsets("as_of", e))?;
-            Ok(ReadAt::AsOf(wanted))
+            Ok((projection, ReadAt::AsOf(wanted)))
         }
         (Some(spec), None) => {
             let budget = wait_budget(wait_ms)?;
             let given =
                 positions::parse_offsets(spec).map_err(|e| bad_offsets("min_offsets", e))?;
-            let wanted = positions::to_module_topics(projection, &given)
-                .map_err(|e| bad_offsets("min_offsets", e))?;
-            match positions::wait_for(projection, &wanted, Instant::now() + budget).await {
-                Ok(_) => Ok(ReadAt::Live),
-                Err(WaitError::Store(e)) => Err(e.into()),
-                Err(WaitError::TimedOut { reached }) => Err(timed_out(
-                    budget,
-                    json!(given),
-                    json!(positions::to_source_topics(&projection.topics, &reached)),
-                )),
+            let deadline = Instant::now() + budget;
+            let mut projection = projection;
+            let mut slots = state.registry.watch_slots();
+            loop {
+                let wanted = positions::to_module_topics(&projection, &given)
+                    .map_err(|e| bad_offsets("min_offsets", e))?;
+                // Seen before looking up the serving version, so a swap
+                // after the look wakes the wait below.
+                slots.borrow_and_update();
+                if follow
+                    && let Some(serving) = state.registry.get(projection.name())
+                    && serving.instance != projection.instance
+                {
+                    projection = serving;
+                    continue;
+                }
+                let swapped = async {
+                    if follow && slots.changed().await.is_ok() {
+                        return;
+                    }
+                    std::future::pending::<()>().await;
+                };
+                let outcome = tokio::select! {
+                    outcome = positions::wait_for(&projection, &wanted, deadline) => outcome,
+                    () = swapped => continue,
+                };
+                return match outcome {
+                    Ok(_) => Ok((projection, ReadAt::Live)),
+                    Err(WaitError::Store(e)) => Err(e.into()),
+                    Err(WaitError::TimedOut { reached }) => Err(timed_out(
+                        budget,
+                        json!(given),
+                        json!(positions::to_source_topics(&projection.topics, &reached)),
+                    )),
+                };
             }
         }
     }
@@ -201,6 +237,27 @@ enum Reached {
     Passed(Offsets),
 }
 
+/// Resolves once a slot change replaced the serving version of one of
+/// `involved` (never if the registry is gone).
+async fn swapped_out(
+    state: &AppState,
+    involved: &[SharedProjection],
+    slots: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    while slots.changed().await.is_ok() {
+        let replaced = involved.iter().any(|p| {
+            state
+                .registry
+                .get(p.name())
+                .is_some_and(|serving| serving.instance != p.instance)
+        });
+        if replaced {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
 /// `POST /v1/read`.
 #[utoipa::path(
     post,
@@ -237,118 +294,131 @@ pub(super) async fn consistent_read(
     let budget = wait_budget(request.wait_ms)?;
     let deadline = Instant::now() + budget;
 
-    // The projections involved, each once, in order of first mention.
-    let mut involved: Vec<SharedProjection> = Vec::new();
-    for read in &request.reads {
-        if !involved.iter().any(|p| p.name() == read.projection) {
-            involved.push(projection(&state, &read.projection)?);
+    let mut slots = state.registry.watch_slots();
+    let (involved, target, exact, reached, late) = 'attempt: loop {
+        // Seen before the projections are looked up: a swap after it wakes
+        // the waits below.
+        slots.borrow_and_update();
+        // The projections involved, each once, in order of first mention.
+        let mut involved: Vec<SharedProjection> = Vec::new();
+        for read in &request.reads {
+            if !involved.iter().any(|p| p.name() == read.projection) {
+                involved.push(projection(&state, &read.projection)?);
+            }
         }
-    }
-    let mut current = Vec::new();
-    for p in &involved {
-        let offsets = p.store.reader()?.offsets()?;
-        current.push(positions::to_source_topics(&p.topics, &offsets));
-    }
-    // Source topic -> the projections (indexes) that read it.
-    let mut readers: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-    for (i, p) in involved.iter().enumerate() {
-        for binding in &p.topics {
-            readers
-                .entry(binding.physical.clone())
-                .or_default()
-                .insert(i);
+        let mut current = Vec::new();
+        for p in &involved {
+            let offsets = p.store.reader()?.offsets()?;
+            current.push(positions::to_source_topics(&p.topics, &offsets));
         }
-    }
-    let mut target = Offsets::default();
-    for (topic, who) in readers.iter().filter(|(_, who)| who.len() > 1) {
-        for &i in who {
-            if let Some(parts) = current[i].0.get(topic) {
-                for (&partition, &next) in parts {
-                    if target.get(topic, partition) < next {
-                        target.set(topic, partition, next);
+        // Source topic -> the projections (indexes) that read it.
+        let mut readers: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+        for (i, p) in involved.iter().enumerate() {
+            for binding in &p.topics {
+                readers
+                    .entry(binding.physical.clone())
+                    .or_default()
+                    .insert(i);
+            }
+        }
+        let mut target = Offsets::default();
+        for (topic, who) in readers.iter().filter(|(_, who)| who.len() > 1) {
+            for &i in who {
+                if let Some(parts) = current[i].0.get(topic) {
+                    for (&partition, &next) in parts {
+                        if target.get(topic, partition) < next {
+                            target.set(topic, partition, next);
+                        }
                     }
                 }
             }
         }
-    }
-    let mut at_least = vec![Offsets::default(); involved.len()];
-    if let Some(given) = request.min_offsets() {
-        let given = given.map_err(|e| bad_offsets("min_offsets", e))?;
-        for (topic, partition, next) in given.iter() {
-            let who = readers.get(topic).ok_or_else(|| {
-                bad_offsets(
-                    "min_offsets",
-                    format!(
-                        "no projection in this request reads topic {topic:?}; give offsets of topics they read ({})",
-                        readers.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })?;
-            if who.len() > 1 {
-                if target.get(topic, partition) < next {
-                    target.set(topic, partition, next);
+        let mut at_least = vec![Offsets::default(); involved.len()];
+        if let Some(given) = request.min_offsets() {
+            let given = given.map_err(|e| bad_offsets("min_offsets", e))?;
+            for (topic, partition, next) in given.iter() {
+                let who = readers.get(topic).ok_or_else(|| {
+                    bad_offsets(
+                        "min_offsets",
+                        format!(
+                            "no projection in this request reads topic {topic:?}; give offsets of topics they read ({})",
+                            readers.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?;
+                if who.len() > 1 {
+                    if target.get(topic, partition) < next {
+                        target.set(topic, partition, next);
+                    }
+                } else if let Some(&i) = who.first() {
+                    at_least[i].set(topic, partition, next);
                 }
-            } else if let Some(&i) = who.first() {
-                at_least[i].set(topic, partition, next);
             }
         }
-    }
 
-    // Barriers first, then a look at where each stands: a commit between
-    // the two answers the barrier, and is seen by the look as well.
-    let mut exact = Vec::new();
-    let mut outcomes = Vec::new();
-    for (i, p) in involved.iter().enumerate() {
-        let mine: Offsets = {
-            let mut mine = Offsets::default();
-            for (topic, partition, next) in target.iter() {
-                if readers[topic].contains(&i) {
-                    mine.set(topic, partition, next);
+        // Barriers first, then a look at where each stands: a commit between
+        // the two answers the barrier, and is seen by the look as well.
+        let mut exact = Vec::new();
+        let mut outcomes = Vec::new();
+        for (i, p) in involved.iter().enumerate() {
+            let mine: Offsets = {
+                let mut mine = Offsets::default();
+                for (topic, partition, next) in target.iter() {
+                    if readers[topic].contains(&i) {
+                        mine.set(topic, partition, next);
+                    }
                 }
-            }
-            mine
-        };
-        let barrier = Barrier {
-            exact: positions::to_module_topics(p, &mine).map_err(|e| bad_offsets("target", e))?,
-            at_least: positions::to_module_topics(p, &at_least[i])
-                .map_err(|e| bad_offsets("min_offsets", e))?,
-        };
-        let reader = p.store.reader()?;
-        let now = reader.offsets()?;
-        let early = match barrier.check(&now) {
-            Some(true) => Some(Reached::Exact(Box::new(reader))),
-            Some(false) => Some(Reached::Passed(now)),
-            None => None,
-        };
-        let pending = match early {
-            Some(_) => None,
-            None => Some(p.store.barrier(Barrier {
-                exact: barrier.exact.clone(),
-                at_least: barrier.at_least.clone(),
-            })),
-        };
-        exact.push(barrier.exact);
-        outcomes.push((early, pending));
-    }
-    let mut reached = Vec::new();
-    let mut late = Vec::new();
-    for (i, (early, pending)) in outcomes.into_iter().enumerate() {
-        let outcome = match (early, pending) {
-            (Some(early), _) => Some(early),
-            (None, Some(pending)) => {
-                match tokio::time::timeout_at(deadline.into(), pending).await {
-                    Ok(Ok(BarrierOutcome::Exact(reader))) => Some(Reached::Exact(reader)),
-                    Ok(Ok(BarrierOutcome::Passed(offsets))) => Some(Reached::Passed(offsets)),
-                    _ => None,
-                }
-            }
-            (None, None) => None,
-        };
-        match outcome {
-            Some(outcome) => reached.push(outcome),
-            None => late.push(i),
+                mine
+            };
+            let barrier = Barrier {
+                exact: positions::to_module_topics(p, &mine)
+                    .map_err(|e| bad_offsets("target", e))?,
+                at_least: positions::to_module_topics(p, &at_least[i])
+                    .map_err(|e| bad_offsets("min_offsets", e))?,
+            };
+            let reader = p.store.reader()?;
+            let now = reader.offsets()?;
+            let early = match barrier.check(&now) {
+                Some(true) => Some(Reached::Exact(Box::new(reader))),
+                Some(false) => Some(Reached::Passed(now)),
+                None => None,
+            };
+            let pending = match early {
+                Some(_) => None,
+                None => Some(p.store.barrier(Barrier {
+                    exact: barrier.exact.clone(),
+                    at_least: barrier.at_least.clone(),
+                })),
+            };
+            exact.push(barrier.exact);
+            outcomes.push((early, pending));
         }
-    }
+        let mut reached = Vec::new();
+        let mut late = Vec::new();
+        for (i, (early, pending)) in outcomes.into_iter().enumerate() {
+            let outcome = match (early, pending) {
+                (Some(early), _) => Some(early),
+                (None, Some(pending)) => {
+                    tokio::select! {
+                        outcome = tokio::time::timeout_at(deadline.into(), pending) => match outcome {
+                            Ok(Ok(BarrierOutcome::Exact(reader))) => Some(Reached::Exact(reader)),
+                            Ok(Ok(BarrierOutcome::Passed(offsets))) => Some(Reached::Passed(offsets)),
+                            _ => None,
+                        },
+                        // A swapped-out version never commits again: start
+                        // over with the versions serving now.
+                        () = swapped_out(&state, &involved, &mut slots) => continue 'attempt,
+                    }
+                }
+                (None, None) => None,
+            };
+            match outcome {
+                Some(outcome) => reached.push(outcome),
+                None => late.push(i),
+            }
+        }
+        break (involved, target, exact, reached, late);
+    };
     if !late.is_empty() {
         let mut stood = serde_json::Map::new();
         for p in &involved {

@@ -83,6 +83,8 @@ impl ErrorKind {
             RunError::Rejected { .. } => ErrorKind::Rejected,
             RunError::Instantiate(_) => ErrorKind::Instantiate,
             RunError::Storage(_) => ErrorKind::Storage,
+            // Not counted: the worker stops without a verdict on the event.
+            RunError::Interrupted => ErrorKind::Trap,
             RunError::Trap(reason) => {
                 if reason.starts_with("time budget exceeded") {
                     ErrorKind::TimeLimit

@@ -7,6 +7,8 @@
 
 mod sidecar;
 mod state_files;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,8 @@ use crate::projection::{ProjectionRuntime, Role, SharedProjection, Status, Worke
 use crate::source::Source;
 use crate::wasm::{LoadedModule, WasmHost};
 use crate::worker::{SkipOrder, WorkerConfig};
-use state_files::StateFiles;
+use sidecar::Settings;
+use state_files::{StateFiles, Sweep};
 
 /// A module file that was not accepted, and why.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -105,6 +108,9 @@ pub enum Command {
     Changed(PathBuf),
     /// A module file disappeared.
     Removed(PathBuf),
+    /// The sidecar of this module file (`<module>.toml`) appeared, changed
+    /// or disappeared.
+    SidecarChanged(PathBuf),
     Worker(WorkerEvent),
     /// Rebuild a projection from the beginning in the shadow.
     Replay(String, Sender<Result<(), String>>),
@@ -129,6 +135,9 @@ struct Inner {
     files: StateFiles,
     config: WorkerConfig,
     slots: RwLock<BTreeMap<String, Slot>>,
+    /// Bumped on every slot change (a swap, a start, a stop): waits tied to
+    /// a serving version follow the one that replaces it.
+    slot_changes: tokio::sync::watch::Sender<u64>,
     rejected: RwLock<Vec<Rejected>>,
     commands: Mutex<Sender<Command>>,
 }
@@ -174,11 +183,12 @@ impl Registry {
             ),
             config: config.clone(),
             slots: RwLock::new(BTreeMap::new()),
+            slot_changes: tokio::sync::watch::Sender::new(0),
             rejected: RwLock::new(Vec::new()),
             commands: Mutex::new(commands),
         });
         for file in files {
-            inner.changed(&file);
+            inner.changed(&file, false);
         }
         let controller = {
             let inner = inner.clone();
@@ -205,6 +215,11 @@ impl Registry {
     /// The serving version of `name`.
     pub fn get(&self, name: &str) -> Option<SharedProjection> {
         self.inner.slot(name).and_then(|slot| slot.serving)
+    }
+
+    /// Changes whenever a projection's serving or building version changes.
+    pub fn watch_slots(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.slot_changes.subscribe()
     }
 
     /// The version of `name` being built in the shadow, if any.
@@ -345,6 +360,15 @@ impl Registry {
 /// version's offsets (it is normally a few batches behind).
 const SWAP_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How often the state files are swept while the process runs: often
+/// enough that a file is deleted soon after its retention ends.
+fn sweep_every(retention: std::time::Duration) -> std::time::Duration {
+    (retention / 4).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(600),
+    )
+}
+
 fn worker_start_error(e: std::io::Error) -> String {
     format!("could not start the worker thread: {e}")
 }
@@ -385,11 +409,13 @@ fn wait_until_reached(
     building: &SharedProjection,
     serving: &SharedProjection,
 ) -> Result<(), String> {
+    // Offsets of a topic in one source say nothing about another source.
+    let same_source = building.source.kind() == serving.source.kind();
     let shared: Vec<&str> = building
         .topics
         .iter()
         .map(|b| b.physical.as_str())
-        .filter(|t| serving.topics.iter().any(|s| s.physical == *t))
+        .filter(|t| same_source && serving.topics.iter().any(|s| s.physical == *t))
         .collect();
     let target: Vec<((String, u32), u64)> = physical_offsets(serving)?
         .into_iter()
@@ -426,43 +452,126 @@ impl Inner {
     fn update_slot(&self, name: &str, update: impl FnOnce(&mut Slot)) {
         let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
         update(slots.entry(name.to_owned()).or_default());
+        drop(slots);
+        self.slot_changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Puts `next` where `old` was (serving or building).
+    fn replace_version(&self, old: &SharedProjection, next: &SharedProjection) {
+        self.update_slot(old.name(), |slot| {
+            for version in [&mut slot.serving, &mut slot.building] {
+                if version.as_ref().is_some_and(|v| v.instance == old.instance) {
+                    *version = Some(next.clone());
+                }
+            }
+        });
     }
 
     fn run(&self, inbox: &Receiver<Command>) {
-        self.files.sweep(self.config.state_retention);
-        while let Ok(command) = inbox.recv() {
+        self.sweep();
+        let every = sweep_every(self.config.state_retention);
+        let mut next_sweep = Instant::now() + every;
+        loop {
+            let command =
+                match inbox.recv_timeout(next_sweep.saturating_duration_since(Instant::now())) {
+                    Ok(command) => command,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // Removed projections reach their retention while
+                        // the process runs, not only across restarts.
+                        self.sweep();
+                        next_sweep = Instant::now() + every;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                };
             if matches!(
                 command,
                 Command::Worker(WorkerEvent::CaughtUp { .. }) | Command::Removed(_)
             ) {
-                self.files.sweep(self.config.state_retention);
+                self.sweep();
             }
-            match command {
-                Command::Changed(path) => self.changed(&path),
-                Command::Removed(path) => self.removed(&path),
-                Command::Worker(WorkerEvent::CaughtUp {
-                    name,
-                    hash,
-                    instance,
-                }) => self.caught_up(&name, &hash, instance),
-                Command::Worker(WorkerEvent::Halted {
-                    name,
-                    hash,
-                    instance,
-                    message,
-                }) => self.halted(&name, &hash, instance, &message),
-                Command::Replay(name, reply) => {
-                    let _ = reply.send(self.replay(&name));
-                }
-                Command::Restore(name, snapshot, reply) => {
-                    let _ = reply.send(self.restore(&name, &snapshot));
-                }
-                Command::Resume(name, request, reply) => {
-                    let _ = reply.send(self.resume(&name, request));
-                }
-                Command::Shutdown => return,
+            if !self.handle(command) {
+                return;
             }
         }
+    }
+
+    /// Acts on one command; `false` once the registry shuts down.
+    fn handle(&self, command: Command) -> bool {
+        match command {
+            Command::Changed(path) => self.changed(&path, false),
+            Command::Removed(path) => self.removed(&path),
+            Command::SidecarChanged(path) => self.sidecar_changed(&path),
+            Command::Worker(WorkerEvent::CaughtUp {
+                name,
+                hash,
+                instance,
+            }) => self.caught_up(&name, &hash, instance),
+            Command::Worker(WorkerEvent::Halted {
+                name,
+                hash,
+                instance,
+                message,
+            }) => self.halted(&name, &hash, instance, &message),
+            Command::Replay(name, reply) => {
+                let _ = reply.send(self.replay(&name));
+            }
+            Command::Restore(name, snapshot, reply) => {
+                let _ = reply.send(self.restore(&name, &snapshot));
+            }
+            Command::Resume(name, request, reply) => {
+                let _ = reply.send(self.resume(&name, request));
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Forgets projections removed for longer than the retention time, then
+    /// deletes the state files nothing needs any more.
+    fn sweep(&self) {
+        let retention = self.config.state_retention;
+        let now = unix_now();
+        let expired: Vec<String> = {
+            let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+            let expired: Vec<String> = slots
+                .iter()
+                .filter(|(_, slot)| {
+                    slot.building.is_none()
+                        && slot.serving.as_ref().is_some_and(|v| {
+                            matches!(v.status(), Status::Removed { since }
+                                if now.saturating_sub(since) >= retention.as_secs())
+                        })
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in &expired {
+                slots.remove(name);
+                tracing::info!(projection = %name, "removed for longer than the state retention: its state is deleted");
+            }
+            expired
+        };
+        if !expired.is_empty() {
+            self.slot_changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        // A rejected module file may be the one that provides a name no
+        // version serves now (a bad deploy, at start or later): the state
+        // of such names is kept until no file is rejected.
+        let keep_unserved = !self
+            .rejected
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        self.files.sweep(retention, |name| {
+            if expired.iter().any(|n| n == name) {
+                Sweep::Now
+            } else if keep_unserved && !slots.contains_key(name) {
+                Sweep::Keep
+            } else {
+                Sweep::Aged
+            }
+        });
     }
 
     fn reject(&self, file: &Path, hash: Option<String>, error: String) {
@@ -487,7 +596,8 @@ impl Inner {
             .retain(|r| r.file != file.display().to_string());
     }
 
-    /// The version of the projection that `file` provides, if any.
+    /// The projection that `file` provides (its removed versions aside),
+    /// if any.
     fn slot_of_file(&self, file: &Path) -> Option<(String, Slot)> {
         self.slots
             .read()
@@ -497,31 +607,41 @@ impl Inner {
                 slot.serving
                     .iter()
                     .chain(slot.building.iter())
-                    .any(|v| v.module.file == file)
+                    .any(|v| v.module.file == file && !matches!(v.status(), Status::Removed { .. }))
             })
             .map(|(name, slot)| (name.clone(), slot.clone()))
     }
 
-    fn changed(&self, file: &Path) {
+    /// The sidecar of `file` changed: the module is looked at again with it.
+    fn sidecar_changed(&self, file: &Path) {
+        if !file.exists() {
+            // A sidecar without its module configures nothing.
+            self.accepted(&file.with_extension("toml"));
+            return;
+        }
+        self.changed(file, true);
+    }
+
+    /// `file` appeared or changed, or (`sidecar`) its sidecar did.
+    fn changed(&self, file: &Path, sidecar: bool) {
+        let sidecar_file = file.with_extension("toml");
         // Bounded by the module size limit: a huge file is refused unread.
         let bytes = match self.host.read_module(file) {
             Ok(bytes) => bytes,
             Err(e) => return self.reject(file, None, e.to_string()),
         };
         let hash = blake3::hash(&bytes).to_hex().to_string();
-        if let Some((name, slot)) = self.slot_of_file(file) {
-            let unchanged = |v: &Option<SharedProjection>| {
-                v.as_ref().is_some_and(|v| {
-                    v.module.hash == hash && !matches!(v.status(), Status::Removed { .. })
-                })
-            };
+        let current = self.slot_of_file(file);
+        if let Some((name, slot)) = current.as_ref().filter(|_| !sidecar) {
+            let unchanged =
+                |v: &Option<SharedProjection>| v.as_ref().is_some_and(|v| v.module.hash == hash);
             if unchanged(&slot.building) {
                 return;
             }
             if unchanged(&slot.serving) {
                 // The file went back to the serving version: a build of
                 // the version it had in between is no longer wanted.
-                self.abandon_build(&name, "the module file went back to the serving version");
+                self.abandon_build(name, "the module file went back to the serving version");
                 self.accepted(file);
                 return;
             }
@@ -531,64 +651,79 @@ impl Inner {
             Ok(module) => module,
             Err(e) => return self.reject(file, Some(hash), e.to_string()),
         };
-        if let Err(error) = sidecar::apply_name(&mut module) {
-            return self.reject(file, Some(hash), error);
-        }
+        // An invalid sidecar is the sidecar's fault: it is named as the
+        // rejected file, and whatever runs keeps running as it was.
+        let settings = match sidecar::settings(&self.sources, &mut module, &self.config) {
+            Ok(settings) => settings,
+            Err(error) => return self.reject(&sidecar_file, Some(hash), error),
+        };
+        self.accepted(&sidecar_file);
         let name = module.descriptor.name.clone();
         let result = match self.slot(&name).and_then(|slot| slot.serving) {
-            None => self.start_serving(module),
+            None => self.start_serving(module, settings),
             // A renamed or replaced file may take over a removed projection.
             Some(serving)
                 if serving.module.file != file
                     && (matches!(serving.status(), Status::Removed { .. })
                         || !serving.module.file.exists()) =>
             {
-                self.update(&serving, module)
+                self.update(&serving, module, settings)
             }
             Some(serving) if serving.module.file != file => Err(format!(
                 "{}: projection name {name:?} is already served by {}; give each module its own name",
                 file.display(),
                 serving.module.file.display()
             )),
-            Some(serving) => self.update(&serving, module),
+            Some(serving) => self.update(&serving, module, settings),
         };
         match result {
             Ok(()) => {
                 self.accepted(file);
                 tracing::info!(projection = %name, version = %&hash[..12], took_ms = started.elapsed().as_millis() as u64, "module accepted");
+                // The file no longer provides the name it did: that
+                // projection stops as if its file had been removed.
+                if let Some((old, _)) = current.filter(|(old, _)| *old != name) {
+                    self.stop_name(
+                        &old,
+                        file,
+                        &format!("its module file now provides {name:?}"),
+                    );
+                }
             }
             Err(error) => self.reject(file, Some(hash), error),
         }
     }
 
+    /// A new version (or a restarted one) with the settings its sidecar gave.
     fn runtime(
         &self,
         module: LoadedModule,
         store: Arc<crate::store::StateStore>,
-    ) -> Result<ProjectionRuntime, String> {
-        let binding = sidecar::bind_source(&self.sources, &module)?;
-        let config = binding.worker_config(&self.config)?;
-        let (source, topics) = (binding.source, binding.topics);
+        settings: Settings,
+    ) -> ProjectionRuntime {
         let commands = self
             .commands
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        Ok(
-            ProjectionRuntime::new(module, store, source, topics, config).with_events(
-                move |event| {
-                    let _ = commands.send(Command::Worker(event));
-                },
-            ),
+        ProjectionRuntime::new(
+            module,
+            store,
+            settings.source,
+            settings.topics,
+            settings.config,
         )
+        .with_events(move |event| {
+            let _ = commands.send(Command::Worker(event));
+        })
     }
 
     /// A projection with no serving version: it serves at once, from its
     /// retained state file if this exact version ran before.
-    fn start_serving(&self, module: LoadedModule) -> Result<(), String> {
+    fn start_serving(&self, module: LoadedModule, settings: Settings) -> Result<(), String> {
         let name = module.descriptor.name.clone();
         let store = self.files.open(&name, &module.hash, None)?;
-        let projection = Arc::new(self.runtime(module, store)?);
+        let projection = Arc::new(self.runtime(module, store, settings));
         projection.start().map_err(worker_start_error)?;
         tracing::info!(
             projection = %name,
@@ -602,17 +737,103 @@ impl Inner {
         Ok(())
     }
 
-    /// A new version of a projection that has a serving version.
-    fn update(&self, serving: &SharedProjection, module: LoadedModule) -> Result<(), String> {
+    /// A new version of a projection that has a serving version, or the
+    /// same version with a changed sidecar.
+    fn update(
+        &self,
+        serving: &SharedProjection,
+        module: LoadedModule,
+        settings: Settings,
+    ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
-        self.abandon_build(&name, "a newer module arrived");
         let removed = matches!(serving.status(), Status::Removed { .. });
-        if module.hash == serving.module.hash
-            || module.descriptor.state_version == serving.module.descriptor.state_version
-        {
-            return self.take_over(serving, module, removed);
+        let building = self.slot(&name).and_then(|slot| slot.building);
+        if let Some(building) = building.filter(|b| b.module.hash == module.hash) {
+            // The sidecar of the version being built changed.
+            if !settings.binds_like(&building) {
+                let changes = settings.binding_changes(&building).join(", ");
+                self.abandon_build(
+                    &name,
+                    &format!("its sidecar changed its binding ({changes})"),
+                );
+                return self.start_build(
+                    serving,
+                    module,
+                    settings,
+                    Some(unique_tag("rebind").as_str()),
+                );
+            }
+            self.apply_live(&building, &settings)?;
+            if !removed && serving.module.file == module.file && settings.binds_like(serving) {
+                self.apply_live(serving, &settings)?;
+            }
+            return Ok(());
         }
-        self.start_build(serving, module, None)
+        if module.hash == serving.module.hash && !removed {
+            // Same module, changed sidecar.
+            if settings.binds_like(serving) {
+                return self.apply_live(serving, &settings);
+            }
+            let changes = settings.binding_changes(serving).join(", ");
+            tracing::info!(projection = %name, version = %serving.module.short_hash(), "sidecar changed the binding ({changes}): rebuilding in the shadow");
+            self.abandon_build(&name, "the sidecar changed the binding");
+            return self.start_build(
+                serving,
+                module,
+                settings,
+                Some(unique_tag("rebind").as_str()),
+            );
+        }
+        if let Some(building) = self.slot(&name).and_then(|slot| slot.building)
+            && module.descriptor.state_version != serving.module.descriptor.state_version
+            && module.descriptor.state_version == building.module.descriptor.state_version
+            && settings.binds_like(&building)
+            && !matches!(building.status(), Status::Failed { .. })
+        {
+            return self.continue_build(serving, &building, module, settings);
+        }
+        self.abandon_build(&name, "a newer module arrived");
+        let same_layout = module.hash == serving.module.hash
+            || module.descriptor.state_version == serving.module.descriptor.state_version;
+        if same_layout && settings.binds_like(serving) {
+            return self.take_over(serving, module, settings, removed);
+        }
+        // A state built from other events is no base for this binding.
+        let fresh = (!settings.binds_like(serving)).then(|| unique_tag("rebind"));
+        self.start_build(serving, module, settings, fresh.as_deref())
+    }
+
+    /// Restarts `version`'s worker with `settings` (same module, state and
+    /// binding): the error policy, limits and snapshot schedule change at
+    /// once, without replay. A halted version goes on with them.
+    fn apply_live(&self, version: &SharedProjection, settings: &Settings) -> Result<(), String> {
+        let changes = sidecar::changes(&version.config, &settings.config);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let next = Arc::new(self.runtime(
+            version.module.clone(),
+            version.store.clone(),
+            settings.clone(),
+        ));
+        next.set_role(version.role());
+        version.stop_and_join();
+        if let Err(e) = next.start() {
+            if version.is_building() {
+                self.drop_build(version.name(), version);
+            } else {
+                self.restart(version);
+            }
+            return Err(worker_start_error(e));
+        }
+        self.replace_version(version, &next);
+        tracing::info!(
+            projection = %version.name(),
+            version = %version.module.short_hash(),
+            changes = %changes.join(", "),
+            "sidecar settings applied without replay"
+        );
+        Ok(())
     }
 
     /// Same state layout: the new version takes over the serving state at
@@ -621,11 +842,12 @@ impl Inner {
         &self,
         serving: &SharedProjection,
         module: LoadedModule,
+        settings: Settings,
         removed: bool,
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
         // Everything that can fail happens while the old version still runs.
-        let next = Arc::new(self.runtime(module, serving.store.clone())?);
+        let next = Arc::new(self.runtime(module, serving.store.clone(), settings));
         self.files.alias(&name, &next.module.hash, &serving.store)?;
         serving.stop_and_join();
         if let Err(e) = next.start() {
@@ -644,17 +866,41 @@ impl Inner {
         Ok(())
     }
 
-    /// A new state layout: build the new version in the shadow from the
-    /// beginning (or from its retained state file) while `serving` serves.
+    /// A version with the state layout of the one being built replaces it
+    /// and goes on from where its build is: the build's state file becomes
+    /// its own (a hard link), as a swap of the same state version shares
+    /// the serving file.
+    fn continue_build(
+        &self,
+        serving: &SharedProjection,
+        building: &SharedProjection,
+        module: LoadedModule,
+        settings: Settings,
+    ) -> Result<(), String> {
+        let name = module.descriptor.name.clone();
+        let from = building.module.short_hash().to_owned();
+        self.files
+            .alias(&name, &module.hash, &building.store)
+            .map_err(|e| format!("{}: {e}", module.file.display()))?;
+        let store = building.store.clone();
+        self.drop_build(&name, building);
+        tracing::info!(projection = %name, from = %from, to = %module.short_hash(), "the new version has the state version of the one being built: it goes on from that build's progress");
+        self.build_with(serving, module, store, settings)
+    }
+
+    /// A new state layout or binding: build the new version in the shadow
+    /// from the beginning (or from its retained state file) while `serving`
+    /// serves.
     fn start_build(
         &self,
         serving: &SharedProjection,
         module: LoadedModule,
+        settings: Settings,
         fresh_file: Option<&str>,
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
         let store = self.files.open(&name, &module.hash, fresh_file)?;
-        self.build_with(serving, module, store)
+        self.build_with(serving, module, store, settings)
     }
 
     fn build_with(
@@ -662,9 +908,10 @@ impl Inner {
         serving: &SharedProjection,
         module: LoadedModule,
         store: Arc<crate::store::StateStore>,
+        settings: Settings,
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
-        let building = Arc::new(self.runtime(module, store)?);
+        let building = Arc::new(self.runtime(module, store, settings));
         let position: u64 = building
             .store
             .reader()
@@ -767,20 +1014,20 @@ impl Inner {
         });
     }
 
-    /// Starts a fresh worker for a stopped version (same module and state).
+    /// Starts a fresh worker for a stopped serving version: same module,
+    /// state and settings it ran with (its sidecar may have been edited
+    /// for the version that failed to replace it).
     fn restart(&self, stopped: &SharedProjection) {
         let name = stopped.name().to_owned();
-        let restarted = self
-            .runtime(stopped.module.clone(), stopped.store.clone())
-            .and_then(|runtime| {
-                let runtime = Arc::new(runtime);
-                runtime.start().map_err(worker_start_error)?;
-                Ok(runtime)
-            });
-        match restarted {
-            Ok(runtime) => self.update_slot(&name, |slot| slot.serving = Some(runtime)),
+        let runtime = Arc::new(self.runtime(
+            stopped.module.clone(),
+            stopped.store.clone(),
+            Settings::of(stopped),
+        ));
+        match runtime.start() {
+            Ok(()) => self.update_slot(&name, |slot| slot.serving = Some(runtime)),
             Err(e) => {
-                tracing::error!(projection = %name, version = %stopped.module.short_hash(), "could not restart the serving version: {e}")
+                tracing::error!(projection = %name, version = %stopped.module.short_hash(), "could not restart the serving version: {}", worker_start_error(e))
             }
         }
     }
@@ -803,14 +1050,45 @@ impl Inner {
 
     fn removed(&self, file: &Path) {
         self.accepted(file);
-        let Some((name, slot)) = self.slot_of_file(file) else {
+        let Some((name, _)) = self.slot_of_file(file) else {
             return;
         };
-        self.abandon_build(&name, "the module file was removed");
-        if let Some(serving) = slot.serving {
+        self.stop_name(&name, file, "its module file was removed");
+    }
+
+    /// Stops projection `name` as a removed one: its state stays readable
+    /// and is kept for the retention time.
+    fn stop_name(&self, name: &str, file: &Path, why: &str) {
+        self.abandon_build(name, why);
+        if let Some(serving) = self.slot(name).and_then(|slot| slot.serving) {
             serving.stop_and_join();
             serving.set_status(Status::Removed { since: unix_now() });
-            tracing::info!(projection = %name, version = %serving.module.short_hash(), file = %file.display(), "module removed; projection stopped, state kept");
+            tracing::info!(projection = %name, version = %serving.module.short_hash(), file = %file.display(), "projection stopped, state kept: {why}");
+        }
+    }
+
+    /// A replay or restore replaces the serving version's state; a build of
+    /// another version would replace the serving version itself. Dropping
+    /// that build (a deploy in progress) for the operator's request must
+    /// not happen unseen: the request is refused and says why.
+    fn refuse_over_upgrade(
+        &self,
+        name: &str,
+        serving: &SharedProjection,
+        what: &str,
+    ) -> Result<(), String> {
+        match self.slot(name).and_then(|slot| slot.building) {
+            Some(building) if building.module.hash != serving.module.hash => Err(format!(
+                "projection {name:?} is building version {} from {} to replace the serving version {}; \
+                 a {what} of the serving version would abandon that build. Wait until it swaps in \
+                 (`projector status` shows its progress) and {what} then, or put the serving module back \
+                 in {} first",
+                building.module.short_hash(),
+                building.module.file.display(),
+                serving.module.short_hash(),
+                building.module.file.display(),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -824,6 +1102,7 @@ impl Inner {
                 "projection {name:?} was removed; put its module back first"
             ));
         }
+        self.refuse_over_upgrade(name, &serving, "restore")?;
         let info = crate::snapshot::verify(snapshot).map_err(|e| e.to_string())?;
         let module = &serving.module;
         if info.meta.name != name || info.meta.state_version != module.descriptor.state_version {
@@ -839,7 +1118,7 @@ impl Inner {
         let store =
             self.files
                 .restore_fresh(name, &module.hash, snapshot, &unique_tag("restore"))?;
-        self.build_with(&serving, module.clone(), store)
+        self.build_with(&serving, module.clone(), store, Settings::of(&serving))
     }
 
     fn resume(&self, name: &str, request: ResumeRequest) -> Result<Resumed, ResumeError> {
@@ -881,12 +1160,8 @@ impl Inner {
         };
         // The worker has ended; this collects its thread.
         serving.stop_and_join();
-        let mut runtime = self
-            .runtime(serving.module.clone(), serving.store.clone())
-            .map_err(|reason| ResumeError::Start {
-                name: name.to_owned(),
-                reason,
-            })?;
+        let settings = self.resume_settings(&serving);
+        let mut runtime = self.runtime(serving.module.clone(), serving.store.clone(), settings);
         if let Some(order) = &skipped {
             runtime = runtime.with_skip_order(order.clone());
         }
@@ -908,6 +1183,23 @@ impl Inner {
         })
     }
 
+    /// The settings a resumed version runs with: its sidecar as the file
+    /// is now, when it is valid and keeps the binding (an edit the watcher
+    /// has not delivered yet applies at once); else the ones the version
+    /// ran with (an invalid sidecar or a new binding is the watcher's to
+    /// reject or to rebuild).
+    fn resume_settings(&self, version: &SharedProjection) -> Settings {
+        let mut module = version.module.clone();
+        match sidecar::settings(&self.sources, &mut module, &self.config) {
+            Ok(settings)
+                if settings.binds_like(version) && module.descriptor.name == version.name() =>
+            {
+                settings
+            }
+            _ => Settings::of(version),
+        }
+    }
+
     fn replay(&self, name: &str) -> Result<(), String> {
         let serving = self
             .slot(name)
@@ -918,8 +1210,14 @@ impl Inner {
                 "projection {name:?} was removed; put its module back first"
             ));
         }
+        self.refuse_over_upgrade(name, &serving, "replay")?;
         self.abandon_build(name, "a replay was requested");
         let fresh = unique_tag("replay");
-        self.start_build(&serving, serving.module.clone(), Some(&fresh))
+        self.start_build(
+            &serving,
+            serving.module.clone(),
+            Settings::of(&serving),
+            Some(&fresh),
+        )
     }
 }

@@ -1,5 +1,7 @@
-//! `<module>.toml` next to `<module>.wasm`: which source a projection reads
-//! and what its topics are called there.
+//! `<module>.toml` next to `<module>.wasm`: which source a projection reads,
+//! what its topics are called there, and its own error policy, limits and
+//! snapshot schedule. The file is watched: see the registry for what a
+//! change does to a running projection.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::Sources;
+use crate::projection::ProjectionRuntime;
 use crate::source::{Source, TopicBinding};
 use crate::wasm::LoadedModule;
 use crate::worker::{ErrorPolicy, WorkerConfig};
@@ -124,51 +127,147 @@ impl Sidecar {
     }
 }
 
-/// What a module's sidecar decides.
-pub(super) struct Binding {
+/// What a module's sidecar decides for one version: read once when the
+/// version starts and kept with it, so that restarting the version later
+/// uses what it ran with, whatever the file says by then.
+#[derive(Clone)]
+pub(super) struct Settings {
     pub(super) source: Arc<dyn Source>,
     pub(super) topics: Vec<TopicBinding>,
-    sidecar: Sidecar,
-    path: PathBuf,
+    /// The global worker settings with the sidecar's overrides.
+    pub(super) config: WorkerConfig,
 }
 
-impl Binding {
-    /// The projection's worker settings: the global ones with the
-    /// sidecar's overrides.
-    pub(super) fn worker_config(&self, global: &WorkerConfig) -> Result<WorkerConfig, String> {
-        let mut config = global.clone();
-        self.sidecar.snapshots.apply(&mut config);
-        self.sidecar.limits.apply(&mut config, &self.path)?;
-        if let Some(policy) = self.sidecar.error_policy {
-            config.error_policy = policy;
+impl Settings {
+    /// The settings a running version was started with.
+    pub(super) fn of(version: &ProjectionRuntime) -> Self {
+        Self {
+            source: version.source.clone(),
+            topics: version.topics.clone(),
+            config: version.config.clone(),
         }
-        if let Some(keep) = self.sidecar.keep_skipped {
-            config.keep_skipped = keep;
+    }
+
+    /// Whether these settings read the same events as `version` does (same
+    /// source, same real topics): its state is then valid under them.
+    pub(super) fn binds_like(&self, version: &ProjectionRuntime) -> bool {
+        self.source.kind() == version.source.kind() && self.topics == version.topics
+    }
+
+    /// How the binding differs from `version`'s, for the log.
+    pub(super) fn binding_changes(&self, version: &ProjectionRuntime) -> Vec<String> {
+        let mut changes = Vec::new();
+        if self.source.kind() != version.source.kind() {
+            changes.push(format!(
+                "source: {} -> {}",
+                version.source.kind(),
+                self.source.kind()
+            ));
         }
-        Ok(config)
+        for (old, new) in version.topics.iter().zip(&self.topics) {
+            if old.physical != new.physical {
+                changes.push(format!(
+                    "topics.{}: {} -> {}",
+                    new.logical, old.physical, new.physical
+                ));
+            }
+        }
+        changes
     }
 }
 
-/// Applies the sidecar's `name`, if it sets one, to the loaded module.
-pub(super) fn apply_name(module: &mut LoadedModule) -> Result<(), String> {
+/// What differs between two versions' worker settings, one `what: old ->
+/// new` line per setting a sidecar can change.
+pub(super) fn changes(old: &WorkerConfig, new: &WorkerConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut diff = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{what}: {a} -> {b}"));
+        }
+    };
+    diff(
+        "error_policy",
+        old.error_policy.as_str().into(),
+        new.error_policy.as_str().into(),
+    );
+    let (a, b) = (&old.limits, &new.limits);
+    diff(
+        "limits.call_timeout_ms",
+        a.call_timeout.as_millis().to_string(),
+        b.call_timeout.as_millis().to_string(),
+    );
+    diff(
+        "limits.max_memory_bytes",
+        a.max_memory_bytes.to_string(),
+        b.max_memory_bytes.to_string(),
+    );
+    diff(
+        "limits.max_key_bytes",
+        a.max_key_bytes.to_string(),
+        b.max_key_bytes.to_string(),
+    );
+    diff(
+        "limits.max_value_bytes",
+        a.max_value_bytes.to_string(),
+        b.max_value_bytes.to_string(),
+    );
+    diff(
+        "limits.max_scan_entries",
+        a.max_scan_entries.to_string(),
+        b.max_scan_entries.to_string(),
+    );
+    diff(
+        "keep_skipped",
+        old.keep_skipped.to_string(),
+        new.keep_skipped.to_string(),
+    );
+    diff(
+        "limits.batch_max_events",
+        old.batch_max_events.to_string(),
+        new.batch_max_events.to_string(),
+    );
+    match (&old.snapshots, &new.snapshots) {
+        (Some(a), Some(b)) => {
+            diff(
+                "snapshots.every_events",
+                a.every_events.to_string(),
+                b.every_events.to_string(),
+            );
+            diff(
+                "snapshots.every_seconds",
+                a.every.as_secs().to_string(),
+                b.every.as_secs().to_string(),
+            );
+            diff("snapshots.keep", a.keep.to_string(), b.keep.to_string());
+        }
+        (a, b) => diff(
+            "snapshots.enabled",
+            a.is_some().to_string(),
+            b.is_some().to_string(),
+        ),
+    }
+    out
+}
+
+/// Reads `module`'s sidecar: applies its `name`, if it sets one, to the
+/// module, and returns the source, real topic names and worker settings it
+/// decides. The error names the sidecar file and what is wrong in it.
+pub(super) fn settings(
+    sources: &Sources,
+    module: &mut LoadedModule,
+    global: &WorkerConfig,
+) -> Result<Settings, String> {
     let (path, sidecar) = Sidecar::read(&module.file)?;
-    if let Some(name) = sidecar.name {
-        if !crate::wasm::is_valid_projection_name(&name) {
+    if let Some(name) = &sidecar.name {
+        if !crate::wasm::is_valid_projection_name(name) {
             return Err(format!(
                 "{}: name = {name:?}: use 1 to 64 characters of a-z, 0-9 and '-', not starting with '-'",
                 path.display()
             ));
         }
-        module.descriptor.name = name;
+        module.descriptor.name = name.clone();
     }
-    Ok(())
-}
-
-/// Picks the module's source, real topic names and snapshot schedule from
-/// its sidecar.
-pub(super) fn bind_source(sources: &Sources, module: &LoadedModule) -> Result<Binding, String> {
     let module_topics = &module.descriptor.sources;
-    let (path, sidecar) = Sidecar::read(&module.file)?;
     for topic in sidecar.topics.keys() {
         if !module_topics.contains(topic) {
             return Err(format!(
@@ -199,11 +298,19 @@ pub(super) fn bind_source(sources: &Sources, module: &LoadedModule) -> Result<Bi
                 .unwrap_or_else(|| logical.clone()),
         })
         .collect();
-    Ok(Binding {
+    let mut config = global.clone();
+    sidecar.snapshots.apply(&mut config);
+    sidecar.limits.apply(&mut config, &path)?;
+    if let Some(policy) = sidecar.error_policy {
+        config.error_policy = policy;
+    }
+    if let Some(keep) = sidecar.keep_skipped {
+        config.keep_skipped = keep;
+    }
+    Ok(Settings {
         source,
         topics,
-        sidecar,
-        path,
+        config,
     })
 }
 
@@ -234,6 +341,32 @@ mod tests {
         off.snapshots.apply(&mut config);
         assert!(config.snapshots.is_none());
         assert!(toml::from_str::<Sidecar>("[snapshots]\nevery = 1\n").is_err());
+    }
+
+    #[test]
+    fn changes_name_each_setting_that_differs() {
+        let old = WorkerConfig::default();
+        let mut new = old.clone();
+        assert!(changes(&old, &new).is_empty());
+        new.error_policy = ErrorPolicy::Skip;
+        new.limits.call_timeout = std::time::Duration::from_millis(250);
+        new.snapshots = Some(SnapshotPolicy {
+            dir: "snapshots".into(),
+            every_events: 10,
+            every: std::time::Duration::from_secs(60),
+            keep: 2,
+        });
+        assert_eq!(
+            changes(&old, &new),
+            [
+                "error_policy: halt -> skip".to_owned(),
+                format!(
+                    "limits.call_timeout_ms: {} -> 250",
+                    old.limits.call_timeout.as_millis()
+                ),
+                "snapshots.enabled: false -> true".to_owned(),
+            ]
+        );
     }
 
     #[test]

@@ -12,6 +12,18 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::store::StateStore;
 
+/// What a sweep may delete of one projection's state files (never one a
+/// version has open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sweep {
+    /// Nothing: a rejected module file may provide this name.
+    Keep,
+    /// Files untouched for the retention time.
+    Aged,
+    /// Every file: the projection was removed for longer than the retention.
+    Now,
+}
+
 pub(super) struct StateFiles {
     root: PathBuf,
     /// `data/snapshots`: a missing state file is restored from there.
@@ -68,8 +80,7 @@ impl StateFiles {
             // A damaged file is moved aside (never deleted) and the state
             // comes back from a snapshot plus the tail, or a full replay.
             Err(Failure::Damaged(reason)) if fresh.is_none() => {
-                let aside =
-                    path.with_extension(format!("corrupt-{}", crate::projection::unix_now()));
+                let aside = set_aside_path(&path, "corrupt");
                 tracing::warn!(
                     projection = %name,
                     file = %path.display(),
@@ -99,32 +110,57 @@ impl StateFiles {
 
     /// Deletes state files no version has open and nobody touched for
     /// `retention` (kept that long so a removed or replaced module can come
-    /// back without replay).
-    pub(super) fn sweep(&self, retention: std::time::Duration) {
+    /// back without replay), as `policy` allows for each projection name,
+    /// and the temp files of restores a kill interrupted.
+    pub(super) fn sweep(&self, retention: std::time::Duration, policy: impl Fn(&str) -> Sweep) {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let in_use = |path: &Path| {
             inode(path)
                 .and_then(|id| open.get(&id))
                 .is_some_and(|store| store.strong_count() > 0)
         };
-        let projections = std::fs::read_dir(&self.root)
+        for dir in std::fs::read_dir(&self.root)
             .into_iter()
             .flatten()
-            .flatten();
-        for file in projections.flat_map(|dir| {
-            std::fs::read_dir(dir.path())
+            .flatten()
+        {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            let policy = policy(&name);
+            for file in std::fs::read_dir(dir.path())
                 .into_iter()
                 .flatten()
                 .flatten()
-        }) {
-            let path = file.path();
-            let old = file
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .is_some_and(|age| age >= retention);
-            if path.extension().is_some_and(|e| e == "redb") && old && !in_use(&path) {
+            {
+                let path = file.path();
+                // Restores run on the registry's thread, as sweeps do: a
+                // temp file seen here was left by a process that died.
+                if path.extension().is_some_and(|e| e == "restoring") {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            tracing::info!(file = %path.display(), "deleted the temp file of an interrupted restore")
+                        }
+                        Err(e) => {
+                            tracing::warn!(file = %path.display(), "cannot delete the temp file of an interrupted restore: {e}")
+                        }
+                    }
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "redb") || in_use(&path) {
+                    continue;
+                }
+                let due = match policy {
+                    Sweep::Keep => false,
+                    Sweep::Now => true,
+                    Sweep::Aged => file
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|modified| modified.elapsed().ok())
+                        .is_some_and(|age| age >= retention),
+                };
+                if !due {
+                    continue;
+                }
                 match std::fs::remove_file(&path) {
                     Ok(()) => {
                         tracing::info!(file = %path.display(), "deleted state file past its retention")
@@ -217,14 +253,33 @@ impl StateFiles {
             return Ok(());
         }
         if canonical.exists() {
-            let kept = self
-                .root
-                .join(name)
-                .join(format!("{hash}.{}.redb", super::unique_tag("replaced")));
+            let kept = unused(|| {
+                self.root
+                    .join(name)
+                    .join(format!("{hash}.{}.redb", super::unique_tag("replaced")))
+            });
             std::fs::rename(&canonical, &kept)
                 .map_err(|e| format!("cannot move {} aside: {e}", canonical.display()))?;
         }
         self.alias(name, hash, store)
+    }
+}
+
+/// A name no file has, for a damaged file set aside (never deleted):
+/// `<hash>.<kind>-<millis>-<n>`, without the `.redb` that sweeps look for.
+fn set_aside_path(path: &Path, kind: &str) -> PathBuf {
+    unused(|| path.with_extension(super::unique_tag(kind)))
+}
+
+/// The first name `candidate` gives (a new one each call) that no file has:
+/// set-aside files must never overwrite one another, not even those of two
+/// processes started within the same millisecond.
+fn unused(candidate: impl Fn() -> PathBuf) -> PathBuf {
+    loop {
+        let path = candidate();
+        if path.symlink_metadata().is_err() {
+            return path;
+        }
     }
 }
 
@@ -305,11 +360,69 @@ mod tests {
         );
         let serving = files.open("p", "aaa", None).unwrap();
         drop(files.open("p", "bbb", None).unwrap());
-        files.sweep(std::time::Duration::ZERO);
+        files.sweep(std::time::Duration::ZERO, |_| Sweep::Aged);
         assert!(serving.path().exists(), "an open file is kept");
         assert!(!dir.path().join("projections/p/bbb.redb").exists());
-        files.sweep(std::time::Duration::from_secs(3600));
+        files.sweep(std::time::Duration::from_secs(3600), |_| Sweep::Aged);
         assert!(serving.path().exists());
+    }
+
+    #[test]
+    fn damaged_files_set_aside_within_one_second_keep_distinct_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles::new(
+            dir.path().join("projections"),
+            dir.path().join("snapshots"),
+            crate::store::DEFAULT_CACHE_BYTES,
+        );
+        let canonical = dir.path().join("projections/p/aaa.redb");
+        std::fs::create_dir_all(canonical.parent().unwrap()).unwrap();
+        for damage in [&b"first damaged file"[..], b"second damaged file"] {
+            std::fs::write(&canonical, damage).unwrap();
+            drop(files.open("p", "aaa", None).unwrap());
+        }
+        let mut aside: Vec<Vec<u8>> = std::fs::read_dir(canonical.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|f| f.file_name().to_string_lossy().contains(".corrupt-"))
+            .map(|f| std::fs::read(f.path()).unwrap())
+            .collect();
+        aside.sort();
+        assert_eq!(
+            aside,
+            [
+                b"first damaged file".to_vec(),
+                b"second damaged file".to_vec()
+            ],
+            "each damaged file is kept under its own name"
+        );
+    }
+
+    #[test]
+    fn sweep_deletes_interrupted_restores_and_follows_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = StateFiles::new(
+            dir.path().join("projections"),
+            dir.path().join("snapshots"),
+            crate::store::DEFAULT_CACHE_BYTES,
+        );
+        drop(files.open("kept", "aaa", None).unwrap());
+        drop(files.open("gone", "bbb", None).unwrap());
+        let restoring = dir
+            .path()
+            .join("projections/kept/.aaa.redb.x1y2z3.restoring");
+        std::fs::write(&restoring, b"half a restore").unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        files.sweep(hour, |name| {
+            if name == "kept" {
+                Sweep::Keep
+            } else {
+                Sweep::Now
+            }
+        });
+        assert!(!restoring.exists(), "a kill's leftover restore is deleted");
+        assert!(dir.path().join("projections/kept/aaa.redb").exists());
+        assert!(!dir.path().join("projections/gone/bbb.redb").exists());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use projector_formats::snapshot::{
 };
 pub use restore::restore;
 pub use retention::prune;
-pub use writer::{DEFAULT_KEEP, ProjectionVersion, write};
+pub use writer::{DEFAULT_KEEP, ProjectionVersion, write, write_abandonable};
 
 impl From<crate::store::StoreError> for SnapshotError {
     fn from(e: crate::store::StoreError) -> Self {

@@ -453,3 +453,28 @@ fn failed_event_records_survive_a_snapshot_and_restore() {
     assert_eq!(reader.next_failure_id().unwrap(), 3);
     assert_eq!(all_entries(&restored), entries(10));
 }
+
+#[test]
+fn an_abandoned_snapshot_leaves_no_file_at_all() {
+    let fx = Fixture::new();
+    let store = store_with(&fx.root.join("source.redb"), &entries(25_001), 7);
+    let reader = store.reader().unwrap();
+    // Given up mid-body (after the first chunk) and right before the rename.
+    for give_up_after in [1, 3] {
+        let calls = std::cell::Cell::new(0);
+        let abandoned = || {
+            calls.set(calls.get() + 1);
+            calls.get() >= give_up_after
+        };
+        let err =
+            super::write_abandonable(&fx.snapshots, VERSION, &reader, 3, &abandoned).unwrap_err();
+        assert!(matches!(err, SnapshotError::Abandoned { .. }), "{err}");
+        assert!(err.to_string().contains("orders@ab12"), "{err}");
+        let folder = fx.snapshots.join("orders/ab12");
+        let left: Vec<_> = std::fs::read_dir(&folder).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // Not abandoned: the same call writes a complete snapshot.
+    let info = super::write_abandonable(&fx.snapshots, VERSION, &reader, 3, &|| false).unwrap();
+    verify(&info.path).unwrap();
+}

@@ -32,6 +32,27 @@ pub fn write(
     reader: &StateReader,
     keep: usize,
 ) -> Result<SnapshotInfo, SnapshotError> {
+    write_abandonable(dir, version, reader, keep, &|| false)
+}
+
+/// [`write`], giving up with [`SnapshotError::Abandoned`] (and deleting its
+/// temp file) once `abandoned` says so: checked between chunks of entries
+/// and before the file is synced and renamed, so a snapshot is either
+/// complete under its name or not there at all.
+pub fn write_abandonable(
+    dir: &Path,
+    version: ProjectionVersion<'_>,
+    reader: &StateReader,
+    keep: usize,
+    abandoned: &dyn Fn() -> bool,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let gave_up = || SnapshotError::Abandoned {
+        name: format!(
+            "{}@{}",
+            version.name,
+            &version.hash[..version.hash.len().min(12)]
+        ),
+    };
     if keep == 0 {
         return Err(SnapshotError::InvalidRetention { keep });
     }
@@ -72,8 +93,16 @@ pub fn write(
         reader.iter_all()?,
         reader.path(),
         &tmp_path,
-    )?;
+        abandoned,
+    )
+    .map_err(|e| match e {
+        SnapshotError::Abandoned { .. } => gave_up(),
+        other => other,
+    })?;
     drop(out);
+    if abandoned() {
+        return Err(gave_up());
+    }
     tmp.as_file()
         .sync_all()
         .map_err(SnapshotError::io("sync", &tmp_path))?;

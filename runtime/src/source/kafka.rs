@@ -145,6 +145,8 @@ impl Source for KafkaSource {
             warnings: Vec::new(),
             warned: HashSet::new(),
             started: HashMap::new(),
+            behind: HashSet::new(),
+            log_checked: HashMap::new(),
             next_refresh: Instant::now(),
         };
         subscription.refresh();
@@ -181,6 +183,13 @@ struct KafkaSubscription {
     warned: HashSet<(String, u32)>,
     /// Partitions (by logical topic) this subscription has read from.
     started: HashMap<String, HashSet<u32>>,
+    /// Partitions (real topic) whose log ends before the position this
+    /// projection reached: re-created or truncated. Paused, never read
+    /// again by this subscription, so nothing is dropped.
+    behind: HashSet<(String, u32)>,
+    /// Until when a partition's log was seen to reach its position: an
+    /// event below the position until then is a redelivery.
+    log_checked: HashMap<(String, u32), Instant>,
     next_refresh: Instant,
 }
 
@@ -282,12 +291,17 @@ impl KafkaSubscription {
         for (binding, count) in counts {
             let mut heads = Vec::with_capacity(count as usize);
             for partition in 0..count {
-                let (low, high) = self
-                    .cached_watermarks(&binding.physical, partition)
-                    .unwrap_or((None, 0));
+                let cached = self.cached_watermarks(&binding.physical, partition);
+                let (low, high) = cached.unwrap_or((None, 0));
                 heads.push(high);
                 if let Some(low) = low {
                     self.check_retention(&binding, partition, low);
+                }
+                // A log that ends before the position (an emptied topic
+                // sends no event to notice it by).
+                let next = self.positions.get(&binding.logical, partition);
+                if cached.is_some() && high < next {
+                    self.check_log_reaches(&binding.physical, partition, next);
                 }
             }
             self.heads
@@ -347,6 +361,69 @@ impl KafkaSubscription {
             "history incomplete: {physical}/{partition} starts at offset {first} but the projection needs offset {next}; events {next}..{first} are gone from the log (retention or compaction) and are not in the state"
         );
         tracing::warn!(projection = %self.projection, "{warning}");
+        self.warnings.push(warning);
+    }
+
+    /// An event below this partition's position, or a log head below it,
+    /// was seen: asks the broker where the partition's log ends. Below the
+    /// position, the log is not the one the projection read (the topic was
+    /// deleted and re-created, or truncated): the partition is held.
+    /// Otherwise an event below the position is a redelivery, and is
+    /// skipped. Returns whether the partition is held.
+    fn check_log_reaches(&mut self, physical: &str, partition: u32, next: u64) -> bool {
+        let key = (physical.to_owned(), partition);
+        if self.behind.contains(&key) {
+            return true;
+        }
+        if self
+            .log_checked
+            .get(&key)
+            .is_some_and(|until| Instant::now() < *until)
+        {
+            return false;
+        }
+        match self
+            .consumer
+            .fetch_watermarks(physical, partition as i32, self.timeout())
+        {
+            Ok((_, high)) if (high.max(0) as u64) < next => {
+                self.hold(physical, partition, next, high.max(0) as u64);
+                true
+            }
+            Ok(_) => {
+                let until = Instant::now() + Duration::from_millis(self.config.refresh_interval_ms);
+                self.log_checked.insert(key, until);
+                false
+            }
+            Err(e) => {
+                // Unknown: read the partition again from the position, so
+                // the events below it come back to be checked again.
+                tracing::warn!(projection = %self.projection, topic = physical, partition, error = %e, "cannot check where the partition's log ends; reading it again from the projection's position");
+                let _ = self.consumer.seek(
+                    physical,
+                    partition as i32,
+                    Offset::Offset(next as i64),
+                    self.timeout(),
+                );
+                true
+            }
+        }
+    }
+
+    /// Stops reading a partition whose log ends at `head`, before `next`,
+    /// the offset the projection needs next, and says so in status.
+    fn hold(&mut self, physical: &str, partition: u32, next: u64, head: u64) {
+        self.behind.insert((physical.to_owned(), partition));
+        let mut list = TopicPartitionList::new();
+        let _ = list.add_partition(physical, partition as i32);
+        if let Err(e) = self.consumer.pause(&list) {
+            tracing::debug!(projection = %self.projection, error = %e, "pausing the partition failed; its events are skipped unread");
+        }
+        let projection = &self.projection;
+        let warning = format!(
+            "log behind the projection: {physical}/{partition} ends at offset {head} but {projection} already applied its events before offset {next}; the topic was deleted and re-created (or truncated), so its offsets restarted. Reading {physical}/{partition} is held: nothing from it is applied or dropped. Choices: rebuild {projection} from what the topic holds now (`projector replay {projection}`, or POST /v1/projections/{projection}/replay), or restore the topic's events and restart"
+        );
+        tracing::error!(projection = %self.projection, "{warning}");
         self.warnings.push(warning);
     }
 }
@@ -430,6 +507,31 @@ impl Subscription for KafkaSubscription {
                     }
                 }
                 Some(Ok(message)) => {
+                    let partition = message.partition() as u32;
+                    let offset = message.offset().max(0) as u64;
+                    let below = self
+                        .bindings
+                        .iter()
+                        .find(|b| b.physical == message.topic())
+                        .and_then(|b| {
+                            let next = self.positions.get(&b.logical, partition);
+                            (offset < next).then(|| (b.physical.clone(), next))
+                        });
+                    let held = !self.behind.is_empty()
+                        && self
+                            .behind
+                            .iter()
+                            .any(|(t, p)| *p == partition && t == message.topic());
+                    if held {
+                        continue;
+                    }
+                    if let Some((physical, next)) = below {
+                        // Skipped either way: a redelivery, or an event of
+                        // a log behind the position, which is held.
+                        drop(message);
+                        self.check_log_reaches(&physical, partition, next);
+                        continue;
+                    }
                     let Some((event, gap)) = accept(
                         &self.bindings,
                         &mut self.positions,

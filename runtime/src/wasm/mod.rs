@@ -9,11 +9,11 @@ mod host;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 
 use bindings::{Projection, ProjectionPre};
 use host::HostState;
@@ -120,6 +120,11 @@ pub enum RunError {
     /// not the module's; the instance is unusable.
     #[error("state storage failed during the call: {0}")]
     Storage(crate::store::StoreError),
+    /// The owner asked the call to end (its worker is stopping): not the
+    /// module's fault, and not a verdict on the event; the instance is
+    /// unusable.
+    #[error("the call was interrupted: the projection is stopping")]
+    Interrupted,
 }
 
 /// What a module says about itself, checked.
@@ -575,6 +580,7 @@ impl LoadedModule {
             timeout_ticks: timeout_ticks(limits.call_timeout),
             call_timeout: limits.call_timeout,
             poisoned: false,
+            interrupt: None,
         })
     }
 }
@@ -590,6 +596,15 @@ pub struct Instance {
     timeout_ticks: u64,
     call_timeout: Duration,
     poisoned: bool,
+    interrupt: Option<Interrupt>,
+}
+
+/// What [`Instance::interrupt_on`] checks on every epoch tick of a call.
+struct Interrupt {
+    /// Ticks of the time budget left in the current call.
+    ticks_left: Arc<AtomicU64>,
+    /// Whether the flag, not the budget, ended the last call.
+    fired: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Instance {
@@ -606,8 +621,39 @@ impl Instance {
         self.poisoned
     }
 
+    /// Ends any call of this instance within a tick (10 ms) of `flag`
+    /// being set, with [`RunError::Interrupted`], instead of letting it run
+    /// out its time budget: a stopping worker (a swap, a shutdown) must not
+    /// wait for a long call.
+    pub fn interrupt_on(&mut self, flag: Arc<AtomicBool>) {
+        let ticks_left = Arc::new(AtomicU64::new(self.timeout_ticks));
+        let fired = Arc::new(AtomicBool::new(false));
+        let (left, stopped) = (ticks_left.clone(), fired.clone());
+        self.store.epoch_deadline_callback(move |_| {
+            if flag.load(Ordering::Relaxed) {
+                stopped.store(true, Ordering::Relaxed);
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            // One tick of the budget went by.
+            let before = left.fetch_sub(1, Ordering::Relaxed);
+            if before <= 1 {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        self.interrupt = Some(Interrupt { ticks_left, fired });
+    }
+
     fn trap(&mut self, err: &wasmtime::Error) -> RunError {
         self.poisoned = true;
+        if self
+            .interrupt
+            .as_ref()
+            .is_some_and(|i| i.fired.load(Ordering::Relaxed))
+        {
+            return RunError::Interrupted;
+        }
         if let Some(storage) = self.store.data_mut().storage_error.take() {
             return RunError::Storage(storage);
         }
@@ -651,7 +697,17 @@ impl Instance {
         data.access = access;
         data.limits.denied = None;
         data.storage_error = None;
-        self.store.set_epoch_deadline(self.timeout_ticks);
+        match &self.interrupt {
+            // Counted down tick by tick, checking the flag on each.
+            Some(interrupt) => {
+                interrupt
+                    .ticks_left
+                    .store(self.timeout_ticks, Ordering::Relaxed);
+                interrupt.fired.store(false, Ordering::Relaxed);
+                self.store.set_epoch_deadline(1);
+            }
+            None => self.store.set_epoch_deadline(self.timeout_ticks),
+        }
     }
 
     pub fn describe(&mut self) -> Result<bindings::Descriptor, RunError> {

@@ -5,6 +5,7 @@
 
 mod policy;
 mod priority;
+mod snapshots;
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -15,6 +16,7 @@ pub use policy::SkipOrder;
 pub use policy::{ErrorPolicy, RetryReport};
 pub(crate) use policy::{FailureBook, OneByOne, run_one_by_one};
 use policy::{PAGE, describe_failure, failed_again};
+pub use snapshots::{SHUTDOWN_WAIT as SNAPSHOT_SHUTDOWN_WAIT, finish_all as finish_snapshots};
 
 use crate::event::Offsets;
 use crate::metrics::ErrorKind;
@@ -307,10 +309,11 @@ enum Flow {
 impl<'a> Worker<'a> {
     fn new(projection: &'a ProjectionRuntime, config: &'a WorkerConfig) -> Result<Self, String> {
         let label = projection.label();
-        let instance = projection
+        let mut instance = projection
             .module
             .instantiate_with(&label, &config.limits)
             .map_err(|e| e.to_string())?;
+        instance.interrupt_on(projection.stop_flag());
         let reader = projection.store.reader().map_err(|e| e.to_string())?;
         let positions = reader.offsets().map_err(|e| e.to_string())?;
         let mut failures =
@@ -555,38 +558,16 @@ impl<'a> Worker<'a> {
                 return;
             }
         };
-        let policy = policy.clone();
-        let running = self.snapshot_running.clone();
-        let span = tracing::Span::current();
         let module = &self.projection.module;
-        let (name, hash, state_version) = (
-            module.descriptor.name.clone(),
-            module.hash.clone(),
-            module.descriptor.state_version,
-        );
-        let nice = self.config.worker_nice;
-        let spawned = std::thread::Builder::new()
-            .name(format!("snapshot-{name}"))
-            .spawn(move || {
-                let _entered = span.enter();
-                priority::lower_this_thread(nice);
-                let version = crate::snapshot::ProjectionVersion {
-                    name: &name,
-                    hash: &hash,
-                    state_version,
-                };
-                match crate::snapshot::write(&policy.dir, version, &reader, policy.keep) {
-                    Ok(info) => tracing::info!(
-                        file = %info.path.display(),
-                        bytes = info.size_bytes,
-                        events = info.meta.events_applied,
-                        "snapshot written"
-                    ),
-                    Err(e) => tracing::warn!("snapshot failed: {e}"),
-                }
-                running.store(false, std::sync::atomic::Ordering::Release);
-            });
-        if spawned.is_err() {
+        let job = snapshots::Job {
+            dir: policy.dir.clone(),
+            keep: policy.keep,
+            name: module.descriptor.name.clone(),
+            hash: module.hash.clone(),
+            state_version: module.descriptor.state_version,
+            nice: self.config.worker_nice,
+        };
+        if snapshots::spawn(job, reader, self.snapshot_running.clone()).is_err() {
             self.snapshot_running
                 .store(false, std::sync::atomic::Ordering::Release);
         }
@@ -623,6 +604,9 @@ impl<'a> Worker<'a> {
         match result {
             // The state file failed under the module: not the module's fault.
             Err(RunError::Storage(e)) => self.storage_failed(e),
+            // Stopping: the batch is dropped unapplied (read again on the
+            // next start); what is pending still commits on the way out.
+            Err(RunError::Interrupted) => Flow::Continue,
             Ok(()) => {
                 self.add_pending(events, overlay.into_batch_changes());
                 if self.commit_due(events.len()) {
@@ -903,6 +887,8 @@ impl<'a> Worker<'a> {
         match outcome {
             // The state file failed under the module: not the module's fault.
             (Err(RunError::Storage(e)), _) => Err(self.storage_failed(e)),
+            // Stopping mid-call: no verdict on the event, nothing recorded.
+            (Err(RunError::Interrupted), _) => Err(Flow::Continue),
             outcome => Ok(outcome),
         }
     }
@@ -913,6 +899,7 @@ impl<'a> Worker<'a> {
     /// that fails again stays, with the new error, and so do the later
     /// parked events of its key.
     fn retry(&mut self, parked_only: bool) -> Result<RetryReport, Flow> {
+        tracing::info!(parked_only, "retrying failed events");
         let mut report = RetryReport::default();
         let mut blocked_keys = std::collections::HashSet::new();
         let mut after = None;
@@ -1017,7 +1004,8 @@ impl<'a> Worker<'a> {
             .module
             .instantiate_with(&self.label, &self.config.limits)
         {
-            Ok(instance) => {
+            Ok(mut instance) => {
+                instance.interrupt_on(self.projection.stop_flag());
                 self.instance = instance;
                 true
             }

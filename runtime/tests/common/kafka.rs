@@ -90,6 +90,16 @@ impl Tansu {
         assert!(status.success(), "creating topic {name} failed");
     }
 
+    pub fn delete_topic(&self, name: &str) {
+        let status = Command::new(&self.binary)
+            .args(["topic", "delete", name])
+            .args(["--broker", &format!("tcp://{}", self.bootstrap)])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "deleting topic {name} failed");
+    }
+
     /// SIGSTOP: the broker stops answering but keeps its data.
     pub fn freeze(&self) {
         signal("-STOP", self.child.id());

@@ -283,14 +283,35 @@ impl Server {
 
     /// Waits until `check` holds for `name`'s listing, or it fails.
     pub fn wait_for(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_listing_of(name, what, true, check)
+    }
+
+    /// Waits until `check` holds for `name`'s listing, through a failed
+    /// status too (one that a change is about to end).
+    pub fn wait_through_failure(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait_for_listing_of(name, what, false, check)
+    }
+
+    fn wait_for_listing_of(
+        &self,
+        name: &str,
+        what: &str,
+        stop_on_failure: bool,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let info = self.projection(name);
             if check(&info) {
                 return info;
             }
-            assert_ne!(
-                info["status"]["state"], "failed",
+            assert!(
+                !stop_on_failure || info["status"]["state"] != "failed",
                 "{name} failed while waiting for {what}: {info}"
             );
             assert!(
