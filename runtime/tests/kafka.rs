@@ -660,6 +660,74 @@ fn log_behind_warning(info: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A topic deleted and re-created while the process is stopped restarts
+/// its offsets at 0, below the positions in the state file: at start the
+/// partition is held, never read as redeliveries; status names it with
+/// the operator's choices, and a replay rebuilds from what the topic holds.
+#[test]
+fn a_topic_recreated_while_stopped_is_held_and_reported_never_dropped() {
+    let tansu = Tansu::start();
+    tansu.create_topic("orders", 1);
+    let mut server = Server::with_modules(&[ORDER_TOTALS])
+        .args(&["--kafka", &tansu.bootstrap])
+        .start();
+    let producer = TestProducer::new(&tansu.bootstrap);
+    for i in 0..6 {
+        producer.send(&order_event("orders", "ann", i));
+    }
+    producer.flush();
+    server.wait_applied("order-totals", 6);
+    server.stop();
+
+    tansu.delete_topic("orders");
+    tansu.create_topic("orders", 1);
+    let producer = TestProducer::new(&tansu.bootstrap);
+    for i in 0..4 {
+        producer.send(&order_event("orders", "bob", i));
+    }
+    producer.flush();
+    let server = server.start();
+    let info = server.wait_for("order-totals", "the log-behind warning", |info| {
+        log_behind_warning(info).is_some()
+    });
+    let warning = log_behind_warning(&info).unwrap();
+    for needle in [
+        "orders/0 ends at offset",
+        "events before offset 6",
+        "re-created",
+        "projector replay order-totals",
+    ] {
+        assert!(warning.contains(needle), "{needle:?} not in {warning}");
+    }
+    assert_eq!(info["events_applied"], 6, "{info}");
+    let output = server.cli(&["status"]);
+    assert!(
+        common::stdout(&output).contains("log behind the projection"),
+        "{}",
+        common::stdout(&output)
+    );
+    assert_eq!(
+        server
+            .get("/v1/projections/order-totals/state/customer%2Fbob")
+            .status,
+        404,
+        "no event of the new topic was applied on top of the old state"
+    );
+
+    // The operator's choice: rebuild from what the topic holds now.
+    let output = server.cli(&["replay", "order-totals"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    server.wait_for("order-totals", "the rebuilt version to serve", |_| {
+        server.log().contains("swapped to the rebuilt version")
+    });
+    let info = server.wait_applied("order-totals", 4);
+    assert_eq!(log_behind_warning(&info), None, "{info}");
+    let bob = server
+        .get("/v1/projections/order-totals/state/customer%2Fbob")
+        .body;
+    assert_eq!(bob["orders"], 4, "{bob}");
+}
+
 /// A topic deleted and re-created restarts its offsets at 0: its events
 /// lie below the positions the projection stored. They are never dropped
 /// as redeliveries: the partition is held, status names it and the

@@ -421,12 +421,26 @@ fn wait_until_reached(
         .into_iter()
         .filter(|((topic, _), _)| shared.contains(&topic.as_str()))
         .collect();
+    // Where the serving version is held because the log now ends below
+    // its position (re-created topic), the build can only reach the log's
+    // end: that is its goal there (unknown until the head is known).
+    let held = serving.source_status().held_behind;
+    let goal = |(topic, partition): &(String, u32), next: u64| {
+        if !held.iter().any(|(t, p)| t == topic && p == partition) {
+            return next;
+        }
+        building
+            .source
+            .heads(topic)
+            .get(*partition as usize)
+            .map_or(next, |&log_end| log_end.min(next))
+    };
     let deadline = Instant::now() + SWAP_CATCH_UP;
     loop {
         let reached = physical_offsets(building)?;
         if target
             .iter()
-            .all(|(at, next)| reached.get(at).copied().unwrap_or(0) >= *next)
+            .all(|(at, next)| reached.get(at).copied().unwrap_or(0) >= goal(at, *next))
         {
             return Ok(());
         }

@@ -827,7 +827,7 @@ impl Subscription for EmbeddedSubscription {
         SourceStatus {
             kind: "embedded",
             health,
-            warnings: Vec::new(),
+            ..SourceStatus::default()
         }
     }
 }

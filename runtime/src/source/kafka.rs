@@ -579,6 +579,7 @@ impl Subscription for KafkaSubscription {
             kind: "kafka",
             health: self.health.clone(),
             warnings: self.warnings.clone(),
+            held_behind: self.behind.iter().cloned().collect(),
         }
     }
 

@@ -59,6 +59,12 @@ pub struct SourceStatus {
     /// Lasting conditions worth an operator's attention, e.g. history that
     /// retention already deleted.
     pub warnings: Vec<String>,
+    /// Partitions (real topic, partition) held because their log ends
+    /// below the position the projection reached (a topic deleted and
+    /// re-created): a rebuild from what the log holds cannot reach that
+    /// position, so its swap waits for the log's end there instead.
+    #[serde(skip)]
+    pub held_behind: Vec<(String, u32)>,
 }
 
 /// A source of partitioned topics.
