@@ -87,6 +87,12 @@ if [ -z "$WIT_BINDGEN" ]; then
     has_wit_bindgen "$WIT_BINDGEN" || { echo "wit-bindgen $WIT_BINDGEN_VERSION not found after install" >&2; exit 1; }
     log "cargo install wit-bindgen-cli took $(elapsed "$start") s"
 fi
+# The tests (runtime/tests/author_tools.rs) take the wit-bindgen this
+# script vetted from one known place, wherever it was found.
+if [ "$WIT_BINDGEN" != "$tools/cargo/bin/wit-bindgen" ]; then
+    mkdir -p "$tools/cargo/bin"
+    ln -sf "$WIT_BINDGEN" "$tools/cargo/bin/wit-bindgen"
+fi
 
 # 3. jco, from the same lock file as scripts/build-js-examples.sh.
 js="$tools/js"

@@ -537,18 +537,15 @@ fn tool_env(lang: &str) -> Vec<(&'static str, String)> {
             ("GOPROXY", "off".to_owned()),
         ],
         "c" => {
-            let home = std::env::var("CARGO_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"));
-            let wit_bindgen = [
-                home.join("bin/wit-bindgen"),
-                tools.join("cargo/bin/wit-bindgen"),
-            ]
-            .into_iter()
-            .find(|p| p.exists())
-            .unwrap_or_else(|| {
-                panic!("c: wit-bindgen is missing; install the C toolchain with `scripts/build-c-examples.sh`")
-            });
+            // scripts/build-c-examples.sh links the wit-bindgen it vetted
+            // (from PATH, $CARGO_HOME/bin or its own install) here.
+            let wit_bindgen = tools.join("cargo/bin/wit-bindgen");
+            if !wit_bindgen.exists() {
+                panic!(
+                    "c: wit-bindgen is missing from {}; install the C toolchain with `scripts/build-c-examples.sh`",
+                    wit_bindgen.display()
+                );
+            }
             vec![
                 ("WIT_BINDGEN", path(&wit_bindgen).to_owned()),
                 (

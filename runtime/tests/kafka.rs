@@ -660,6 +660,46 @@ fn log_behind_warning(info: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Waits for `order-totals` to report `orders/0` held below offset 6
+/// (status and `projector status`), with none of its events applied.
+fn assert_held_below_six(server: &Server) {
+    let info = server.wait_for("order-totals", "the log-behind warning", |info| {
+        log_behind_warning(info).is_some()
+    });
+    let warning = log_behind_warning(&info).unwrap();
+    for needle in [
+        "orders/0 ends at offset",
+        "events before offset 6",
+        "re-created",
+        "projector replay order-totals",
+    ] {
+        assert!(warning.contains(needle), "{needle:?} not in {warning}");
+    }
+    assert_eq!(info["events_applied"], 6, "{info}");
+    let output = server.cli(&["status"]);
+    assert!(
+        common::stdout(&output).contains("log behind the projection"),
+        "{}",
+        common::stdout(&output)
+    );
+}
+
+/// The operator's choice: `projector replay` rebuilds `order-totals` from
+/// what the re-created topic holds (`bob`'s `orders` events) and swaps it in.
+fn replay_rebuilds_from_the_new_topic(server: &Server, orders: u64) {
+    let output = server.cli(&["replay", "order-totals"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    server.wait_for("order-totals", "the rebuilt version to serve", |_| {
+        server.log().contains("swapped to the rebuilt version")
+    });
+    let info = server.wait_applied("order-totals", orders);
+    assert_eq!(log_behind_warning(&info), None, "{info}");
+    let bob = server
+        .get("/v1/projections/order-totals/state/customer%2Fbob")
+        .body;
+    assert_eq!(bob["orders"], orders, "{bob}");
+}
+
 /// A topic deleted and re-created while the process is stopped restarts
 /// its offsets at 0, below the positions in the state file: at start the
 /// partition is held, never read as redeliveries; status names it with
@@ -687,25 +727,7 @@ fn a_topic_recreated_while_stopped_is_held_and_reported_never_dropped() {
     }
     producer.flush();
     let server = server.start();
-    let info = server.wait_for("order-totals", "the log-behind warning", |info| {
-        log_behind_warning(info).is_some()
-    });
-    let warning = log_behind_warning(&info).unwrap();
-    for needle in [
-        "orders/0 ends at offset",
-        "events before offset 6",
-        "re-created",
-        "projector replay order-totals",
-    ] {
-        assert!(warning.contains(needle), "{needle:?} not in {warning}");
-    }
-    assert_eq!(info["events_applied"], 6, "{info}");
-    let output = server.cli(&["status"]);
-    assert!(
-        common::stdout(&output).contains("log behind the projection"),
-        "{}",
-        common::stdout(&output)
-    );
+    assert_held_below_six(&server);
     assert_eq!(
         server
             .get("/v1/projections/order-totals/state/customer%2Fbob")
@@ -715,17 +737,7 @@ fn a_topic_recreated_while_stopped_is_held_and_reported_never_dropped() {
     );
 
     // The operator's choice: rebuild from what the topic holds now.
-    let output = server.cli(&["replay", "order-totals"]);
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    server.wait_for("order-totals", "the rebuilt version to serve", |_| {
-        server.log().contains("swapped to the rebuilt version")
-    });
-    let info = server.wait_applied("order-totals", 4);
-    assert_eq!(log_behind_warning(&info), None, "{info}");
-    let bob = server
-        .get("/v1/projections/order-totals/state/customer%2Fbob")
-        .body;
-    assert_eq!(bob["orders"], 4, "{bob}");
+    replay_rebuilds_from_the_new_topic(&server, 4);
 }
 
 /// A topic deleted and re-created restarts its offsets at 0: its events
@@ -763,25 +775,7 @@ fn a_topic_deleted_and_recreated_is_held_and_reported_never_dropped() {
         producer.send(&order_event("orders", "bob", i));
     }
     producer.flush();
-    let info = server.wait_for("order-totals", "the log-behind warning", |info| {
-        log_behind_warning(info).is_some()
-    });
-    let warning = log_behind_warning(&info).unwrap();
-    for needle in [
-        "orders/0 ends at offset",
-        "events before offset 6",
-        "re-created",
-        "projector replay order-totals",
-    ] {
-        assert!(warning.contains(needle), "{needle:?} not in {warning}");
-    }
-    assert_eq!(info["events_applied"], 6, "{info}");
-    let output = server.cli(&["status"]);
-    assert!(
-        common::stdout(&output).contains("log behind the projection"),
-        "{}",
-        common::stdout(&output)
-    );
+    assert_held_below_six(&server);
 
     // Across a restart (positions from the state file): held again, and
     // more events on the new topic are not taken for redeliveries either.
@@ -803,15 +797,5 @@ fn a_topic_deleted_and_recreated_is_held_and_reported_never_dropped() {
     );
 
     // The operator's choice: rebuild from what the topic holds now.
-    let output = server.cli(&["replay", "order-totals"]);
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    server.wait_for("order-totals", "the rebuilt version to serve", |_| {
-        server.log().contains("swapped to the rebuilt version")
-    });
-    let info = server.wait_applied("order-totals", 4);
-    assert_eq!(log_behind_warning(&info), None, "{info}");
-    let bob = server
-        .get("/v1/projections/order-totals/state/customer%2Fbob")
-        .body;
-    assert_eq!(bob["orders"], 4, "{bob}");
+    replay_rebuilds_from_the_new_topic(&server, 4);
 }
