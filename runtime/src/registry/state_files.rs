@@ -75,7 +75,7 @@ impl StateFiles {
         if fresh.is_none() && !path.exists() {
             self.restore_latest(name, hash, &path);
         }
-        let store = match open_checked(&path, fresh.is_none(), self.cache_bytes) {
+        let store = match open_until_released(&path, fresh.is_none(), self.cache_bytes) {
             Ok(store) => store,
             // A damaged file is moved aside (never deleted) and the state
             // comes back from a snapshot plus the tail, or a full replay.
@@ -98,7 +98,9 @@ impl StateFiles {
                 }
                 StateStore::open_with_cache(&path, self.cache_bytes).map_err(|e| e.to_string())?
             }
-            Err(Failure::Damaged(reason) | Failure::Other(reason)) => return Err(reason),
+            Err(Failure::Damaged(reason) | Failure::Busy(reason) | Failure::Other(reason)) => {
+                return Err(reason);
+            }
         };
         let store = Arc::new(store);
         if let Some(id) = inode(&path) {
@@ -287,7 +289,11 @@ fn unused(candidate: impl Fn() -> PathBuf) -> PathBuf {
 enum Failure {
     /// Its content is damaged: setting it aside and rebuilding is the remedy.
     Damaged(String),
-    /// Anything else (rights, a full disk, the file in use elsewhere).
+    /// Held open by another handle: a version of this process still
+    /// closing it (its last owner dropping it on another thread), or
+    /// another process.
+    Busy(String),
+    /// Anything else (rights, a full disk).
     Other(String),
 }
 
@@ -299,10 +305,41 @@ enum Failure {
 /// silently start it over), and any panic inside redb is caught.
 /// Both the check and the store get a page cache of `cache_bytes`, so the
 /// check does not hold a whole file in memory.
+/// How long an open waits for another handle of the file to close.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`open_checked`], waiting while the file is still held: a version
+/// stopped a moment ago may still be closing it on another thread (its
+/// last owner, e.g. a commit or snapshot thread, runs redb's close), and
+/// a module put back right after a bad deploy must not be rejected for it.
+fn open_until_released(
+    path: &Path,
+    verify: bool,
+    cache_bytes: usize,
+) -> Result<StateStore, Failure> {
+    let deadline = std::time::Instant::now() + RELEASE_WAIT;
+    loop {
+        match open_checked(path, verify, cache_bytes) {
+            Err(Failure::Busy(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(Failure::Busy(reason)) => {
+                return Err(Failure::Busy(format!(
+                    "{reason}; it is still open after {} s: is another projector running on this data folder?",
+                    RELEASE_WAIT.as_secs()
+                )));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn open_checked(path: &Path, verify: bool, cache_bytes: usize) -> Result<StateStore, Failure> {
     let damaged = |why: String| Failure::Damaged(format!("state file {} {why}", path.display()));
     let classify = |e: crate::store::StoreError| {
-        if e.is_corrupt() {
+        if e.is_already_open() {
+            Failure::Busy(e.to_string())
+        } else if e.is_corrupt() {
             Failure::Damaged(e.to_string())
         } else {
             Failure::Other(e.to_string())
@@ -326,6 +363,7 @@ fn open_checked(path: &Path, verify: bool, cache_bytes: usize) -> Result<StateSt
                     source,
                 };
                 return Err(match error {
+                    error if error.is_already_open() => Failure::Busy(error.to_string()),
                     crate::store::StoreError::Open { source, .. } if error.is_corrupt() => {
                         damaged(format!("failed its integrity check: {source}"))
                     }

@@ -318,7 +318,7 @@ fn a_module_rejected_at_start_keeps_its_projections_state() {
     assert!(state.exists(), "a bad deploy must not delete state");
     // Fixed: the projection comes back from its state, without replay.
     h.deploy("c.wasm", &counter("c", "1", 1, false));
-    assert!(h.rejected().is_empty());
+    assert!(h.rejected().is_empty(), "{:?}", h.rejected());
     assert_eq!(Harness::count(&h.serving("c")), 5);
 }
 

@@ -81,6 +81,18 @@ impl StoreError {
         }
     }
 
+    /// The file is held open by another handle: in this process one whose
+    /// last owner is still closing it, or another process.
+    pub fn is_already_open(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Open {
+                source: redb::Error::DatabaseAlreadyOpen,
+                ..
+            }
+        )
+    }
+
     /// A write failed on the device (disk full, I/O error): redb refuses
     /// every later transaction on that handle, so the file must be closed
     /// and reopened, which rolls back to the last durable commit.
