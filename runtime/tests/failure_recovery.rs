@@ -316,8 +316,12 @@ fn a_halted_projection_goes_on_under_the_policy_its_sidecar_now_names() {
             "hostile.toml",
             format!("error_policy = \"{policy}\"\n").as_bytes(),
         );
+        // Status, policy and progress are published one after the other:
+        // wait for all three.
         let info = server.wait_through_failure("hostile", "the edited policy", |info| {
             info["events_applied"] == 3
+                && info["status"]["state"] == "running"
+                && info["error_policy"] == policy
         });
         assert_eq!(info["status"]["state"], "running", "{policy}: {info}");
         assert_eq!(info["error_policy"], policy, "{info}");
