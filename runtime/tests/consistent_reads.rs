@@ -55,6 +55,35 @@ fn compact(offsets: &Value) -> String {
     items.join(",")
 }
 
+/// `offsets` with its (one) `orders` partition one further: the position
+/// the next event on that partition reaches.
+fn one_past(offsets: &Value) -> Value {
+    let mut beyond = offsets.clone();
+    let (partition, next) = {
+        let parts = beyond["orders"].as_object().unwrap();
+        let (p, n) = parts.iter().next().unwrap();
+        (p.clone(), n.as_u64().unwrap())
+    };
+    beyond["orders"][&partition] = json!(next + 1);
+    beyond
+}
+
+/// Asks for `customer/zed` once `min_offsets` are reached (waiting up to
+/// 30 s) on a thread of its own; joins to the status and body.
+fn wait_for_zed(server: &Server, min_offsets: &Value) -> std::thread::JoinHandle<(u16, Value)> {
+    let url = format!(
+        "{}/v1/projections/order-totals/state/customer%2Fzed?min_offsets={}&wait_ms=30000",
+        server.url,
+        percent(&compact(min_offsets))
+    );
+    std::thread::spawn(move || {
+        let mut response = common::agent().get(url).call().unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap();
+        (status, body)
+    })
+}
+
 fn sum(offsets: &Value) -> u64 {
     offsets
         .as_object()
@@ -120,24 +149,8 @@ fn publish_then_query_with_min_offsets_sees_the_write() {
 
     // A write after the query started: the answer waits for it.
     let head = append_one(&server, "zed", 5);
-    let mut beyond = head.clone();
-    let (partition, next) = {
-        let parts = beyond["orders"].as_object().unwrap();
-        let (p, n) = parts.iter().next().unwrap();
-        (p.clone(), n.as_u64().unwrap())
-    };
-    beyond["orders"][&partition] = json!(next + 1);
-    let url = format!(
-        "{}/v1/projections/order-totals/state/customer%2Fzed?min_offsets={}&wait_ms=30000",
-        server.url,
-        percent(&compact(&beyond))
-    );
-    let waiting = std::thread::spawn(move || {
-        let mut response = common::agent().get(url).call().unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.body_mut().read_json().unwrap();
-        (status, body)
-    });
+    let beyond = one_past(&head);
+    let waiting = wait_for_zed(&server, &beyond);
     // Lands on the same partition (same key), one past `head`.
     append_one(&server, "zed", 7);
     let (status, body) = waiting.join().unwrap();
@@ -162,24 +175,8 @@ fn a_min_offsets_wait_follows_a_swap_to_the_next_version() {
     let head = append_one(&server, "zed", 5);
     server.wait_caught_up("order-totals");
 
-    let mut beyond = head.clone();
-    let (partition, next) = {
-        let parts = beyond["orders"].as_object().unwrap();
-        let (p, n) = parts.iter().next().unwrap();
-        (p.clone(), n.as_u64().unwrap())
-    };
-    beyond["orders"][&partition] = json!(next + 1);
-    let url = format!(
-        "{}/v1/projections/order-totals/state/customer%2Fzed?min_offsets={}&wait_ms=30000",
-        server.url,
-        percent(&compact(&beyond))
-    );
-    let waiting = std::thread::spawn(move || {
-        let mut response = common::agent().get(url).call().unwrap();
-        let status = response.status().as_u16();
-        let body: Value = response.body_mut().read_json().unwrap();
-        (status, body)
-    });
+    let beyond = one_past(&head);
+    let waiting = wait_for_zed(&server, &beyond);
     // The same wait through `POST /v1/read`.
     let read = json!({
         "reads": [{"projection": "order-totals", "key": "customer/zed"}],
