@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite. Installs what the tests need and a fresh machine
-# lacks (the wasm32-wasip2 target, the Tansu Kafka broker, the guest
-# languages' build tools), then runs every
+# lacks (the wasm32-wasip2 target, the Tansu Kafka broker, moto's S3
+# server, the guest languages' build tools), then runs every
 # test of the workspace. The Kafka tests start their own brokers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,4 +51,8 @@ done
 ./scripts/install-browser-tools.sh
 PROJECTOR_TANSU="$(./scripts/install-tansu.sh)"
 export PROJECTOR_TANSU
+# The snapshot store tests (runtime/tests/snapshot_store.rs) run moto's S3
+# server, from PyPI into target/tools.
+PROJECTOR_S3_SERVER="$(./scripts/install-s3-server.sh)"
+export PROJECTOR_S3_SERVER
 cargo test --workspace --release "$@"

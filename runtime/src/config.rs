@@ -145,6 +145,10 @@ pub struct FileSnapshots {
     pub every_events: u64,
     pub every_seconds: u64,
     pub keep: usize,
+    /// Shared snapshot store every snapshot is uploaded to (and a missing
+    /// one downloaded from): a folder, `file://`, `s3://`, `gs://` or
+    /// `az://` URL.
+    pub store: Option<String>,
 }
 
 impl Default for FileSnapshots {
@@ -154,6 +158,7 @@ impl Default for FileSnapshots {
             every_events: 100_000,
             every_seconds: 300,
             keep: crate::snapshot::DEFAULT_KEEP,
+            store: None,
         }
     }
 }
@@ -191,6 +196,10 @@ pub enum ConfigError {
         value: String,
         reason: &'static str,
     },
+    #[error(
+        "invalid setting snapshot store (--snapshot-store, [snapshots] store, PROJECTOR_SNAPSHOT_STORE): {0}"
+    )]
+    SnapshotStore(#[from] crate::snapshot::SnapshotStoreError),
 }
 
 impl FileConfig {
@@ -227,6 +236,8 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     pub max_in_flight_requests: Option<usize>,
     pub stall_after_ms: Option<u64>,
+    /// Replaces the file's `[snapshots] store`.
+    pub snapshot_store: Option<String>,
 }
 
 /// The admin token from a value or a file; the more specific level
@@ -376,6 +387,7 @@ impl Config {
                     .or(file.sync_interval_ms)
                     .map_or(defaults.worker.sync_interval, Duration::from_millis),
                 snapshots: None,
+                snapshot_store: None,
                 state_retention: file
                     .state_retention_hours
                     .map_or(defaults.worker.state_retention, |h| {
@@ -419,6 +431,10 @@ impl Config {
                 every: Duration::from_secs(file.snapshots.every_seconds),
                 keep: file.snapshots.keep,
             });
+        }
+        if let Some(url) = overrides.snapshot_store.or(file.snapshots.store) {
+            let store = crate::snapshot::SnapshotStore::open(&url)?;
+            config.worker.snapshot_store = Some(std::sync::Arc::new(store));
         }
         config.validate()?;
         Ok(config)

@@ -7,17 +7,18 @@
 mod common;
 
 use std::io::{Seek, SeekFrom, Write};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Server;
-use common::orders::{fold_order_totals, state_diff};
+use common::orders::{
+    fold_order_totals, order_events as orders, publish_orders as publish, state_diff,
+};
 use projector::event::Offsets;
 use projector::source::{EmbeddedLog, LogError, Source, SourceError, TopicBinding};
 use projector::store::StateStore;
 use projector_test_guests::ORDER_TOTALS;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A snapshot after every 300 events, none by time.
 const SNAPSHOTS_EVERY_300: &str =
@@ -26,63 +27,10 @@ const NO_SNAPSHOTS: &str = "[snapshots]\nenabled = false\n";
 const ROUND: usize = 300;
 const TAIL: usize = 50;
 
-/// Order events `range`: placements keyed by customer, every tenth a cancel
-/// of an earlier order of the same customer.
-fn orders(range: Range<usize>) -> Vec<Value> {
-    range
-        .map(|i| {
-            if i % 10 == 9 {
-                let order = i - 4;
-                json!({"type": "OrderCancelled", "order_id": format!("o{order}"), "customer": format!("c{}", order % 7)})
-            } else {
-                json!({"type": "OrderPlaced", "order_id": format!("o{i}"), "customer": format!("c{}", i % 7), "amount_cents": 100 + i})
-            }
-        })
-        .collect()
-}
-
-fn publish(server: &Server, events: &[Value]) {
-    for chunk in events.chunks(100) {
-        let body: String = chunk.iter().map(|e| format!("{e}\n")).collect();
-        let reply = server.post(
-            "/v1/topics/orders/events?key_field=customer",
-            "application/x-ndjson",
-            body.as_bytes(),
-        );
-        assert_eq!(reply.status, 200, "{}", reply.body);
-    }
-}
-
 fn start(sidecar: &str) -> Server {
     let server = Server::with_modules(&[ORDER_TOTALS]);
     server.add_file("order_totals.toml", sidecar.as_bytes());
     server.args(&["--sync-interval-ms", "10"]).start()
-}
-
-/// Waits for the snapshot taken at `events_applied` events; its path.
-fn wait_for_snapshot(server: &Server, events_applied: usize) -> PathBuf {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let listing = server.get("/v1/projections/order-totals/snapshots").body;
-        let found = listing["snapshots"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["valid"] == true && s["events_applied"] == events_applied as u64);
-        if let Some(snapshot) = found {
-            return server
-                .data_dir()
-                .join("snapshots/order-totals")
-                .join(snapshot["hash"].as_str().unwrap())
-                .join(snapshot["file"].as_str().unwrap());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot at {events_applied} events: {listing}\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A stopped server whose projection applied `rounds` rounds of 300
@@ -106,7 +54,7 @@ fn run_and_stop(sidecar: &str, rounds: usize) -> Stopped {
         events.extend(batch);
         server.wait_applied("order-totals", events.len() as u64);
         if sidecar == SNAPSHOTS_EVERY_300 {
-            snapshots.push(wait_for_snapshot(&server, events.len()));
+            snapshots.push(server.wait_for_snapshot("order-totals", events.len()));
         }
     }
     let tail = orders(rounds * ROUND..rounds * ROUND + TAIL);

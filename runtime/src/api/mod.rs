@@ -366,6 +366,9 @@ async fn create_snapshot(
             state.registry.snapshots_keep(),
         )
         .map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(store) = state.registry.snapshot_store() {
+            store.publish(&info, state.registry.snapshots_keep());
+        }
         Ok(Json(snapshot_json(&crate::snapshot::Listed::Valid(info))))
     })
     .await

@@ -180,6 +180,7 @@ impl Registry {
                 data_dir.join("projections"),
                 data_dir.join("snapshots"),
                 config.state_cache_bytes,
+                config.snapshot_store.clone(),
             ),
             config: config.clone(),
             slots: RwLock::new(BTreeMap::new()),
@@ -303,6 +304,11 @@ impl Registry {
     /// `data/snapshots`.
     pub fn snapshots_dir(&self) -> &Path {
         self.inner.files.snapshots_dir()
+    }
+
+    /// The shared snapshot store, if one is configured.
+    pub fn snapshot_store(&self) -> Option<&Arc<crate::snapshot::SnapshotStore>> {
+        self.inner.config.snapshot_store.as_ref()
     }
 
     /// Snapshots kept per version.

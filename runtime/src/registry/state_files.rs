@@ -32,6 +32,9 @@ pub(super) struct StateFiles {
     open: Mutex<HashMap<(u64, u64), Weak<StateStore>>>,
     /// redb's page cache of each state file, bytes.
     cache_bytes: usize,
+    /// The shared snapshot store: a snapshot newer than the local ones is
+    /// downloaded from there before a restore.
+    store: Option<Arc<crate::snapshot::SnapshotStore>>,
 }
 
 fn inode(path: &Path) -> Option<(u64, u64)> {
@@ -40,12 +43,18 @@ fn inode(path: &Path) -> Option<(u64, u64)> {
 
 impl StateFiles {
     /// Every state file opened gets a page cache of `cache_bytes`.
-    pub(super) fn new(root: PathBuf, snapshots: PathBuf, cache_bytes: usize) -> Self {
+    pub(super) fn new(
+        root: PathBuf,
+        snapshots: PathBuf,
+        cache_bytes: usize,
+        store: Option<Arc<crate::snapshot::SnapshotStore>>,
+    ) -> Self {
         Self {
             root,
             snapshots,
             open: Mutex::new(HashMap::new()),
             cache_bytes,
+            store,
         }
     }
 
@@ -199,6 +208,22 @@ impl StateFiles {
     /// there is one; corrupt snapshots are skipped with a warning. Without
     /// one (`false`) the state starts empty and is rebuilt from the sources.
     fn restore_latest(&self, name: &str, hash: &str, path: &Path) -> bool {
+        if let Some(store) = &self.store {
+            match store.fetch_newer(&self.snapshots, name, hash) {
+                Ok(Some(file)) => tracing::info!(
+                    projection = %name,
+                    version = %&hash[..12.min(hash.len())],
+                    store = %store.url(),
+                    file = %file.display(),
+                    "downloaded a snapshot from the snapshot store"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    projection = %name,
+                    "{e}; restoring from the data folder's snapshots, if any"
+                ),
+            }
+        }
         let latest = match crate::snapshot::latest_valid(&self.snapshots, name, hash) {
             Ok(Some(latest)) => latest,
             Ok(None) => return false,
@@ -395,6 +420,7 @@ mod tests {
             dir.path().join("projections"),
             dir.path().join("snapshots"),
             crate::store::DEFAULT_CACHE_BYTES,
+            None,
         );
         let serving = files.open("p", "aaa", None).unwrap();
         drop(files.open("p", "bbb", None).unwrap());
@@ -412,6 +438,7 @@ mod tests {
             dir.path().join("projections"),
             dir.path().join("snapshots"),
             crate::store::DEFAULT_CACHE_BYTES,
+            None,
         );
         let canonical = dir.path().join("projections/p/aaa.redb");
         std::fs::create_dir_all(canonical.parent().unwrap()).unwrap();
@@ -443,6 +470,7 @@ mod tests {
             dir.path().join("projections"),
             dir.path().join("snapshots"),
             crate::store::DEFAULT_CACHE_BYTES,
+            None,
         );
         drop(files.open("kept", "aaa", None).unwrap());
         drop(files.open("gone", "bbb", None).unwrap());
@@ -470,6 +498,7 @@ mod tests {
             dir.path().join("projections"),
             dir.path().join("snapshots"),
             crate::store::DEFAULT_CACHE_BYTES,
+            None,
         );
         let store = files.open("p", "aaa", None).unwrap();
         files.alias("p", "bbb", &store).unwrap();

@@ -86,6 +86,7 @@ impl Harness {
                 dir.path().join("data/projections"),
                 dir.path().join("data/snapshots"),
                 config.state_cache_bytes,
+                None,
             ),
             config,
             slots: RwLock::new(BTreeMap::new()),

@@ -13,6 +13,7 @@ mod layout;
 mod list;
 mod restore;
 mod retention;
+mod store;
 mod writer;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub use projector_formats::snapshot::{
 };
 pub use restore::restore;
 pub use retention::prune;
+pub use store::{SnapshotStore, StoreError as SnapshotStoreError};
 pub use writer::{DEFAULT_KEEP, ProjectionVersion, write, write_abandonable};
 
 impl From<crate::store::StoreError> for SnapshotError {

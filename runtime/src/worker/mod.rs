@@ -53,6 +53,9 @@ pub struct WorkerConfig {
     pub sync_interval: Duration,
     /// Periodic snapshots of the state; `None` takes none.
     pub snapshots: Option<SnapshotPolicy>,
+    /// Where snapshots are also uploaded, and a missing one fetched from
+    /// (`--snapshot-store`).
+    pub snapshot_store: Option<std::sync::Arc<crate::snapshot::SnapshotStore>>,
     /// How long the state files of removed or replaced versions are kept.
     pub state_retention: Duration,
     /// What happens to an event the module fails on.
@@ -93,6 +96,7 @@ impl Default for WorkerConfig {
             commit_max_delay: Duration::from_millis(100),
             sync_interval: Duration::from_millis(1000),
             snapshots: None,
+            snapshot_store: None,
             state_retention: Duration::from_secs(7 * 24 * 3600),
             error_policy: ErrorPolicy::default(),
             keep_skipped: DEFAULT_KEEP_SKIPPED,
@@ -566,6 +570,7 @@ impl<'a> Worker<'a> {
             hash: module.hash.clone(),
             state_version: module.descriptor.state_version,
             nice: self.config.worker_nice,
+            store: self.config.snapshot_store.clone(),
         };
         if snapshots::spawn(job, reader, self.snapshot_running.clone()).is_err() {
             self.snapshot_running

@@ -32,6 +32,8 @@ pub(super) struct Job {
     pub hash: String,
     pub state_version: u32,
     pub nice: i32,
+    /// The shared store the snapshot is uploaded to once written.
+    pub store: Option<Arc<crate::snapshot::SnapshotStore>>,
 }
 
 /// Writes what `reader` sees as a snapshot on a new thread; `running` is
@@ -67,12 +69,19 @@ pub(super) fn spawn(
                 match crate::snapshot::write_abandonable(
                     &job.dir, version, &reader, job.keep, &abandoned,
                 ) {
-                    Ok(info) => tracing::info!(
-                        file = %info.path.display(),
-                        bytes = info.size_bytes,
-                        events = info.meta.events_applied,
-                        "snapshot written"
-                    ),
+                    Ok(info) => {
+                        tracing::info!(
+                            file = %info.path.display(),
+                            bytes = info.size_bytes,
+                            events = info.meta.events_applied,
+                            "snapshot written"
+                        );
+                        if let Some(store) = &job.store
+                            && !abandoned()
+                        {
+                            store.publish(&info, job.keep);
+                        }
+                    }
                     Err(e @ crate::snapshot::SnapshotError::Abandoned { .. }) => {
                         tracing::warn!("{e}")
                     }

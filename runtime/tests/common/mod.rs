@@ -26,6 +26,7 @@ pub mod core_counter;
 pub mod hostile;
 pub mod kafka;
 pub mod orders;
+pub mod s3;
 
 pub struct Server {
     pub dir: tempfile::TempDir,
@@ -33,6 +34,7 @@ pub struct Server {
     child: Option<Child>,
     port: u16,
     extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -95,12 +97,19 @@ impl Server {
             child: None,
             port,
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
         }
     }
 
     /// Adds flags to `projector run`.
     pub fn args(mut self, args: &[&str]) -> Self {
         self.extra_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Sets an environment variable of `projector run`.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -157,6 +166,7 @@ impl Server {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(batch)
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("PROJECTOR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -393,6 +403,36 @@ impl Server {
                 Some(next) => after = Some(next.to_owned()),
                 None => return Value::Object(all),
             }
+        }
+    }
+}
+
+impl Server {
+    /// Waits for the snapshot of `name` taken at `events_applied` events;
+    /// its path under the data folder.
+    pub fn wait_for_snapshot(&self, name: &str, events_applied: usize) -> PathBuf {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let listing = self.get(&format!("/v1/projections/{name}/snapshots")).body;
+            let found = listing["snapshots"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["valid"] == true && s["events_applied"] == events_applied as u64);
+            if let Some(snapshot) = found {
+                return self
+                    .data_dir()
+                    .join("snapshots")
+                    .join(name)
+                    .join(snapshot["hash"].as_str().unwrap())
+                    .join(snapshot["file"].as_str().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no snapshot at {events_applied} events: {listing}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -68,3 +68,31 @@ pub fn state_diff(got: &Value, want: &Value) -> String {
         examples.join("\n")
     )
 }
+
+/// Order events `range`: placements keyed by customer, every tenth a cancel
+/// of an earlier order of the same customer.
+pub fn order_events(range: std::ops::Range<usize>) -> Vec<Value> {
+    range
+        .map(|i| {
+            if i % 10 == 9 {
+                let order = i - 4;
+                json!({"type": "OrderCancelled", "order_id": format!("o{order}"), "customer": format!("c{}", order % 7)})
+            } else {
+                json!({"type": "OrderPlaced", "order_id": format!("o{i}"), "customer": format!("c{}", i % 7), "amount_cents": 100 + i})
+            }
+        })
+        .collect()
+}
+
+/// Appends `events` to the embedded log's `orders` topic, keyed by customer.
+pub fn publish_orders(server: &super::Server, events: &[Value]) {
+    for chunk in events.chunks(100) {
+        let body: String = chunk.iter().map(|e| format!("{e}\n")).collect();
+        let reply = server.post(
+            "/v1/topics/orders/events?key_field=customer",
+            "application/x-ndjson",
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+}

@@ -200,6 +200,12 @@ struct RunArgs {
     /// (repeatable)
     #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
     kafka_properties: Vec<(String, String)>,
+    /// Shared snapshot store: every snapshot is uploaded there too, and a
+    /// newer one found there is downloaded before a restore (a folder, or
+    /// a file://, s3://, gs:// or az:// URL, configured by the cloud's
+    /// usual variables, e.g. AWS_ENDPOINT, AWS_ACCESS_KEY_ID)
+    #[arg(long, env = "PROJECTOR_SNAPSHOT_STORE", value_name = "URL")]
+    snapshot_store: Option<String>,
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {
@@ -371,6 +377,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             max_connections: args.max_connections,
             max_in_flight_requests: args.max_in_flight_requests,
             stall_after_ms: args.stall_after_ms,
+            snapshot_store: args.snapshot_store,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
