@@ -199,6 +199,18 @@ fn a_cases(events: Option<u64>, keys: &[u64]) -> Vec<replay::Case> {
 mod tests {
     use super::*;
 
+    /// Every page that gives a benchmark command writes it as `cargo run
+    /// --release -p projector-bench -- ...`, which needs the crate's
+    /// default binary named (it has two).
+    #[test]
+    fn cargo_run_of_the_crate_runs_the_benchmark() {
+        let manifest = include_str!("../Cargo.toml");
+        assert!(
+            manifest.contains("\ndefault-run = \"projector-bench\"\n"),
+            "bench/Cargo.toml must say default-run = \"projector-bench\""
+        );
+    }
+
     fn cases(events: Option<u64>, keys: &[u64]) -> Vec<(u64, u64)> {
         a_cases(events, keys)
             .into_iter()
