@@ -63,6 +63,19 @@ fn wait_for_store(store: &Store, want: &[String], log: impl Fn() -> String) {
     }
 }
 
+/// The `.snap` files under a projection's folder of a folder store.
+fn folder_files(projection: &Path) -> Vec<String> {
+    let Ok(hashes) = std::fs::read_dir(projection) else {
+        return Vec::new();
+    };
+    hashes
+        .flatten()
+        .flat_map(|hash| std::fs::read_dir(hash.path()).unwrap().flatten())
+        .map(|f| file_name(&f.path()))
+        .filter(|name| name.ends_with(".snap"))
+        .collect()
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name().unwrap().to_str().unwrap().to_owned()
 }
@@ -117,24 +130,30 @@ fn a_new_machine_restores_from_the_store(store: &Store) {
 #[test]
 fn a_shared_folder_store_restores_a_new_machine() {
     let shared = tempfile::tempdir().unwrap();
-    let root = shared.path().to_owned();
-    let files = move || -> Vec<String> {
-        let projection = root.join("order-totals");
-        let Ok(hashes) = std::fs::read_dir(&projection) else {
-            return Vec::new();
-        };
-        hashes
-            .flatten()
-            .flat_map(|hash| std::fs::read_dir(hash.path()).unwrap().flatten())
-            .map(|f| file_name(&f.path()))
-            .filter(|name| name.ends_with(".snap"))
-            .collect()
-    };
     a_new_machine_restores_from_the_store(&Store {
         url: shared.path().to_str().unwrap().to_owned(),
         env: Vec::new(),
-        files: &files,
+        files: &|| folder_files(&shared.path().join("order-totals")),
     });
+}
+
+/// `projector snapshot create` (the admin route) uploads its snapshot too.
+#[test]
+fn a_snapshot_taken_on_request_is_uploaded() {
+    let shared = tempfile::tempdir().unwrap();
+    let store = Store {
+        url: shared.path().to_str().unwrap().to_owned(),
+        env: Vec::new(),
+        files: &|| folder_files(&shared.path().join("order-totals")),
+    };
+    let server = server(&store, None);
+    let events = order_events(0..10);
+    publish_orders(&server, &events);
+    server.wait_applied("order-totals", 10);
+    let output = server.cli(&["snapshot", "create", "order-totals"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let taken = file_name(&server.wait_for_snapshot("order-totals", 10));
+    wait_for_store(&store, &[taken], || server.log());
 }
 
 #[test]
