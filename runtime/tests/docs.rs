@@ -5,11 +5,15 @@
 //! and flag (`docs/cli.md`, `docs/configuration.md`), every HTTP route of the
 //! OpenAPI document (`docs/http.md`) and every key of the config file
 //! (`docs/configuration.md`). `docs/metrics.md` has its own test
-//! (`metrics.rs`).
+//! (`metrics.rs`). The projection README.md shows is built from the README
+//! (`testing/guests/readme-page-views`) and run as the README says.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use projector::config::FileConfig;
 use utoipa::OpenApi;
@@ -421,4 +425,37 @@ fn configuration_reference_names_every_key() {
         missing.is_empty(),
         "config keys missing from docs/configuration.md: {missing:?}"
     );
+}
+
+/// README.md's page-views projection, compiled from the README, loaded by
+/// the host and fed and queried with the README's own commands.
+#[test]
+fn the_readme_projection_builds_and_answers_as_shown() {
+    let server = common::Server::with_modules(&[projector_test_guests::README_PAGE_VIEWS]).start();
+    // echo '{"page": "/home"}' | projector publish views --key-field page
+    let mut publish = Command::new(env!("CARGO_BIN_EXE_projector"))
+        .args(["publish", "views", "--key-field", "page"])
+        .env("PROJECTOR_SERVER", &server.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publish
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"page\": \"/home\"}\n")
+        .unwrap();
+    let published = publish.wait_with_output().unwrap();
+    assert!(published.status.success(), "{}", common::stderr(&published));
+    server.wait_applied("page-views", 1);
+    // projector query page-views page//home
+    let query = server.cli(&["query", "page-views", "page//home"]);
+    assert!(query.status.success(), "{}", common::stderr(&query));
+    assert_eq!(common::stdout(&query).trim(), "1");
+    // curl localhost:7878/v1/projections/page-views/state/page%2F%2Fhome
+    let reply = server.get("/v1/projections/page-views/state/page%2F%2Fhome");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body, serde_json::json!(1));
 }

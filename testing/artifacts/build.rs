@@ -31,6 +31,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile-fixed", "HOSTILE_FIXED"),
     ("liar", "LIAR"),
     ("global-counter", "GLOBAL_COUNTER"),
+    ("readme-page-views", "README_PAGE_VIEWS"),
 ];
 
 /// Variables a cargo running this script sets for its own build that must
@@ -112,6 +113,8 @@ fn watch(workspace: &Path) {
         workspace.join("wit"),
         workspace.join("sdk/rust/Cargo.toml"),
         workspace.join("sdk/rust/src"),
+        // readme-page-views is README.md's projection.
+        workspace.join("README.md"),
     ];
     for group in ["examples", "testing/guests"] {
         let dir = workspace.join(group);
@@ -121,7 +124,7 @@ fn watch(workspace: &Path) {
             std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         {
             let crate_dir = entry.expect("read directory entry").path();
-            for part in ["Cargo.toml", "src", "wit"] {
+            for part in ["Cargo.toml", "build.rs", "src", "wit"] {
                 let path = crate_dir.join(part);
                 if path.exists() {
                     paths.push(path);
