@@ -181,6 +181,24 @@ impl StateFiles {
                     }
                 }
             }
+            if policy == Sweep::Now {
+                self.delete_snapshots(&name);
+            }
+        }
+    }
+
+    /// A projection removed past the retention keeps no local snapshots
+    /// either (the shared store's copies stay: other machines may use them).
+    fn delete_snapshots(&self, name: &str) {
+        let folder = self.snapshots.join(name);
+        match std::fs::remove_dir_all(&folder) {
+            Ok(()) => {
+                tracing::info!(folder = %folder.display(), "deleted the snapshots of a projection removed past its retention")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(folder = %folder.display(), "cannot delete the snapshots of a removed projection: {e}")
+            }
         }
     }
 

@@ -335,6 +335,22 @@ fn a_removed_projection_is_forgotten_and_its_state_deleted_after_the_retention()
     h.wait("v1 to apply", true, || {
         Harness::applied(&h.serving("c")) == 5
     });
+    // A snapshot of it: deleted with its state (a removed projection's
+    // snapshots were kept for ever).
+    let serving = h.serving("c");
+    let snapshot = crate::snapshot::write(
+        h.inner.files.snapshots_dir(),
+        crate::snapshot::ProjectionVersion {
+            name: "c",
+            hash: &serving.module.hash,
+            state_version: 1,
+        },
+        &serving.store.reader().unwrap(),
+        3,
+    )
+    .unwrap();
+    assert!(snapshot.path.is_file());
+    drop(serving);
     std::fs::remove_file(&file).unwrap();
     h.inner.handle(Command::Removed(file));
     assert_eq!(status_label(&h.serving("c")), "removed");
@@ -350,6 +366,8 @@ fn a_removed_projection_is_forgotten_and_its_state_deleted_after_the_retention()
         std::fs::read_dir(&state_dir).unwrap().count() == 0
     });
     assert!(h.inner.slot("c").is_none(), "the projection is forgotten");
+    let snapshots = h.inner.files.snapshots_dir().join("c");
+    h.wait("its snapshots to be deleted", false, || !snapshots.exists());
     commands.send(Command::Shutdown).unwrap();
     controller.join().unwrap();
 }
