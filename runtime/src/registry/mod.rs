@@ -592,6 +592,24 @@ impl Inner {
                 Sweep::Aged
             }
         });
+        // Compiled code of versions no slot holds (a removed projection
+        // keeps its slot, so its code, until its retention ends).
+        let in_use: std::collections::BTreeSet<String> = slots
+            .values()
+            .flat_map(|slot| [&slot.serving, &slot.building])
+            .flatten()
+            .map(|version| version.module.hash.clone())
+            .chain(
+                self.rejected
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .filter_map(|r| r.hash.clone()),
+            )
+            .collect();
+        drop(slots);
+        self.host
+            .prune_cache(&|hash| in_use.contains(hash), retention);
     }
 
     fn reject(&self, file: &Path, hash: Option<String>, error: String) {

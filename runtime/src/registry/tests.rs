@@ -350,6 +350,18 @@ fn a_removed_projection_is_forgotten_and_its_state_deleted_after_the_retention()
     )
     .unwrap();
     assert!(snapshot.path.is_file());
+    let hash = serving.module.hash.clone();
+    let cache = h.dir.path().join("data/cache");
+    let cached = |hash: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(hash))
+    };
+    assert!(cached(&hash), "its compiled code is cached");
+    // Another projection, still serving: its compiled code stays.
+    h.deploy("d.wasm", &counter("d", "1", 1, false));
+    let other = h.serving("d").module.hash.clone();
     drop(serving);
     std::fs::remove_file(&file).unwrap();
     h.inner.handle(Command::Removed(file));
@@ -368,6 +380,11 @@ fn a_removed_projection_is_forgotten_and_its_state_deleted_after_the_retention()
     assert!(h.inner.slot("c").is_none(), "the projection is forgotten");
     let snapshots = h.inner.files.snapshots_dir().join("c");
     h.wait("its snapshots to be deleted", false, || !snapshots.exists());
+    h.wait("its compiled code to be deleted", false, || !cached(&hash));
+    assert!(
+        cached(&other),
+        "the serving projection's compiled code stays"
+    );
     commands.send(Command::Shutdown).unwrap();
     controller.join().unwrap();
 }

@@ -64,6 +64,56 @@ impl CompileCache {
         }
     }
 
+    /// Deletes the entries no host of this build can use (another
+    /// fingerprint: another wasmtime, projector release or entry format)
+    /// and those of modules `in_use` does not name that were written
+    /// `unused_for` ago or longer, and temp files left by crashes. Returns
+    /// how many files it deleted.
+    pub fn prune(&self, in_use: &dyn Fn(&str) -> bool, unused_for: std::time::Duration) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut deleted = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok());
+            let old = age.is_some_and(|age| age >= unused_for);
+            let due = if name.starts_with(TEMP_PREFIX) {
+                old
+            } else {
+                // `<hash>-<fingerprint>.<extension>` (`cwasm`, `core.cwasm`);
+                // other names are not ours.
+                let Some((hash, fingerprint)) = name
+                    .split_once('.')
+                    .and_then(|(stem, _)| stem.rsplit_once('-'))
+                else {
+                    continue;
+                };
+                fingerprint != self.fingerprint || (old && !in_use(hash))
+            };
+            if !due {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), "cannot delete a compile cache entry: {e}")
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(dir = %self.dir.display(), deleted, "pruned the compile cache");
+        }
+        deleted
+    }
+
     fn entry(&self, hash: &str, extension: &str) -> PathBuf {
         self.dir
             .join(format!("{hash}-{}.{extension}", self.fingerprint))
@@ -216,6 +266,50 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_keeps_entries_in_use_and_recent_ones_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path(), &Engine::default());
+        let ours = |hash: &str| format!("{hash}-{}.cwasm", cache.fingerprint);
+        let core = |hash: &str| format!("{hash}-{}.core.cwasm", cache.fingerprint);
+        for name in [
+            ours("aaa"),
+            core("aaa"),
+            ours("bbb"),
+            core("bbb"),
+            "ccc-0123456789abcdef.cwasm".into(),
+            "notes.txt".into(),
+            format!("{TEMP_PREFIX}x"),
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let names = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let in_use = |hash: &str| hash == "aaa";
+        // Recent: only the entry of another engine goes.
+        assert_eq!(
+            cache.prune(&in_use, std::time::Duration::from_secs(3600)),
+            1
+        );
+        assert!(
+            !names().iter().any(|n| n.starts_with("ccc-")),
+            "{:?}",
+            names()
+        );
+        // Old: what is not in use goes too; files named otherwise stay.
+        assert_eq!(cache.prune(&in_use, std::time::Duration::ZERO), 3);
+        assert_eq!(
+            names(),
+            vec![core("aaa"), ours("aaa"), "notes.txt".to_owned()]
+        );
+    }
 
     #[test]
     fn an_entry_verifies_only_under_its_own_name_and_bytes() {

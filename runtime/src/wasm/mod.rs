@@ -172,6 +172,15 @@ impl Drop for EpochTicker {
 pub struct EngineError(String);
 
 impl WasmHost {
+    /// Prunes the compiled-code cache (see [`cache::CompileCache::prune`]).
+    pub fn prune_cache(
+        &self,
+        in_use: &dyn Fn(&str) -> bool,
+        unused_for: std::time::Duration,
+    ) -> usize {
+        self.cache.prune(in_use, unused_for)
+    }
+
     /// `cache_dir` holds compiled modules keyed by content hash.
     pub fn new(cache_dir: &Path, limits: Limits) -> Result<Self, EngineError> {
         let mut config = Config::new();
