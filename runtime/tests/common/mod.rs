@@ -37,7 +37,20 @@ pub struct Server {
     extra_env: Vec<(String, String)>,
 }
 
-fn free_port() -> u16 {
+/// A server program the tests start: `$var` when set, else `relative` under
+/// the workspace's `target/tools` (where its install script puts it);
+/// panics with `missing` (which names the script) when there is none.
+pub fn installed_tool(var: &str, relative: &str, missing: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        return PathBuf::from(path);
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let path = workspace.join("target/tools").join(relative);
+    assert!(path.is_file(), "{missing}, or set {var}");
+    path
+}
+
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -3,7 +3,7 @@
 //! API over HTTP. Requests to it are made here with plain HTTP, never with
 //! Projector's own code.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,16 +11,11 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 /// `$PROJECTOR_S3_SERVER`, or where `scripts/install-s3-server.sh` puts it.
 fn moto_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("PROJECTOR_S3_SERVER") {
-        return PathBuf::from(path);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let path = workspace.join("target/tools/moto-5.2.5/bin/moto_server");
-    assert!(
-        path.is_file(),
-        "snapshot store tests need moto's S3 server: run scripts/install-s3-server.sh (README's test command does), or set PROJECTOR_S3_SERVER"
-    );
-    path
+    super::installed_tool(
+        "PROJECTOR_S3_SERVER",
+        "moto-5.2.5/bin/moto_server",
+        "snapshot store tests need moto's S3 server: run scripts/install-s3-server.sh (README's test command does)",
+    )
 }
 
 pub struct S3Server {
@@ -32,11 +27,7 @@ pub struct S3Server {
 impl S3Server {
     /// Starts moto on a free port and waits until it answers.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let child = Command::new(moto_binary())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
