@@ -130,42 +130,29 @@ impl SnapshotStore {
             retry_timeout: Duration::from_secs(30),
             ..RetryConfig::default()
         };
-        let cloud = |e: object_store::Error| bad(e.to_string());
+        // The three clouds' builders share their shape, not a trait.
+        macro_rules! cloud {
+            ($builder:ident, $key:ident) => {
+                Arc::new(
+                    $builder::from_env()
+                        .with_url(url)
+                        .with_retry(retry)
+                        .with_config(
+                            $key::Client(ClientConfigKey::ConnectTimeout),
+                            CONNECT_TIMEOUT,
+                        )
+                        .build()
+                        .map_err(|e| bad(e.to_string()))?,
+                )
+            };
+        }
         let store: Arc<dyn ObjectStore> = match scheme {
             ObjectStoreScheme::Local => Arc::new(LocalFileSystem::new()),
-            ObjectStoreScheme::AmazonS3 => Arc::new(
-                AmazonS3Builder::from_env()
-                    .with_url(url)
-                    .with_retry(retry)
-                    .with_config(
-                        AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                        CONNECT_TIMEOUT,
-                    )
-                    .build()
-                    .map_err(cloud)?,
-            ),
-            ObjectStoreScheme::GoogleCloudStorage => Arc::new(
-                GoogleCloudStorageBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(retry)
-                    .with_config(
-                        GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                        CONNECT_TIMEOUT,
-                    )
-                    .build()
-                    .map_err(cloud)?,
-            ),
-            ObjectStoreScheme::MicrosoftAzure => Arc::new(
-                MicrosoftAzureBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(retry)
-                    .with_config(
-                        AzureConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                        CONNECT_TIMEOUT,
-                    )
-                    .build()
-                    .map_err(cloud)?,
-            ),
+            ObjectStoreScheme::AmazonS3 => cloud!(AmazonS3Builder, AmazonS3ConfigKey),
+            ObjectStoreScheme::GoogleCloudStorage => {
+                cloud!(GoogleCloudStorageBuilder, GoogleConfigKey)
+            }
+            ObjectStoreScheme::MicrosoftAzure => cloud!(MicrosoftAzureBuilder, AzureConfigKey),
             other => {
                 return Err(bad(format!(
                     "{other:?} is not a store snapshots can be kept in"
