@@ -227,21 +227,13 @@ impl SnapshotStore {
                     source: std::io::Error::other("not a snapshot file name"),
                 })?;
         let key = self.version_prefix(name, hash)?.join(file_name);
-        let local_error = |action| {
-            let path = local.to_owned();
-            move |source| StoreError::Local {
-                action,
-                path: path.clone(),
-                source,
-            }
-        };
-        let mut file = std::fs::File::open(local).map_err(local_error("open"))?;
+        let mut file = std::fs::File::open(local).map_err(local_error("open", local))?;
         self.block_on(async {
             let mut upload =
                 object_store::buffered::BufWriter::new(self.store.clone(), key.clone());
             let mut chunk = vec![0; UPLOAD_CHUNK];
             loop {
-                let read = file.read(&mut chunk).map_err(local_error("read"))?;
+                let read = file.read(&mut chunk).map_err(local_error("read", local))?;
                 if read == 0 {
                     break;
                 }
@@ -336,14 +328,6 @@ impl SnapshotStore {
         if newest_local.is_some_and(|local| local >= order) {
             return Ok(None);
         }
-        let local_error = |action, path: &Path| {
-            let path = path.to_owned();
-            move |source| StoreError::Local {
-                action,
-                path: path.clone(),
-                source,
-            }
-        };
         std::fs::create_dir_all(&folder).map_err(local_error("create", &folder))?;
         // Named like the writer's temp files: a download cut short is
         // never taken for a snapshot, and the pruner sweeps it.
@@ -376,6 +360,16 @@ impl SnapshotStore {
             .map_err(|e| local_error("rename into place", &path)(e.error))?;
         layout::sync_dir(&folder)?;
         Ok(Some(path))
+    }
+}
+
+/// Maps an I/O error on `path` to [`StoreError::Local`].
+fn local_error(action: &'static str, path: &Path) -> impl Fn(std::io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Local {
+        action,
+        path: path.clone(),
+        source,
     }
 }
 
