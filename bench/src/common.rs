@@ -110,7 +110,7 @@ pub fn fold_by_registry(
     // records, a thousand times a second on the cores the fold runs on,
     // which the native baseline does not pay.
     loop {
-        if projection.store.reader()?.events_applied()? >= events {
+        if projection.reader()?.events_applied()? >= events {
             break;
         }
         if let status @ (Status::Failed { .. } | Status::Paused { .. }) = projection.status() {
@@ -121,7 +121,9 @@ pub fn fold_by_registry(
     // The clock stops at the durable commit of the last event, as the
     // native baseline's does (the worker would make it durable within
     // `sync_interval`, when idle).
-    projection.store.sync()?;
+    for store in projection.stores() {
+        store.sync()?;
+    }
     let secs = started.elapsed().as_secs_f64();
     let (worker, commit) = (threads_cpu_secs("worker-"), threads_cpu_secs("commit-"));
     eprintln!(

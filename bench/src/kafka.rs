@@ -428,7 +428,12 @@ fn source_alone(bootstrap: &str, events: u64, batch: usize) -> Result<Timing> {
     }];
     let started = Instant::now();
     let cpu_started = thread_cpu()?;
-    let mut subscription = source.subscribe("bench-source", &topics, &Offsets::default())?;
+    let mut subscription = source.subscribe(
+        "bench-source",
+        &topics,
+        projector::source::Partitions::All,
+        &Offsets::default(),
+    )?;
     let mut out = Vec::with_capacity(batch);
     let mut count = 0u64;
     let deadline = Instant::now() + Duration::from_secs(600);

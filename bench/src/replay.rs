@@ -381,7 +381,12 @@ pub fn run_native(
                 }
             })?
     };
-    let mut subscription = log.subscribe("native", &topics, &Offsets::default())?;
+    let mut subscription = log.subscribe(
+        "native",
+        &topics,
+        projector::source::Partitions::All,
+        &Offsets::default(),
+    )?;
     let mut positions = Offsets::default();
     let mut applied = 0u64;
     let mut last_durable = Instant::now();

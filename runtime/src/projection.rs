@@ -10,8 +10,10 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 
 use crate::event::Offsets;
-use crate::source::{Source, SourceStatus, TopicBinding};
-use crate::store::{FailureCounts, FailureKind, StateReader, StateStore, StoreError};
+use crate::source::{Partitions, Source, SourceHealth, SourceStatus, TopicBinding};
+use crate::store::{
+    Barrier, BarrierOutcome, FailureCounts, FailureKind, StateReader, StateStore, StoreError,
+};
 use crate::wasm::{Instance, LoadedModule, RunError, bindings};
 use crate::worker::{ErrorPolicy, RetryReport};
 
@@ -117,6 +119,20 @@ pub struct ProjectionInfo {
     /// Set while this version is being built in the shadow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<BuildProgressInfo>,
+    /// A partitioned projection's units (partition `unit` of every topic),
+    /// each with its own state file, worker and snapshots.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitInfo>,
+}
+
+/// One unit of a partitioned projection.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UnitInfo {
+    pub unit: u32,
+    pub status: Status,
+    pub events_applied: u64,
+    pub keys: u64,
+    pub lag: u64,
 }
 
 /// Where and why the newest kept failure happened (without its payload).
@@ -176,12 +192,25 @@ pub enum WorkerEvent {
     },
 }
 
+/// Where a runtime's state is: one state file its worker folds into, or
+/// (a partitioned projection) the units that each fold one partition of
+/// every topic into a file of their own.
+enum Held {
+    File(Arc<StateStore>),
+    Units(Vec<SharedProjection>),
+}
+
 pub struct ProjectionRuntime {
     /// Unique per runtime in this process; tells apart versions of equal hash.
     pub instance: u64,
     pub module: LoadedModule,
+    /// The partitions of its topics this runtime folds: all of them, or
+    /// (a unit of a partitioned projection) one.
+    pub partitions: Partitions,
     /// Shared with the next version on a swap that keeps the state.
-    pub store: Arc<StateStore>,
+    held: Held,
+    /// A unit of a building version that reached the head.
+    caught_up: AtomicBool,
     pub source: Arc<dyn Source>,
     pub topics: Vec<TopicBinding>,
     /// Batching, durability and snapshot settings of this projection.
@@ -213,6 +242,11 @@ impl std::fmt::Debug for ProjectionRuntime {
     }
 }
 
+/// The state file closed before a barrier was reached (its version stopped).
+#[derive(Debug, thiserror::Error)]
+#[error("the state file closed before the barrier was reached")]
+pub struct BarrierGone;
+
 /// A custom query's failure, as the API maps it.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryFailure {
@@ -233,6 +267,7 @@ pub enum QueryFailure {
 }
 
 impl ProjectionRuntime {
+    /// A runtime folding every partition of `topics` into `store`.
     pub fn new(
         module: LoadedModule,
         store: Arc<StateStore>,
@@ -240,9 +275,49 @@ impl ProjectionRuntime {
         topics: Vec<TopicBinding>,
         config: crate::worker::WorkerConfig,
     ) -> Self {
+        Self::holding(module, Held::File(store), source, topics, config)
+    }
+
+    /// A partitioned projection's version: `units[u]` folds partition `u`
+    /// of every topic (see [`ProjectionRuntime::unit`]).
+    pub fn partitioned(
+        module: LoadedModule,
+        units: Vec<SharedProjection>,
+        source: Arc<dyn Source>,
+        topics: Vec<TopicBinding>,
+        config: crate::worker::WorkerConfig,
+    ) -> Self {
+        Self::holding(module, Held::Units(units), source, topics, config)
+    }
+
+    /// Unit `index` of a partitioned projection: partition `index` of every
+    /// topic, folded into `store`.
+    pub fn unit(
+        module: LoadedModule,
+        store: Arc<StateStore>,
+        index: u32,
+        source: Arc<dyn Source>,
+        topics: Vec<TopicBinding>,
+        config: crate::worker::WorkerConfig,
+    ) -> Self {
+        let mut unit = Self::new(module, store, source, topics, config);
+        unit.partitions = Partitions::Only(index);
+        unit
+    }
+
+    fn holding(
+        module: LoadedModule,
+        held: Held,
+        source: Arc<dyn Source>,
+        topics: Vec<TopicBinding>,
+        config: crate::worker::WorkerConfig,
+    ) -> Self {
         static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
+            partitions: Partitions::All,
+            held,
+            caught_up: AtomicBool::new(false),
             config,
             metrics: crate::metrics::ProjectionMetrics::default(),
             role: RwLock::new(Role::Serving),
@@ -253,7 +328,6 @@ impl ProjectionRuntime {
                 ..SourceStatus::default()
             }),
             module,
-            store,
             source,
             topics,
             status: RwLock::new(Status::Starting),
@@ -267,7 +341,19 @@ impl ProjectionRuntime {
 
     /// The worker, once started, records `order`'s event as skipped (with
     /// the operator's reason) instead of running it.
+    /// (A partitioned version: the unit that reads the event's partition.)
     pub fn with_skip_order(self, order: crate::worker::SkipOrder) -> Self {
+        if let Some(unit) = self
+            .units()
+            .iter()
+            .find(|u| u.partitions.includes(order.partition))
+        {
+            *unit
+                .skip_order
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(order);
+            return self;
+        }
         *self
             .skip_order
             .lock()
@@ -288,7 +374,149 @@ impl ProjectionRuntime {
         self
     }
 
+    /// The state file this runtime's worker folds into (`None` for a
+    /// partitioned version: each of its units has one).
+    pub fn store(&self) -> Option<&Arc<StateStore>> {
+        match &self.held {
+            Held::File(store) => Some(store),
+            Held::Units(_) => None,
+        }
+    }
+
+    /// The units of a partitioned version, in partition order (empty for
+    /// one that is not partitioned).
+    pub fn units(&self) -> &[SharedProjection] {
+        match &self.held {
+            Held::File(_) => &[],
+            Held::Units(units) => units,
+        }
+    }
+
+    pub fn is_partitioned(&self) -> bool {
+        matches!(self.held, Held::Units(_))
+    }
+
+    /// Every state file of this version: its own, or its units' in order.
+    pub fn stores(&self) -> Vec<Arc<StateStore>> {
+        match &self.held {
+            Held::File(store) => vec![store.clone()],
+            Held::Units(units) => units.iter().filter_map(|u| u.store().cloned()).collect(),
+        }
+    }
+
+    /// The name its state file and snapshots go by under the projection's
+    /// folder: the module hash, and a unit's index after it.
+    pub fn file_key(&self) -> String {
+        unit_file_key(&self.module.hash, self.partitions)
+    }
+
+    /// A consistent read of this version's state: its file, or its units'
+    /// files each at one instant, seen as one state.
+    pub fn reader(&self) -> Result<StateReader, StoreError> {
+        match &self.held {
+            Held::File(store) => store.reader(),
+            Held::Units(units) => Ok(StateReader::units(
+                units.iter().map(|u| u.reader()).collect::<Result<_, _>>()?,
+            )),
+        }
+    }
+
+    /// One receiver per state file whose value changes after every commit.
+    pub fn watch_commits(&self) -> Vec<tokio::sync::watch::Receiver<u64>> {
+        self.stores().iter().map(|s| s.watch_commits()).collect()
+    }
+
+    /// Answers once the commits reach `barrier` (see [`StateStore::barrier`]);
+    /// a partitioned version's units each wait for their partitions, and
+    /// their readers at the exact offsets together are the exact read.
+    pub fn barrier(
+        &self,
+        barrier: Barrier,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<BarrierOutcome, BarrierGone>> + Send>,
+    > {
+        let units = match &self.held {
+            Held::File(store) => {
+                let pending = store.barrier(barrier);
+                return Box::pin(async move { pending.await.map_err(|_| BarrierGone) });
+            }
+            Held::Units(units) => units,
+        };
+        let part = |offsets: &Offsets, unit: usize| {
+            let mut mine = Offsets::default();
+            for (topic, partition, next) in offsets.iter() {
+                // A partition no unit reads is never reached (as on a
+                // projection that is not partitioned): unit 0 waits for it.
+                let owner = if (partition as usize) < units.len() {
+                    partition as usize
+                } else {
+                    0
+                };
+                if owner == unit {
+                    mine.set(topic, partition, next);
+                }
+            }
+            mine
+        };
+        let pending: Vec<_> = units
+            .iter()
+            .enumerate()
+            .filter_map(|(i, unit)| {
+                let store = unit.store()?;
+                Some(store.barrier(Barrier {
+                    exact: part(&barrier.exact, i),
+                    at_least: part(&barrier.at_least, i),
+                }))
+            })
+            .collect();
+        Box::pin(async move {
+            let mut readers = Vec::new();
+            let mut passed: Option<Offsets> = None;
+            for outcome in futures_util::future::join_all(pending).await {
+                match outcome.map_err(|_| BarrierGone)? {
+                    BarrierOutcome::Exact(reader) => readers.push(*reader),
+                    BarrierOutcome::Passed(offsets) => {
+                        let all = passed.get_or_insert_with(Offsets::default);
+                        for (topic, partition, next) in offsets.iter() {
+                            all.set(topic, partition, next);
+                        }
+                    }
+                }
+            }
+            match passed {
+                None => Ok(BarrierOutcome::Exact(Box::new(StateReader::units(readers)))),
+                Some(mut all) => {
+                    for reader in &readers {
+                        for (topic, partition, next) in
+                            reader.offsets().map_err(|_| BarrierGone)?.iter()
+                        {
+                            all.set(topic, partition, next);
+                        }
+                    }
+                    Ok(BarrierOutcome::Passed(all))
+                }
+            }
+        })
+    }
+
+    /// Whether this unit (or every unit of this version) reached the head
+    /// while building.
+    pub fn caught_up(&self) -> bool {
+        match &self.held {
+            Held::File(_) => self.caught_up.load(Ordering::Acquire),
+            Held::Units(units) => units.iter().all(|u| u.caught_up()),
+        }
+    }
+
+    /// Whether `instance` is this runtime or one of its units.
+    pub fn is_or_holds(&self, instance: u64) -> bool {
+        self.instance == instance || self.units().iter().any(|u| u.instance == instance)
+    }
+
     pub fn set_role(&self, role: Role) {
+        for unit in self.units() {
+            unit.set_role(role.clone());
+        }
         *self.role.write().unwrap_or_else(PoisonError::into_inner) = role;
     }
 
@@ -304,13 +532,27 @@ impl ProjectionRuntime {
     }
 
     pub(crate) fn notify(&self, event: WorkerEvent) {
+        if matches!(event, WorkerEvent::CaughtUp { .. }) {
+            self.caught_up.store(true, Ordering::Release);
+        }
         if let Some(events) = &self.events {
             events(event);
         }
     }
 
-    /// Starts the worker thread.
+    /// Starts the worker thread (a partitioned version: its units').
     pub fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        if let Held::Units(units) = &self.held {
+            for (started, unit) in units.iter().enumerate() {
+                if let Err(e) = unit.start() {
+                    for unit in &units[..started] {
+                        unit.stop_and_join();
+                    }
+                    return Err(e);
+                }
+            }
+            return Ok(());
+        }
         let handle = crate::worker::spawn(self.clone(), self.config.clone())?;
         *self.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         Ok(())
@@ -321,6 +563,9 @@ impl ProjectionRuntime {
     pub fn stop_and_join(&self) {
         self.request_stop();
         self.source.wake_all();
+        for unit in self.units() {
+            unit.stop_and_join();
+        }
         let handle = self
             .worker
             .lock()
@@ -340,11 +585,25 @@ impl ProjectionRuntime {
         format!("{}@{}", self.name(), self.module.short_hash())
     }
 
+    /// A partitioned version's status is its units': the first failed or
+    /// paused one's, else running once all run.
     pub fn status(&self) -> Status {
-        self.status
+        let own = self
+            .status
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        let units = self.units();
+        if units.is_empty() || matches!(own, Status::Removed { .. }) {
+            return own;
+        }
+        let statuses: Vec<Status> = units.iter().map(|u| u.status()).collect();
+        let first = |f: fn(&Status) -> bool| statuses.iter().find(|s| f(s)).cloned();
+        first(|s| matches!(s, Status::Failed { .. }))
+            .or_else(|| first(|s| matches!(s, Status::Paused { .. })))
+            .or_else(|| first(|s| matches!(s, Status::Starting)))
+            .or_else(|| first(|s| matches!(s, Status::Running)))
+            .unwrap_or(Status::Stopped)
     }
 
     pub fn set_status(&self, status: Status) {
@@ -352,10 +611,24 @@ impl ProjectionRuntime {
     }
 
     pub fn source_status(&self) -> SourceStatus {
-        self.source_status
+        let own = self
+            .source_status
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        self.units().iter().fold(own, |mut all, unit| {
+            let unit = unit.source_status();
+            if all.health == SourceHealth::Ok {
+                all.health = unit.health;
+            }
+            for warning in unit.warnings {
+                if !all.warnings.contains(&warning) {
+                    all.warnings.push(warning);
+                }
+            }
+            all.held_behind.extend(unit.held_behind);
+            all
+        })
     }
 
     pub fn set_source_status(&self, status: SourceStatus) {
@@ -367,6 +640,9 @@ impl ProjectionRuntime {
 
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        for unit in self.units() {
+            unit.request_stop();
+        }
     }
 
     pub fn stop_requested(&self) -> bool {
@@ -381,6 +657,15 @@ impl ProjectionRuntime {
     /// Asks the worker to run dead-lettered and parked events again; the
     /// receiver gets its report once it has (or an error if it stops first).
     pub fn request_retry(&self) -> std::sync::mpsc::Receiver<Result<RetryReport, String>> {
+        if self.is_partitioned() {
+            let pending: Vec<_> = self.units().iter().map(|u| u.request_retry()).collect();
+            return gather(pending, |all, unit: RetryReport| RetryReport {
+                retried: all.retried + unit.retried,
+                applied: all.applied + unit.applied,
+                failed: all.failed + unit.failed,
+                still_parked: all.still_parked + unit.still_parked,
+            });
+        }
         let (reply, report) = std::sync::mpsc::channel();
         match &mut *self.retries.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(pending) => pending.push(reply),
@@ -398,7 +683,12 @@ impl ProjectionRuntime {
 
     /// Asks the worker to remove all but the `keep` newest skipped-event
     /// records; the receiver gets how many it removed.
+    /// (A partitioned version's units each keep `keep`.)
     pub fn request_purge(&self, keep: usize) -> std::sync::mpsc::Receiver<Result<u64, String>> {
+        if self.is_partitioned() {
+            let pending: Vec<_> = self.units().iter().map(|u| u.request_purge(keep)).collect();
+            return gather(pending, |all, unit| all + unit);
+        }
         let (reply, removed) = std::sync::mpsc::channel();
         match &mut *self.purges.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(pending) => pending.push((keep, reply)),
@@ -457,13 +747,21 @@ impl ProjectionRuntime {
 
     /// Events in the sources this version has not applied yet.
     pub fn lag(&self) -> Result<u64, StoreError> {
-        let offsets = self.store.reader()?.offsets()?;
+        let offsets = self.reader()?.offsets()?;
         Ok(self.partitions(&offsets).iter().map(|p| p.lag).sum())
     }
 
     /// How long this version has been stalled (lag, running, and no
     /// progress for `stall_after`), if it is.
     pub fn stalled_for(&self, lag: u64) -> Option<std::time::Duration> {
+        if self.is_partitioned() {
+            // Stalled when a unit with lag is: the longest such stall.
+            return self
+                .units()
+                .iter()
+                .filter_map(|u| u.lag().ok().and_then(|lag| u.stalled_for(lag)))
+                .max();
+        }
         crate::metrics::stalled_for(&self.metrics, &self.status(), lag, self.config.stall_after)
     }
 
@@ -473,6 +771,9 @@ impl ProjectionRuntime {
             let topic = &binding.logical;
             for (partition, head) in self.source.heads(&binding.physical).into_iter().enumerate() {
                 let partition = partition as u32;
+                if !self.partitions.includes(partition) {
+                    continue;
+                }
                 let offset = offsets.get(topic, partition);
                 partitions.push(PartitionProgress {
                     source: topic.clone(),
@@ -487,7 +788,7 @@ impl ProjectionRuntime {
     }
 
     pub fn info(&self) -> Result<ProjectionInfo, StoreError> {
-        let reader = self.store.reader()?;
+        let reader = self.reader()?;
         let offsets = reader.offsets()?;
         let partitions = self.partitions(&offsets);
         let lag = partitions.iter().map(|p| p.lag).sum();
@@ -534,7 +835,26 @@ impl ProjectionRuntime {
             }
         };
         let descriptor = &self.module.descriptor;
+        let units = self
+            .units()
+            .iter()
+            .map(|unit| {
+                let reader = unit.reader()?;
+                let offsets = reader.offsets()?;
+                Ok(UnitInfo {
+                    unit: match unit.partitions {
+                        Partitions::Only(index) => index,
+                        Partitions::All => 0,
+                    },
+                    status: unit.status(),
+                    events_applied: reader.events_applied()?,
+                    keys: reader.key_count()?,
+                    lag: unit.partitions(&offsets).iter().map(|p| p.lag).sum(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(ProjectionInfo {
+            units,
             progress,
             name: descriptor.name.clone(),
             version: descriptor.version.clone(),
@@ -548,7 +868,13 @@ impl ProjectionRuntime {
             keys: reader.key_count()?,
             lag,
             stalled: self.stalled_for(lag).is_some(),
-            seconds_since_progress: self.metrics.since_progress().as_secs_f64(),
+            seconds_since_progress: self
+                .units()
+                .iter()
+                .map(|u| u.metrics.since_progress())
+                .max()
+                .unwrap_or_else(|| self.metrics.since_progress())
+                .as_secs_f64(),
             partitions,
             offsets,
             last_error,
@@ -571,7 +897,7 @@ impl ProjectionRuntime {
         if !self.module.descriptor.queries.iter().any(|q| q == name) {
             return Err(self.unknown_query(name));
         }
-        let reader: StateReader = self.store.reader()?;
+        let reader: StateReader = self.reader()?;
         self.query_reader(reader, name, args)
     }
 
@@ -625,6 +951,48 @@ impl ProjectionRuntime {
             },
         }
     }
+}
+
+/// What a unit's state file and snapshots go by: `<hash>.unit-<index>`.
+pub fn unit_file_key(hash: &str, partitions: Partitions) -> String {
+    match partitions {
+        Partitions::All => hash.to_owned(),
+        Partitions::Only(index) => format!("{hash}.unit-{index}"),
+    }
+}
+
+/// One answer from the answers of every unit, folded by `add`; the first
+/// unit's error is the answer when one fails.
+fn gather<T: Default + Send + 'static>(
+    pending: Vec<std::sync::mpsc::Receiver<Result<T, String>>>,
+    add: impl Fn(T, T) -> T + Send + 'static,
+) -> std::sync::mpsc::Receiver<Result<T, String>> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    let collect = move || {
+        let mut all = T::default();
+        for (unit, receiver) in pending.into_iter().enumerate() {
+            match receiver.recv() {
+                Ok(Ok(part)) => all = add(all, part),
+                Ok(Err(e)) => return Err(format!("unit {unit}: {e}")),
+                Err(_) => return Err(format!("unit {unit} stopped before it answered")),
+            }
+        }
+        Ok(all)
+    };
+    let spawned = std::thread::Builder::new()
+        .name("gather-units".into())
+        .spawn({
+            let reply = reply.clone();
+            move || {
+                let _ = reply.send(collect());
+            }
+        });
+    if let Err(e) = spawned {
+        let _ = reply.send(Err(format!(
+            "cannot start a thread to gather the units' answers: {e}"
+        )));
+    }
+    answer
 }
 
 pub(crate) fn unix_now() -> u64 {

@@ -434,7 +434,12 @@ fn log_page_damaged_only_when_read(file: &Path) -> u64 {
                 physical: "orders".into(),
             };
             let mut subscription = log
-                .subscribe("probe", &[binding], &Offsets::default())
+                .subscribe(
+                    "probe",
+                    &[binding],
+                    projector::source::Partitions::All,
+                    &Offsets::default(),
+                )
                 .unwrap();
             let damaged = loop {
                 let mut out = Vec::new();

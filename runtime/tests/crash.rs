@@ -325,7 +325,12 @@ fn read_log(data: &Path) -> BTreeMap<(String, u32), Vec<Event>> {
             physical: topic.clone(),
         };
         let mut subscription = log
-            .subscribe("crash-test", &[binding], &Offsets::default())
+            .subscribe(
+                "crash-test",
+                &[binding],
+                projector::source::Partitions::All,
+                &Offsets::default(),
+            )
             .unwrap();
         for partition in 0..partitions {
             streams.entry((topic.clone(), partition)).or_default();

@@ -318,6 +318,7 @@ fn dropping_a_subscription_with_unread_messages_does_not_hang() {
             .subscribe(
                 "hang-check",
                 std::slice::from_ref(&binding),
+                projector::source::Partitions::All,
                 &Offsets::default(),
             )
             .unwrap();

@@ -94,7 +94,7 @@ pub(super) async fn list(
     }
     let projection = projection(&state, &name)?;
     blocking(move || {
-        let reader = projection.store.reader()?;
+        let reader = projection.reader()?;
         let mut records = reader.failures(kind, params.after, limit + 1)?;
         let more = records.len() > limit;
         records.truncate(limit);
@@ -138,7 +138,7 @@ pub(super) async fn retry(
     let report = projection.request_retry();
     blocking(move || {
         let report = worker_reply(report, &projection, WorkerRequest::Retry)?;
-        let counts = projection.store.reader()?.failure_counts()?;
+        let counts = projection.reader()?.failure_counts()?;
         Ok(Json(json!({
             "projection": projection.name(),
             "hash": projection.module.hash,
@@ -263,7 +263,7 @@ pub(super) async fn purge(
     let removed = projection.request_purge(request.keep);
     blocking(move || {
         let removed = worker_reply(removed, &projection, WorkerRequest::Purge)?;
-        let counts = projection.store.reader()?.failure_counts()?;
+        let counts = projection.reader()?.failure_counts()?;
         Ok(Json(json!({
             "projection": projection.name(),
             "removed": removed,

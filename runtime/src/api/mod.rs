@@ -271,6 +271,7 @@ fn snapshot_json(listed: &crate::snapshot::Listed) -> Value {
             "file": file,
             "valid": true,
             "hash": info.meta.hash,
+            "unit": info.meta.hash.split_once(".unit-").and_then(|(_, unit)| unit.parse::<u32>().ok()),
             "state_version": info.meta.state_version,
             "created_unix_ms": info.meta.created_unix_ms,
             "events_applied": info.meta.events_applied,
@@ -349,27 +350,47 @@ async fn create_snapshot(
 ) -> Result<Json<Value>, ApiError> {
     let projection = projection(&state, &name)?;
     blocking(move || {
-        let reader = projection
-            .store
-            .reader()
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let module = &projection.module;
-        let version = crate::snapshot::ProjectionVersion {
-            name: &module.descriptor.name,
-            hash: &module.hash,
-            state_version: module.descriptor.state_version,
+        // A partitioned projection: one snapshot per unit, each of its own
+        // state file.
+        let parts: Vec<_> = if projection.is_partitioned() {
+            projection.units().to_vec()
+        } else {
+            vec![projection.clone()]
         };
-        let info = crate::snapshot::write(
-            state.registry.snapshots_dir(),
-            version,
-            &reader,
-            state.registry.snapshots_keep(),
-        )
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        if let Some(store) = state.registry.snapshot_store() {
-            store.publish(&info, state.registry.snapshots_keep());
+        let mut written = Vec::new();
+        for part in parts {
+            let reader = part
+                .reader()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let module = &part.module;
+            let key = part.file_key();
+            let version = crate::snapshot::ProjectionVersion {
+                name: &module.descriptor.name,
+                hash: &key,
+                state_version: module.descriptor.state_version,
+            };
+            let info = crate::snapshot::write(
+                state.registry.snapshots_dir(),
+                version,
+                &reader,
+                state.registry.snapshots_keep(),
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+            if let Some(store) = state.registry.snapshot_store() {
+                store.publish(&info, state.registry.snapshots_keep());
+            }
+            written.push(snapshot_json(&crate::snapshot::Listed::Valid(info)));
         }
-        Ok(Json(snapshot_json(&crate::snapshot::Listed::Valid(info))))
+        if !projection.is_partitioned() {
+            return Ok(Json(written.pop().unwrap_or_default()));
+        }
+        let total = |field: &str| -> u64 { written.iter().filter_map(|w| w[field].as_u64()).sum() };
+        Ok(Json(json!({
+            "events_applied": total("events_applied"),
+            "keys": total("keys"),
+            "size_bytes": total("size_bytes"),
+            "units": written,
+        })))
     })
     .await
 }

@@ -189,7 +189,7 @@ pub(super) fn view(
 ) -> Result<View, ApiError> {
     match at {
         ReadAt::Live => {
-            let reader = projection.store.reader()?;
+            let reader = projection.reader()?;
             let offsets = reader.offsets()?;
             Ok(View {
                 reader,
@@ -308,7 +308,7 @@ pub(super) async fn consistent_read(
         }
         let mut current = Vec::new();
         for p in &involved {
-            let offsets = p.store.reader()?.offsets()?;
+            let offsets = p.reader()?.offsets()?;
             current.push(positions::to_source_topics(&p.topics, &offsets));
         }
         // Source topic -> the projections (indexes) that read it.
@@ -376,7 +376,7 @@ pub(super) async fn consistent_read(
                 at_least: positions::to_module_topics(p, &at_least[i])
                     .map_err(|e| bad_offsets("min_offsets", e))?,
             };
-            let reader = p.store.reader()?;
+            let reader = p.reader()?;
             let now = reader.offsets()?;
             let early = match barrier.check(&now) {
                 Some(true) => Some(Reached::Exact(Box::new(reader))),
@@ -385,7 +385,7 @@ pub(super) async fn consistent_read(
             };
             let pending = match early {
                 Some(_) => None,
-                None => Some(p.store.barrier(Barrier {
+                None => Some(p.barrier(Barrier {
                     exact: barrier.exact.clone(),
                     at_least: barrier.at_least.clone(),
                 })),
@@ -422,7 +422,7 @@ pub(super) async fn consistent_read(
     if !late.is_empty() {
         let mut stood = serde_json::Map::new();
         for p in &involved {
-            let offsets = p.store.reader()?.offsets()?;
+            let offsets = p.reader()?.offsets()?;
             stood.insert(
                 p.name().to_owned(),
                 json!(positions::to_source_topics(&p.topics, &offsets)),

@@ -354,7 +354,11 @@ impl Collector for ProjectionCollector {
                 let Ok(info) = projection.info() else {
                     continue;
                 };
-                let state_bytes = std::fs::metadata(projection.store.path()).map_or(0, |m| m.len());
+                let state_bytes = projection
+                    .stores()
+                    .iter()
+                    .map(|store| std::fs::metadata(store.path()).map_or(0, |m| m.len()))
+                    .sum();
                 let stalled = info.stalled;
                 samples.push(Sample {
                     projection,

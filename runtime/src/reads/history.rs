@@ -257,13 +257,16 @@ fn replay(
     let mut subscription = projection.source.subscribe(
         &format!("{}.as-of", projection.name()),
         &projection.topics,
+        // A partitioned projection's units hold disjoint keys: one replay
+        // of every partition gives their union.
+        crate::source::Partitions::All,
         start,
     )?;
     let policy = projection.config.error_policy;
     // The live worker's failure book as of the start: the parked keys the
     // snapshot carries, and the events operators passed over.
     let mut book = FailureBook::load(&store.reader()?, &projection.module.hash)?;
-    book.load_operator_skips(&projection.store.reader()?)?;
+    book.load_operator_skips(&projection.reader()?)?;
     let mut replayed = 0;
     let mut raw = Vec::with_capacity(BATCH);
     let mut last_event = Instant::now();

@@ -91,17 +91,22 @@ pub async fn wait_for(
     target: &Offsets,
     deadline: Instant,
 ) -> Result<Offsets, WaitError> {
-    let mut commits = projection.store.watch_commits();
+    // One signal per state file (a partitioned projection has several).
+    let mut commits = projection.watch_commits();
     loop {
         // Marked seen before reading, so a commit after the read wakes us.
-        commits.borrow_and_update();
-        let reached = projection.store.reader()?.offsets()?;
+        for signal in &mut commits {
+            signal.borrow_and_update();
+        }
+        let reached = projection.reader()?.offsets()?;
         if reached.reached(target) {
             return Ok(reached);
         }
-        let woke = tokio::time::timeout_at(deadline.into(), commits.changed()).await;
-        if !matches!(woke, Ok(Ok(()))) {
-            let reached = projection.store.reader()?.offsets()?;
+        let any_commit =
+            futures_util::future::select_all(commits.iter_mut().map(|c| Box::pin(c.changed())));
+        let woke = tokio::time::timeout_at(deadline.into(), any_commit).await;
+        if !matches!(woke, Ok((Ok(()), _, _))) {
+            let reached = projection.reader()?.offsets()?;
             if reached.reached(target) {
                 return Ok(reached);
             }

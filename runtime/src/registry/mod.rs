@@ -19,8 +19,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::projection::{ProjectionRuntime, Role, SharedProjection, Status, WorkerEvent, unix_now};
-use crate::source::Source;
+use crate::projection::{
+    ProjectionRuntime, Role, SharedProjection, Status, WorkerEvent, unit_file_key, unix_now,
+};
+use crate::source::{Partitions, Source};
+use crate::store::StateStore;
 use crate::wasm::{LoadedModule, WasmHost};
 use crate::worker::{SkipOrder, WorkerConfig};
 use sidecar::Settings;
@@ -379,6 +382,17 @@ fn worker_start_error(e: std::io::Error) -> String {
     format!("could not start the worker thread: {e}")
 }
 
+/// The names the state files of version `hash` go by: the hash, or one
+/// per unit of a partitioned projection.
+fn file_keys(hash: &str, units: Option<u32>) -> Vec<String> {
+    match units {
+        None => vec![hash.to_owned()],
+        Some(units) => (0..units)
+            .map(|unit| unit_file_key(hash, Partitions::Only(unit)))
+            .collect(),
+    }
+}
+
 /// A file tag no other rebuild in this process uses.
 fn unique_tag(kind: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -393,7 +407,6 @@ fn unique_tag(kind: &str) -> String {
 /// topics differently can be compared.
 fn physical_offsets(version: &SharedProjection) -> Result<BTreeMap<(String, u32), u64>, String> {
     let offsets = version
-        .store
         .reader()
         .and_then(|r| r.offsets())
         .map_err(|e| e.to_string())?;
@@ -732,42 +745,131 @@ impl Inner {
         }
     }
 
-    /// A new version (or a restarted one) with the settings its sidecar gave.
+    /// A new version (or a restarted one) with the settings its sidecar
+    /// gave, over `stores`: its state file, or its units' in order.
     fn runtime(
         &self,
         module: LoadedModule,
-        store: Arc<crate::store::StateStore>,
+        stores: Vec<Arc<StateStore>>,
         settings: Settings,
-    ) -> ProjectionRuntime {
-        let commands = self
-            .commands
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        ProjectionRuntime::new(
+    ) -> Result<ProjectionRuntime, String> {
+        let events = || {
+            let commands = self
+                .commands
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            move |event| {
+                let _ = commands.send(Command::Worker(event));
+            }
+        };
+        let Some(units) = settings.units else {
+            let [store] = <[_; 1]>::try_from(stores).map_err(|stores| {
+                format!(
+                    "{} is not partitioned but {} state files were given",
+                    module.descriptor.name,
+                    stores.len()
+                )
+            })?;
+            return Ok(ProjectionRuntime::new(
+                module,
+                store,
+                settings.source,
+                settings.topics,
+                settings.config,
+            )
+            .with_events(events()));
+        };
+        if stores.len() != units as usize {
+            return Err(format!(
+                "{} has {units} units but {} state files were given",
+                module.descriptor.name,
+                stores.len()
+            ));
+        }
+        let units = (0u32..)
+            .zip(stores)
+            .map(|(index, store)| {
+                Arc::new(
+                    ProjectionRuntime::unit(
+                        module.clone(),
+                        store,
+                        index,
+                        settings.source.clone(),
+                        settings.topics.clone(),
+                        settings.config.clone(),
+                    )
+                    .with_events(events()),
+                )
+            })
+            .collect();
+        Ok(ProjectionRuntime::partitioned(
             module,
-            store,
+            units,
             settings.source,
             settings.topics,
             settings.config,
         )
-        .with_events(move |event| {
-            let _ = commands.send(Command::Worker(event));
-        })
+        .with_events(events()))
+    }
+
+    /// Opens the state of version `hash` of `name` as `units` lays it out
+    /// (one file, or one per unit), or with `fresh` new files for a rebuild.
+    fn open_state(
+        &self,
+        name: &str,
+        hash: &str,
+        units: Option<u32>,
+        fresh: Option<&str>,
+    ) -> Result<Vec<Arc<StateStore>>, String> {
+        file_keys(hash, units)
+            .iter()
+            .map(|key| self.files.open(name, key, fresh))
+            .collect()
+    }
+
+    /// Makes the files of version `hash` name the files `version` uses.
+    fn alias_state(
+        &self,
+        name: &str,
+        hash: &str,
+        version: &ProjectionRuntime,
+    ) -> Result<(), String> {
+        let keys = file_keys(hash, Settings::of(version).units);
+        for (key, store) in keys.iter().zip(version.stores()) {
+            self.files.alias(name, key, &store)?;
+        }
+        Ok(())
+    }
+
+    /// After a rebuild replaced the serving files of the same hash, makes
+    /// the names of version `hash` name the rebuilt files.
+    fn promote_state(
+        &self,
+        name: &str,
+        hash: &str,
+        version: &ProjectionRuntime,
+    ) -> Result<(), String> {
+        let keys = file_keys(hash, Settings::of(version).units);
+        for (key, store) in keys.iter().zip(version.stores()) {
+            self.files.promote(name, key, &store)?;
+        }
+        Ok(())
     }
 
     /// A projection with no serving version: it serves at once, from its
     /// retained state file if this exact version ran before.
     fn start_serving(&self, module: LoadedModule, settings: Settings) -> Result<(), String> {
         let name = module.descriptor.name.clone();
-        let store = self.files.open(&name, &module.hash, None)?;
-        let projection = Arc::new(self.runtime(module, store, settings));
+        let stores = self.open_state(&name, &module.hash, settings.units, None)?;
+        let projection = Arc::new(self.runtime(module, stores, settings)?);
         projection.start().map_err(worker_start_error)?;
         tracing::info!(
             projection = %name,
             version = %projection.module.short_hash(),
             file = %projection.module.file.display(),
             source_kind = projection.source.kind(),
+            units = projection.units().len(),
             compiled_from_cache = projection.module.from_cache,
             "projection started"
         );
@@ -849,11 +951,8 @@ impl Inner {
         if changes.is_empty() {
             return Ok(());
         }
-        let next = Arc::new(self.runtime(
-            version.module.clone(),
-            version.store.clone(),
-            settings.clone(),
-        ));
+        let next =
+            Arc::new(self.runtime(version.module.clone(), version.stores(), settings.clone())?);
         next.set_role(version.role());
         version.stop_and_join();
         if let Err(e) = next.start() {
@@ -885,8 +984,8 @@ impl Inner {
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
         // Everything that can fail happens while the old version still runs.
-        let next = Arc::new(self.runtime(module, serving.store.clone(), settings));
-        self.files.alias(&name, &next.module.hash, &serving.store)?;
+        let next = Arc::new(self.runtime(module, serving.stores(), settings)?);
+        self.alias_state(&name, &next.module.hash, serving)?;
         serving.stop_and_join();
         if let Err(e) = next.start() {
             self.restart(serving);
@@ -917,13 +1016,12 @@ impl Inner {
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
         let from = building.module.short_hash().to_owned();
-        self.files
-            .alias(&name, &module.hash, &building.store)
+        self.alias_state(&name, &module.hash, building)
             .map_err(|e| format!("{}: {e}", module.file.display()))?;
-        let store = building.store.clone();
+        let stores = building.stores();
         self.drop_build(&name, building);
         tracing::info!(projection = %name, from = %from, to = %module.short_hash(), "the new version has the state version of the one being built: it goes on from that build's progress");
-        self.build_with(serving, module, store, settings)
+        self.build_with(serving, module, stores, settings)
     }
 
     /// A new state layout or binding: build the new version in the shadow
@@ -937,21 +1035,20 @@ impl Inner {
         fresh_file: Option<&str>,
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
-        let store = self.files.open(&name, &module.hash, fresh_file)?;
-        self.build_with(serving, module, store, settings)
+        let stores = self.open_state(&name, &module.hash, settings.units, fresh_file)?;
+        self.build_with(serving, module, stores, settings)
     }
 
     fn build_with(
         &self,
         serving: &SharedProjection,
         module: LoadedModule,
-        store: Arc<crate::store::StateStore>,
+        stores: Vec<Arc<StateStore>>,
         settings: Settings,
     ) -> Result<(), String> {
         let name = module.descriptor.name.clone();
-        let building = Arc::new(self.runtime(module, store, settings));
+        let building = Arc::new(self.runtime(module, stores, settings)?);
         let position: u64 = building
-            .store
             .reader()
             .and_then(|r| r.offsets())
             .map_err(|e| e.to_string())?
@@ -983,9 +1080,13 @@ impl Inner {
 
     fn caught_up(&self, name: &str, hash: &str, instance: u64) {
         let Some(slot) = self.slot(name) else { return };
-        let Some(building) = slot.building.filter(|b| b.instance == instance) else {
+        let Some(building) = slot.building.filter(|b| b.is_or_holds(instance)) else {
             return;
         };
+        // A partitioned build swaps once every unit has caught up.
+        if !building.caught_up() {
+            return;
+        }
         // Freeze the serving version (it keeps answering reads), then let
         // the new one reach exactly its offsets: answers never go back.
         if let Some(old) = &slot.serving {
@@ -1004,7 +1105,7 @@ impl Inner {
         }
         // Name the rebuilt file first, so a crash after the swap restarts
         // from what was swapped in.
-        if let Err(e) = self.files.promote(name, hash, &building.store) {
+        if let Err(e) = self.promote_state(name, hash, &building) {
             tracing::warn!(projection = %name, version = %building.module.short_hash(), "swap abandoned: {e}");
             self.drop_build(name, &building);
             self.reject(&building.module.file, Some(hash.to_owned()), e);
@@ -1057,22 +1158,28 @@ impl Inner {
     /// for the version that failed to replace it).
     fn restart(&self, stopped: &SharedProjection) {
         let name = stopped.name().to_owned();
-        let runtime = Arc::new(self.runtime(
-            stopped.module.clone(),
-            stopped.store.clone(),
-            Settings::of(stopped),
-        ));
-        match runtime.start() {
-            Ok(()) => self.update_slot(&name, |slot| slot.serving = Some(runtime)),
+        let runtime = self
+            .runtime(
+                stopped.module.clone(),
+                stopped.stores(),
+                Settings::of(stopped),
+            )
+            .map(Arc::new)
+            .and_then(|runtime| {
+                runtime.start().map_err(worker_start_error)?;
+                Ok(runtime)
+            });
+        match runtime {
+            Ok(runtime) => self.update_slot(&name, |slot| slot.serving = Some(runtime)),
             Err(e) => {
-                tracing::error!(projection = %name, version = %stopped.module.short_hash(), "could not restart the serving version: {}", worker_start_error(e))
+                tracing::error!(projection = %name, version = %stopped.module.short_hash(), "could not restart the serving version: {e}")
             }
         }
     }
 
     fn halted(&self, name: &str, hash: &str, instance: u64, message: &str) {
         let Some(slot) = self.slot(name) else { return };
-        let Some(building) = slot.building.filter(|b| b.instance == instance) else {
+        let Some(building) = slot.building.filter(|b| b.is_or_holds(instance)) else {
             return;
         };
         self.drop_build(name, &building);
@@ -1141,6 +1248,12 @@ impl Inner {
             ));
         }
         self.refuse_over_upgrade(name, &serving, "restore")?;
+        if serving.is_partitioned() {
+            return Err(format!(
+                "projection {name:?} is partitioned: its snapshots are per unit and a restore of one unit's snapshot is not supported; \
+                 `projector replay {name}` rebuilds every unit, and a unit whose state file is lost or damaged is restored from its newest snapshot by itself at start"
+            ));
+        }
         let info = crate::snapshot::verify(snapshot).map_err(|e| e.to_string())?;
         let module = &serving.module;
         if info.meta.name != name || info.meta.state_version != module.descriptor.state_version {
@@ -1156,7 +1269,12 @@ impl Inner {
         let store =
             self.files
                 .restore_fresh(name, &module.hash, snapshot, &unique_tag("restore"))?;
-        self.build_with(&serving, module.clone(), store, Settings::of(&serving))
+        self.build_with(
+            &serving,
+            module.clone(),
+            vec![store],
+            Settings::of(&serving),
+        )
     }
 
     fn resume(&self, name: &str, request: ResumeRequest) -> Result<Resumed, ResumeError> {
@@ -1199,7 +1317,12 @@ impl Inner {
         // The worker has ended; this collects its thread.
         serving.stop_and_join();
         let settings = self.resume_settings(&serving);
-        let mut runtime = self.runtime(serving.module.clone(), serving.store.clone(), settings);
+        let mut runtime = self
+            .runtime(serving.module.clone(), serving.stores(), settings)
+            .map_err(|reason| ResumeError::Start {
+                name: name.to_owned(),
+                reason,
+            })?;
         if let Some(order) = &skipped {
             runtime = runtime.with_skip_order(order.clone());
         }

@@ -37,6 +37,22 @@ pub(super) struct Sidecar {
     /// This projection's resource limits, over the global `[limits]`.
     #[serde(default)]
     limits: LimitOverrides,
+    /// `"partitioned"`: each state key is written by events of one source
+    /// partition, so the state is kept per unit (partition p of every
+    /// topic) and units fold in parallel. Default `"global"`.
+    #[serde(default)]
+    scale: Scale,
+}
+
+/// How a projection's state divides.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Scale {
+    /// One state over every partition.
+    #[default]
+    Global,
+    /// One state per unit of co-partitioned source partitions.
+    Partitioned,
 }
 
 /// `[limits]` in a sidecar: each key overrides the global setting. The
@@ -134,6 +150,9 @@ impl Sidecar {
 pub(super) struct Settings {
     pub(super) source: Arc<dyn Source>,
     pub(super) topics: Vec<TopicBinding>,
+    /// `Some(units)` for a partitioned projection: its topics' partition
+    /// count when the version started.
+    pub(super) units: Option<u32>,
     /// The global worker settings with the sidecar's overrides.
     pub(super) config: WorkerConfig,
 }
@@ -144,6 +163,9 @@ impl Settings {
         Self {
             source: version.source.clone(),
             topics: version.topics.clone(),
+            units: version
+                .is_partitioned()
+                .then(|| version.units().len() as u32),
             config: version.config.clone(),
         }
     }
@@ -151,7 +173,9 @@ impl Settings {
     /// Whether these settings read the same events as `version` does (same
     /// source, same real topics): its state is then valid under them.
     pub(super) fn binds_like(&self, version: &ProjectionRuntime) -> bool {
-        self.source.kind() == version.source.kind() && self.topics == version.topics
+        self.source.kind() == version.source.kind()
+            && self.topics == version.topics
+            && self.units == Settings::of(version).units
     }
 
     /// How the binding differs from `version`'s, for the log.
@@ -163,6 +187,15 @@ impl Settings {
                 version.source.kind(),
                 self.source.kind()
             ));
+        }
+        let units = Settings::of(version).units;
+        if self.units != units {
+            let scale = |units: Option<u32>| {
+                units.map_or("global".to_owned(), |n| {
+                    format!("partitioned into {n} units")
+                })
+            };
+            changes.push(format!("scale: {} -> {}", scale(units), scale(self.units)));
         }
         for (old, new) in version.topics.iter().zip(&self.topics) {
             if old.physical != new.physical {
@@ -287,7 +320,7 @@ pub(super) fn settings(
             ));
         }
     };
-    let topics = module_topics
+    let topics: Vec<TopicBinding> = module_topics
         .iter()
         .map(|logical| TopicBinding {
             logical: logical.clone(),
@@ -307,11 +340,65 @@ pub(super) fn settings(
     if let Some(keep) = sidecar.keep_skipped {
         config.keep_skipped = keep;
     }
+    let units = match sidecar.scale {
+        Scale::Global => None,
+        Scale::Partitioned => Some(unit_count(&path, source.as_ref(), &topics)?),
+    };
     Ok(Settings {
         source,
         topics,
+        units,
         config,
     })
+}
+
+/// The units of a partitioned projection: the partition count its topics
+/// share. Topics of unequal counts are refused: partition p of one would
+/// not hold the keys of partition p of another.
+pub(super) fn unit_count(
+    sidecar: &Path,
+    source: &dyn Source,
+    topics: &[TopicBinding],
+) -> Result<u32, String> {
+    let mut counts = Vec::new();
+    for binding in topics {
+        match source.partition_count(&binding.physical) {
+            Ok(Some(count)) => counts.push((binding.physical.as_str(), count)),
+            Ok(None) => {
+                return Err(format!(
+                    "{}: scale = \"partitioned\" needs the partition count of topic {:?}, which does not exist in the {} source yet; create it first (its partitions become the projection's units)",
+                    sidecar.display(),
+                    binding.physical,
+                    source.kind()
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{}: scale = \"partitioned\": cannot read the partition count of topic {:?}: {e}",
+                    sidecar.display(),
+                    binding.physical
+                ));
+            }
+        }
+    }
+    let Some(&(_, first)) = counts.first() else {
+        return Err(format!(
+            "{}: scale = \"partitioned\" needs at least one topic",
+            sidecar.display()
+        ));
+    };
+    if counts.iter().any(|&(_, count)| count != first) {
+        let listed: Vec<String> = counts
+            .iter()
+            .map(|(topic, count)| format!("{topic}: {count}"))
+            .collect();
+        return Err(format!(
+            "{}: scale = \"partitioned\" needs topics of equal partition counts (partition p of each is one unit), but they have {}; give them equal counts or remove scale",
+            sidecar.display(),
+            listed.join(", ")
+        ));
+    }
+    Ok(first)
 }
 
 #[cfg(test)]

@@ -165,7 +165,6 @@ impl Harness {
 
     fn count(version: &SharedProjection) -> u64 {
         version
-            .store
             .reader()
             .unwrap()
             .get(b"n")
@@ -174,12 +173,12 @@ impl Harness {
     }
 
     fn applied(version: &SharedProjection) -> u64 {
-        version.store.reader().unwrap().events_applied().unwrap()
+        version.reader().unwrap().events_applied().unwrap()
     }
 
     /// Events read past (applied or passed over by the error policy).
     fn position(version: &SharedProjection) -> u64 {
-        let offsets = version.store.reader().unwrap().offsets().unwrap();
+        let offsets = version.reader().unwrap().offsets().unwrap();
         offsets.iter().map(|(_, _, next)| next).sum()
     }
 
@@ -289,7 +288,10 @@ fn a_new_version_of_the_building_state_version_goes_on_from_that_build() {
         }
         Role::Serving => panic!("v3 must build in the shadow"),
     }
-    assert!(Arc::ptr_eq(&v3.store, &v2.store), "one state file");
+    assert!(
+        Arc::ptr_eq(v3.store().unwrap(), v2.store().unwrap()),
+        "one state file"
+    );
     h.publish(10);
     h.wait("v3 to swap in", true, || {
         h.serving("c").module.descriptor.version == "3" && Harness::count(&h.serving("c")) == 60
@@ -308,7 +310,7 @@ fn a_module_rejected_at_start_keeps_its_projections_state() {
     h.wait("v1 to apply", true, || {
         Harness::applied(&h.serving("c")) == 5
     });
-    let state = h.serving("c").store.path().to_owned();
+    let state = h.serving("c").store().unwrap().path().to_owned();
     // A bad deploy, then a restart: the file no longer loads.
     h.inner.stop_name("c", &file, "the process stopped");
     h.inner.slots.write().unwrap().clear();
@@ -345,7 +347,7 @@ fn a_removed_projection_is_forgotten_and_its_state_deleted_after_the_retention()
             hash: &serving.module.hash,
             state_version: 1,
         },
-        &serving.store.reader().unwrap(),
+        &serving.reader().unwrap(),
         3,
     )
     .unwrap();
@@ -432,7 +434,10 @@ fn sidecar_settings_apply_to_the_running_version_without_replay() {
     assert_ne!(running.instance, halted.instance);
     assert_eq!(running.config.error_policy, ErrorPolicy::Skip);
     assert_eq!(running.config.batch_max_events, 2);
-    assert!(Arc::ptr_eq(&running.store, &halted.store), "no replay");
+    assert!(
+        Arc::ptr_eq(running.store().unwrap(), halted.store().unwrap()),
+        "no replay"
+    );
     h.wait("the failed events to be skipped", true, || {
         Harness::position(&h.serving("c")) == 3
     });

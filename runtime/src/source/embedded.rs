@@ -20,7 +20,8 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ChangeSignal, Source, SourceError, SourceHealth, SourceStatus, Subscription, TopicBinding,
+    ChangeSignal, Partitions, Source, SourceError, SourceHealth, SourceStatus, Subscription,
+    TopicBinding,
 };
 use crate::event::{Event, NewRecord, Offsets};
 use crate::partitioner::partition_for_key;
@@ -659,6 +660,7 @@ impl Source for EmbeddedLog {
         &self,
         projection: &str,
         topics: &[TopicBinding],
+        partitions: Partitions,
         from: &Offsets,
     ) -> Result<Box<dyn Subscription>, SourceError> {
         self.guarded(|| {
@@ -684,10 +686,20 @@ impl Source for EmbeddedLog {
         Ok(Box::new(EmbeddedSubscription {
             log: self.clone(),
             topics: topics.to_vec(),
+            partitions,
             positions: from.clone(),
             rotate: 0,
             missing: Vec::new(),
             failing: None,
+        }))
+    }
+
+    fn partition_count(&self, topic: &str) -> Result<Option<u32>, SourceError> {
+        let existing = self.guarded(|| self.reader()?.partitions(topic))?;
+        Ok(Some(if existing == 0 {
+            self.default_partitions
+        } else {
+            existing
         }))
     }
 
@@ -705,6 +717,7 @@ impl Source for EmbeddedLog {
 struct EmbeddedSubscription {
     log: EmbeddedLog,
     topics: Vec<TopicBinding>,
+    partitions: Partitions,
     /// Next offset per logical topic and partition.
     positions: Offsets,
     /// Starting partition of the next read, so no partition starves others.
@@ -745,7 +758,7 @@ impl EmbeddedSubscription {
             if partitions == 0 {
                 self.missing.push(binding.physical.clone());
             }
-            for partition in 0..partitions {
+            for partition in (0..partitions).filter(|&p| self.partitions.includes(p)) {
                 streams.push((binding, partition));
             }
         }
@@ -805,7 +818,9 @@ impl Subscription for EmbeddedSubscription {
             Ok(self.topics.iter().all(|binding| {
                 reader.heads(&binding.physical).is_ok_and(|heads| {
                     heads.iter().enumerate().all(|(partition, head)| {
-                        self.positions.get(&binding.logical, partition as u32) >= *head
+                        let partition = partition as u32;
+                        !self.partitions.includes(partition)
+                            || self.positions.get(&binding.logical, partition) >= *head
                     })
                 })
             }))
@@ -841,7 +856,9 @@ mod tests {
             logical: topic.to_owned(),
             physical: topic.to_owned(),
         };
-        let mut subscription = log.subscribe("test", &[binding], from).unwrap();
+        let mut subscription = log
+            .subscribe("test", &[binding], crate::source::Partitions::All, from)
+            .unwrap();
         subscription.poll_batch(max, Duration::ZERO, out).unwrap();
     }
 
@@ -956,13 +973,18 @@ mod tests {
         let mut at_head = Offsets::default();
         at_head.set("logical", 0, 1);
         assert!(
-            log.subscribe("p", std::slice::from_ref(&binding), &at_head)
-                .is_ok()
+            log.subscribe(
+                "p",
+                std::slice::from_ref(&binding),
+                crate::source::Partitions::All,
+                &at_head
+            )
+            .is_ok()
         );
         let mut ahead = Offsets::default();
         ahead.set("logical", 1, 5);
         let err = log
-            .subscribe("p", &[binding], &ahead)
+            .subscribe("p", &[binding], crate::source::Partitions::All, &ahead)
             .err()
             .unwrap()
             .to_string();
@@ -1030,7 +1052,12 @@ mod tests {
             physical: "t".into(),
         };
         let mut subscription = log
-            .subscribe("test", &[binding], &Offsets::default())
+            .subscribe(
+                "test",
+                &[binding],
+                crate::source::Partitions::All,
+                &Offsets::default(),
+            )
             .unwrap();
         for _ in 0..2 {
             let mut out = Vec::new();

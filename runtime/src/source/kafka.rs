@@ -21,7 +21,9 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
-use super::{Source, SourceError, SourceHealth, SourceStatus, Subscription, TopicBinding};
+use super::{
+    Partitions, Source, SourceError, SourceHealth, SourceStatus, Subscription, TopicBinding,
+};
 use crate::event::{Event, Offsets};
 use crate::projection::unix_now;
 
@@ -126,6 +128,7 @@ impl Source for KafkaSource {
         &self,
         projection: &str,
         topics: &[TopicBinding],
+        partitions: Partitions,
         from: &Offsets,
     ) -> Result<Box<dyn Subscription>, SourceError> {
         let consumer: BaseConsumer = self
@@ -139,6 +142,7 @@ impl Source for KafkaSource {
             heads: self.heads.clone(),
             projection: projection.to_owned(),
             bindings: topics.to_vec(),
+            partitions,
             positions: from.clone(),
             assigned: HashMap::new(),
             health: SourceHealth::Ok,
@@ -151,6 +155,23 @@ impl Source for KafkaSource {
         };
         subscription.refresh();
         Ok(Box::new(subscription))
+    }
+
+    fn partition_count(&self, topic: &str) -> Result<Option<u32>, SourceError> {
+        let consumer: BaseConsumer = self
+            .config
+            .client_config("partition-count")
+            .create_with_context(DefaultConsumerContext)
+            .map_err(|e| SourceError::Kafka(format!("cannot create a consumer: {e}")))?;
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| SourceError::Kafka(format!("metadata request failed: {e}")))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as u32))
     }
 
     fn heads(&self, topic: &str) -> Vec<u64> {
@@ -174,6 +195,7 @@ struct KafkaSubscription {
     projection: String,
     /// Real topic and the name the module knows; a few, so found by a scan.
     bindings: Vec<TopicBinding>,
+    partitions: Partitions,
     /// Next offset per logical topic and partition.
     positions: Offsets,
     /// Real topic -> partitions assigned so far (0..n).
@@ -254,7 +276,7 @@ impl KafkaSubscription {
                 continue;
             };
             let already = self.assigned.get(&binding.physical).copied().unwrap_or(0);
-            for partition in already..count {
+            for partition in (already..count).filter(|&p| self.partitions.includes(p)) {
                 let next = self.positions.get(&binding.logical, partition);
                 let offset = if next == 0 {
                     Offset::Beginning
@@ -289,8 +311,20 @@ impl KafkaSubscription {
             }
         }
         for (binding, count) in counts {
+            // The heads of partitions other units read are theirs to set.
+            let known = self
+                .heads
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&binding.physical)
+                .cloned()
+                .unwrap_or_default();
             let mut heads = Vec::with_capacity(count as usize);
             for partition in 0..count {
+                if !self.partitions.includes(partition) {
+                    heads.push(known.get(partition as usize).copied().unwrap_or(0));
+                    continue;
+                }
                 let cached = self.cached_watermarks(&binding.physical, partition);
                 let (low, high) = cached.unwrap_or((None, 0));
                 heads.push(high);
@@ -565,12 +599,14 @@ impl Subscription for KafkaSubscription {
         // last saw; unknown until its first fetch answered.
         self.bindings.iter().all(|binding| {
             let assigned = self.assigned.get(&binding.physical).copied().unwrap_or(0);
-            (0..assigned).all(|partition| {
-                self.cached_watermarks(&binding.physical, partition)
-                    .is_some_and(|(_, high)| {
-                        self.positions.get(&binding.logical, partition) >= high
-                    })
-            })
+            (0..assigned)
+                .filter(|&p| self.partitions.includes(p))
+                .all(|partition| {
+                    self.cached_watermarks(&binding.physical, partition)
+                        .is_some_and(|(_, high)| {
+                            self.positions.get(&binding.logical, partition) >= high
+                        })
+                })
         })
     }
 

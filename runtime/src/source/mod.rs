@@ -67,19 +67,43 @@ pub struct SourceStatus {
     pub held_behind: Vec<(String, u32)>,
 }
 
+/// Which partitions of its topics a subscription reads: all of them, or
+/// one unit of a partitioned projection (partition `p` of every topic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum Partitions {
+    #[default]
+    All,
+    Only(u32),
+}
+
+impl Partitions {
+    pub fn includes(self, partition: u32) -> bool {
+        match self {
+            Partitions::All => true,
+            Partitions::Only(only) => only == partition,
+        }
+    }
+}
+
 /// A source of partitioned topics.
 pub trait Source: Send + Sync + 'static {
     /// `"embedded"` or `"kafka"`.
     fn kind(&self) -> &'static str;
 
-    /// Opens a reader of `topics` for `projection`, positioned at `from`
-    /// (missing partitions start at their beginning).
+    /// Opens a reader of `partitions` of `topics` for `projection`,
+    /// positioned at `from` (missing partitions start at their beginning).
     fn subscribe(
         &self,
         projection: &str,
         topics: &[TopicBinding],
+        partitions: Partitions,
         from: &Offsets,
     ) -> Result<Box<dyn Subscription>, SourceError>;
+
+    /// How many partitions the real topic `topic` has, or will have when
+    /// its first event creates it (the embedded log's default); `None`
+    /// when it does not exist and that is not known.
+    fn partition_count(&self, topic: &str) -> Result<Option<u32>, SourceError>;
 
     /// Next offset to be written, per partition of the real topic `topic`:
     /// best effort (possibly stale, empty if unknown), for lag.

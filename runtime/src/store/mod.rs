@@ -446,8 +446,8 @@ impl StateStore {
     }
 }
 
-/// Read access to one consistent version of a projection's state.
-pub struct StateReader {
+/// Read access to one state file at one instant.
+struct FileReader {
     /// Kept so [`StateReader::fork`] can open the tables again.
     txn: std::sync::Arc<redb::ReadTransaction>,
     state: ReadOnlyTable<&'static [u8], &'static [u8]>,
@@ -457,21 +457,21 @@ pub struct StateReader {
     path: PathBuf,
 }
 
-impl std::fmt::Debug for StateReader {
+impl std::fmt::Debug for FileReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateReader")
+        f.debug_struct("FileReader")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl StateReader {
+impl FileReader {
     fn open(txn: std::sync::Arc<redb::ReadTransaction>, path: PathBuf) -> Result<Self, StoreError> {
         let storage = |err: redb::TableError| StoreError::Storage {
             path: path.clone(),
             source: err.into(),
         };
-        Ok(StateReader {
+        Ok(FileReader {
             state: txn.open_table(STATE).map_err(storage)?,
             offsets: txn.open_table(OFFSETS).map_err(storage)?,
             meta: txn.open_table(META).map_err(storage)?,
@@ -483,8 +483,8 @@ impl StateReader {
 
     /// A second reader of the same transaction: the same state and offsets
     /// (custom queries consume a reader).
-    pub fn fork(&self) -> Result<StateReader, StoreError> {
-        StateReader::open(self.txn.clone(), self.path.clone())
+    fn fork(&self) -> Result<FileReader, StoreError> {
+        FileReader::open(self.txn.clone(), self.path.clone())
     }
 
     fn storage(&self, err: impl Into<redb::Error>) -> StoreError {
@@ -495,16 +495,14 @@ impl StateReader {
     }
 
     /// The state file this reader reads.
-    pub fn path(&self) -> &Path {
+    fn path(&self) -> &Path {
         &self.path
     }
 
     /// Every state entry, ascending, from this reader's one transaction:
     /// a streaming full scan (for snapshots), so the state is never held in
     /// memory whole.
-    pub fn iter_all(
-        &self,
-    ) -> Result<impl Iterator<Item = Result<Entry, StoreError>> + '_, StoreError> {
+    fn iter_all(&self) -> Result<impl Iterator<Item = Result<Entry, StoreError>> + '_, StoreError> {
         let range = self.state.iter().map_err(|e| self.storage(e))?;
         Ok(range.map(|entry| {
             let (key, value) = entry.map_err(|e| self.storage(e))?;
@@ -512,7 +510,7 @@ impl StateReader {
         }))
     }
 
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .state
             .get(key)
@@ -522,7 +520,7 @@ impl StateReader {
 
     /// Up to `limit` entries with `prefix`, ascending, strictly after
     /// `start_after` when given.
-    pub fn scan(
+    fn scan(
         &self,
         prefix: &[u8],
         start_after: Option<&[u8]>,
@@ -547,7 +545,7 @@ impl StateReader {
         Ok(entries)
     }
 
-    pub fn offsets(&self) -> Result<Offsets, StoreError> {
+    fn offsets(&self) -> Result<Offsets, StoreError> {
         let mut offsets = Offsets::default();
         for entry in self.offsets.iter().map_err(|e| self.storage(e))? {
             let (key, next) = entry.map_err(|e| self.storage(e))?;
@@ -557,7 +555,7 @@ impl StateReader {
         Ok(offsets)
     }
 
-    pub fn events_applied(&self) -> Result<u64, StoreError> {
+    fn events_applied(&self) -> Result<u64, StoreError> {
         Ok(self
             .meta
             .get(EVENTS_APPLIED)
@@ -567,7 +565,7 @@ impl StateReader {
 
     /// Failure records of `kind` (all kinds when `None`) with ids above
     /// `after`, ascending, at most `limit`.
-    pub fn failures(
+    fn failures(
         &self,
         kind: Option<FailureKind>,
         after: Option<u64>,
@@ -592,7 +590,7 @@ impl StateReader {
         Ok(records)
     }
 
-    pub fn failure_counts(&self) -> Result<FailureCounts, StoreError> {
+    fn failure_counts(&self) -> Result<FailureCounts, StoreError> {
         let mut counts = FailureCounts::default();
         for kind in FailureKind::ALL {
             *counts.get_mut(kind) = self
@@ -605,7 +603,7 @@ impl StateReader {
     }
 
     /// The newest failure record.
-    pub fn last_failure(&self) -> Result<Option<FailedEvent>, StoreError> {
+    fn last_failure(&self) -> Result<Option<FailedEvent>, StoreError> {
         let Some(entry) = self.failed.last().map_err(|e| self.storage(e))? else {
             return Ok(None);
         };
@@ -614,7 +612,7 @@ impl StateReader {
     }
 
     /// The id the next failure record gets.
-    pub fn next_failure_id(&self) -> Result<u64, StoreError> {
+    fn next_failure_id(&self) -> Result<u64, StoreError> {
         Ok(self
             .meta
             .get(NEXT_FAILURE_ID)
@@ -623,9 +621,227 @@ impl StateReader {
     }
 
     /// Number of keys in the state table.
-    pub fn key_count(&self) -> Result<u64, StoreError> {
+    fn key_count(&self) -> Result<u64, StoreError> {
         use redb::ReadableTableMetadata;
         self.state.len().map_err(|e| self.storage(e))
+    }
+}
+
+/// Read access to one consistent version of a projection's state: its state
+/// file, or for a partitioned projection the files of its units (disjoint
+/// keys and partitions), each read at one instant and seen as one state.
+pub struct StateReader {
+    /// In unit order; exactly one for a projection that is not partitioned.
+    files: Vec<FileReader>,
+}
+
+impl std::fmt::Debug for StateReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.files).finish()
+    }
+}
+
+impl StateReader {
+    fn open(txn: std::sync::Arc<redb::ReadTransaction>, path: PathBuf) -> Result<Self, StoreError> {
+        Ok(StateReader {
+            files: vec![FileReader::open(txn, path)?],
+        })
+    }
+
+    /// The readers of a partitioned projection's units, in unit order, as
+    /// one: keys are looked up in every unit, scans merged in key order,
+    /// offsets joined, counts added. Failure record ids are made unique as
+    /// `id * units + unit`.
+    pub fn units(units: Vec<StateReader>) -> StateReader {
+        StateReader {
+            files: units.into_iter().flat_map(|u| u.files).collect(),
+        }
+    }
+
+    /// How many state files this reader reads (units of a partitioned
+    /// projection; 1 otherwise).
+    pub fn unit_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// A second reader of the same transactions: the same state and offsets
+    /// (custom queries consume a reader).
+    pub fn fork(&self) -> Result<StateReader, StoreError> {
+        Ok(StateReader {
+            files: self
+                .files
+                .iter()
+                .map(FileReader::fork)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The state file this reader reads (the first unit's, when several).
+    pub fn path(&self) -> &Path {
+        self.files.first().map_or(Path::new(""), |f| f.path())
+    }
+
+    /// Every state entry, ascending, from this reader's transactions: a
+    /// streaming full scan (for snapshots), so the state is never held in
+    /// memory whole.
+    pub fn iter_all(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<Entry, StoreError>> + '_, StoreError> {
+        let parts = self
+            .files
+            .iter()
+            .map(|f| f.iter_all().map(|it| it.peekable()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MergeByKey { parts })
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let [only] = self.files.as_slice() {
+            return only.get(key);
+        }
+        for file in &self.files {
+            if let Some(value) = file.get(key)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Up to `limit` entries with `prefix`, ascending, strictly after
+    /// `start_after` when given.
+    pub fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        if let [only] = self.files.as_slice() {
+            return only.scan(prefix, start_after, limit);
+        }
+        let mut entries = Vec::new();
+        for file in &self.files {
+            entries.extend(file.scan(prefix, start_after, limit)?);
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, first| later.0 == first.0);
+        entries.truncate(limit);
+        Ok(entries)
+    }
+
+    pub fn offsets(&self) -> Result<Offsets, StoreError> {
+        let mut offsets = Offsets::default();
+        for file in &self.files {
+            for (topic, partition, next) in file.offsets()?.iter() {
+                offsets.set(topic, partition, next);
+            }
+        }
+        Ok(offsets)
+    }
+
+    pub fn events_applied(&self) -> Result<u64, StoreError> {
+        self.files.iter().map(FileReader::events_applied).sum()
+    }
+
+    /// Failure records of `kind` (all kinds when `None`) with ids above
+    /// `after`, ascending, at most `limit`.
+    pub fn failures(
+        &self,
+        kind: Option<FailureKind>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<FailedEvent>, StoreError> {
+        if let [only] = self.files.as_slice() {
+            return only.failures(kind, after, limit);
+        }
+        let units = self.files.len() as u64;
+        let mut records = Vec::new();
+        for (unit, file) in (0u64..).zip(&self.files) {
+            // Global id = local * units + unit > after  <=>  local > (after - unit) / units.
+            let local_after = after.and_then(|after| after.checked_sub(unit).map(|a| a / units));
+            for mut record in file.failures(kind, local_after, limit)? {
+                record.id = record.id * units + unit;
+                records.push(record);
+            }
+        }
+        records.sort_by_key(|r| r.id);
+        records.truncate(limit);
+        Ok(records)
+    }
+
+    pub fn failure_counts(&self) -> Result<FailureCounts, StoreError> {
+        let mut counts = FailureCounts::default();
+        for file in &self.files {
+            let unit = file.failure_counts()?;
+            counts.skipped += unit.skipped;
+            counts.dead_letters += unit.dead_letters;
+            counts.parked += unit.parked;
+        }
+        Ok(counts)
+    }
+
+    /// The newest failure record (the most recent failure of any unit).
+    pub fn last_failure(&self) -> Result<Option<FailedEvent>, StoreError> {
+        if let [only] = self.files.as_slice() {
+            return only.last_failure();
+        }
+        let units = self.files.len() as u64;
+        let mut newest: Option<FailedEvent> = None;
+        for (unit, file) in (0u64..).zip(&self.files) {
+            if let Some(mut record) = file.last_failure()? {
+                record.id = record.id * units + unit;
+                if newest
+                    .as_ref()
+                    .is_none_or(|n| (record.failed_at, record.id) > (n.failed_at, n.id))
+                {
+                    newest = Some(record);
+                }
+            }
+        }
+        Ok(newest)
+    }
+
+    /// The id the next failure record of this state file gets (a worker's
+    /// own file).
+    pub fn next_failure_id(&self) -> Result<u64, StoreError> {
+        self.files
+            .iter()
+            .map(FileReader::next_failure_id)
+            .try_fold(0, |max, id| id.map(|id| max.max(id)))
+    }
+
+    /// Number of keys in the state.
+    pub fn key_count(&self) -> Result<u64, StoreError> {
+        self.files.iter().map(FileReader::key_count).sum()
+    }
+}
+
+/// Entries of several ascending iterators, ascending.
+struct MergeByKey<I: Iterator<Item = Result<Entry, StoreError>>> {
+    parts: Vec<std::iter::Peekable<I>>,
+}
+
+impl<I: Iterator<Item = Result<Entry, StoreError>>> Iterator for MergeByKey<I> {
+    type Item = Result<Entry, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut smallest: Option<(usize, &Vec<u8>)> = None;
+        for (i, part) in self.parts.iter_mut().enumerate() {
+            match part.peek() {
+                None => {}
+                // An error goes out first.
+                Some(Err(_)) => {
+                    let failed = i;
+                    return self.parts[failed].next();
+                }
+                Some(Ok((key, _))) => {
+                    if smallest.is_none_or(|(_, best)| key < best) {
+                        smallest = Some((i, key));
+                    }
+                }
+            }
+        }
+        let (i, _) = smallest?;
+        self.parts[i].next()
     }
 }
 

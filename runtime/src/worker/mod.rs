@@ -23,7 +23,8 @@ use crate::metrics::ErrorKind;
 use crate::projection::{ProjectionRuntime, Status, WorkerEvent, unix_now};
 use crate::source::{SourceError, Subscription};
 use crate::store::{
-    Changes, CommitPositions, FailedEvent, FailureChanges, FailureKind, Overlay, StoreError,
+    Changes, CommitPositions, FailedEvent, FailureChanges, FailureKind, Overlay, StateStore,
+    StoreError,
 };
 use crate::wasm::{Instance, Limits, RunError, bindings, to_wit_event};
 
@@ -120,8 +121,12 @@ pub fn spawn(
             let span = tracing::info_span!(
                 "projection",
                 projection = %projection.name(),
-                version = %projection.module.short_hash()
+                version = %projection.module.short_hash(),
+                unit = tracing::field::Empty
             );
+            if let crate::source::Partitions::Only(unit) = projection.partitions {
+                span.record("unit", unit);
+            }
             let _entered = span.enter();
             priority::lower_this_thread(config.worker_nice);
             let ended = |message: String| {
@@ -154,7 +159,7 @@ pub fn spawn(
                 return ended(format!("the worker crashed: {reason}"));
             }
             projection.refuse_retries("the projection stopped before the retry ran");
-            if let Err(e) = projection.store.sync() {
+            if let Some(Err(e)) = projection.store().map(|store| store.sync()) {
                 tracing::error!(error = %e, "final sync failed");
             }
             if matches!(projection.status(), Status::Running | Status::Paused { .. }) {
@@ -175,6 +180,8 @@ fn failed(event: Option<&bindings::Event>, message: String) -> Status {
 
 struct Worker<'a> {
     projection: &'a ProjectionRuntime,
+    /// The state file this worker folds into.
+    store: Arc<StateStore>,
     subscription: Box<dyn Subscription>,
     config: &'a WorkerConfig,
     label: String,
@@ -318,7 +325,13 @@ impl<'a> Worker<'a> {
             .instantiate_with(&label, &config.limits)
             .map_err(|e| e.to_string())?;
         instance.interrupt_on(projection.stop_flag());
-        let reader = projection.store.reader().map_err(|e| e.to_string())?;
+        let store = projection.store().cloned().ok_or_else(|| {
+            format!(
+                "{} is a partitioned version: its units fold, each into its own state file",
+                projection.label()
+            )
+        })?;
+        let reader = store.reader().map_err(|e| e.to_string())?;
         let positions = reader.offsets().map_err(|e| e.to_string())?;
         let mut failures =
             FailureBook::load(&reader, &projection.module.hash).map_err(|e| e.to_string())?;
@@ -328,20 +341,22 @@ impl<'a> Worker<'a> {
         }
         let subscription = projection
             .source
-            .subscribe(projection.name(), &projection.topics, &positions)
+            .subscribe(
+                projection.name(),
+                &projection.topics,
+                projection.partitions,
+                &positions,
+            )
             .map_err(|e| format!("cannot open the source: {e}"))?;
         projection.set_source_status(subscription.status());
         let events_applied = reader.events_applied().map_err(|e| e.to_string())?;
-        let committer = spawn_committer(
-            projection.store.clone(),
-            projection.name(),
-            config.worker_nice,
-        )
-        .map_err(|e| format!("cannot start the commit thread: {e}"))?;
+        let committer = spawn_committer(store.clone(), projection.name(), config.worker_nice)
+            .map_err(|e| format!("cannot start the commit thread: {e}"))?;
         Ok(Self {
             positions,
             events_applied,
             projection,
+            store,
             subscription,
             config,
             label,
@@ -469,7 +484,7 @@ impl<'a> Worker<'a> {
             return;
         }
         if self.dirty {
-            match self.projection.store.sync() {
+            match self.store.sync() {
                 Ok(()) => self.mark_durable(),
                 Err(e) => {
                     tracing::error!(error = %e, "sync failed");
@@ -516,7 +531,7 @@ impl<'a> Worker<'a> {
     /// Makes pending non-durable commits durable once the interval is over.
     fn sync_if_due(&mut self) {
         if self.dirty && self.last_durable.elapsed() >= self.config.sync_interval {
-            match self.projection.store.sync() {
+            match self.store.sync() {
                 Ok(()) => self.mark_durable(),
                 Err(e) if e.needs_reopen() => {
                     let _ = self.recover_storage(e);
@@ -553,7 +568,7 @@ impl<'a> Worker<'a> {
             return;
         }
         self.last_snapshot = (self.events_applied, Instant::now());
-        let reader = match self.projection.store.reader() {
+        let reader = match self.store.reader() {
             Ok(reader) => reader,
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot skipped");
@@ -567,7 +582,7 @@ impl<'a> Worker<'a> {
             dir: policy.dir.clone(),
             keep: policy.keep,
             name: module.descriptor.name.clone(),
-            hash: module.hash.clone(),
+            hash: self.projection.file_key(),
             state_version: module.descriptor.state_version,
             nice: self.config.worker_nice,
             store: self.config.snapshot_store.clone(),
@@ -593,7 +608,7 @@ impl<'a> Worker<'a> {
         if self.instance.is_poisoned() && !self.recreate_instance() {
             return Flow::Halt;
         }
-        let base = match self.projection.store.reader() {
+        let base = match self.store.reader() {
             Ok(base) => base,
             Err(e) => return self.storage_failed(e),
         };
@@ -819,7 +834,7 @@ impl<'a> Worker<'a> {
         if new == 0 {
             return Ok(());
         }
-        let reader = self.projection.store.reader()?;
+        let reader = self.store.reader()?;
         let stored = reader.failure_counts()?.skipped as usize;
         let excess = (stored + new).saturating_sub(self.config.keep_skipped);
         if excess == 0 {
@@ -846,7 +861,7 @@ impl<'a> Worker<'a> {
     fn purge_skipped(&mut self, keep: usize) -> Result<u64, Flow> {
         let mut removed = 0;
         loop {
-            let page = self.projection.store.reader().and_then(|reader| {
+            let page = self.store.reader().and_then(|reader| {
                 let stored = reader.failure_counts()?.skipped as usize;
                 let excess = stored.saturating_sub(keep).min(PAGE);
                 reader.failures(Some(FailureKind::Skipped), None, excess)
@@ -880,7 +895,7 @@ impl<'a> Worker<'a> {
         if self.instance.is_poisoned() && !self.recreate_instance() {
             return Err(Flow::Halt);
         }
-        let base = match self.projection.store.reader() {
+        let base = match self.store.reader() {
             Ok(base) => base,
             Err(e) => return Err(self.storage_failed(e)),
         };
@@ -910,7 +925,6 @@ impl<'a> Worker<'a> {
         let mut after = None;
         loop {
             let page = self
-                .projection
                 .store
                 .reader()
                 .and_then(|reader| reader.failures(None, after, PAGE));
@@ -984,7 +998,6 @@ impl<'a> Worker<'a> {
             }
         }
         let book = self
-            .projection
             .store
             .reader()
             .and_then(|reader| FailureBook::load(&reader, &self.projection.module.hash));
@@ -1053,7 +1066,7 @@ impl<'a> Worker<'a> {
         let durable = self.last_durable.elapsed() >= self.config.sync_interval;
         let events_applied = self.events_applied + count;
         let started = Instant::now();
-        let result = self.projection.store.commit_with_failures(
+        let result = self.store.commit_with_failures(
             overlay,
             CommitPositions {
                 offsets: &positions,
@@ -1108,11 +1121,7 @@ impl<'a> Worker<'a> {
             if self.wait_or_stop(STORAGE_RETRY) {
                 return Flow::Halt;
             }
-            let attempt = self
-                .projection
-                .store
-                .reopen()
-                .and_then(|()| self.projection.store.sync());
+            let attempt = self.store.reopen().and_then(|()| self.store.sync());
             match attempt {
                 Ok(()) => break,
                 Err(e) => {
@@ -1120,7 +1129,7 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        let resumed = self.projection.store.reader().and_then(|reader| {
+        let resumed = self.store.reader().and_then(|reader| {
             Ok((
                 reader.offsets()?,
                 reader.events_applied()?,
@@ -1136,6 +1145,7 @@ impl<'a> Worker<'a> {
         let subscription = match self.projection.source.subscribe(
             self.projection.name(),
             &self.projection.topics,
+            self.projection.partitions,
             &positions,
         ) {
             Ok(subscription) => subscription,

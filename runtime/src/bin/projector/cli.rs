@@ -877,14 +877,27 @@ fn snapshot(command: SnapshotCommand) -> Result<ExitCode> {
                 }
             }
         }
-        SnapshotCommand::Create { .. } => writeln!(
-            out,
-            "snapshot {} written ({} events, {} keys, {} bytes)",
-            answer["file"].as_str().unwrap_or_default(),
-            answer["events_applied"],
-            answer["keys"],
-            answer["size_bytes"]
-        )?,
+        SnapshotCommand::Create { .. } => {
+            // A partitioned projection answers one snapshot per unit.
+            let written = match answer["units"].as_array() {
+                Some(units) => units.clone(),
+                None => vec![answer],
+            };
+            for snap in written {
+                let unit = snap["unit"]
+                    .as_u64()
+                    .map(|unit| format!("unit {unit}: "))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{unit}snapshot {} written ({} events, {} keys, {} bytes)",
+                    snap["file"].as_str().unwrap_or_default(),
+                    snap["events_applied"],
+                    snap["keys"],
+                    snap["size_bytes"]
+                )?;
+            }
+        }
         _ => writeln!(
             out,
             "restoring in the shadow as {}; `projector status` shows progress",
