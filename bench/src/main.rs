@@ -14,6 +14,8 @@
 //! - E (`memory`): peak RSS of 10 projections with 1M keys each.
 //! - F (`languages`): scenario A for every SDK language vs Rust.
 //! - `scaling`: events/s with 1, 2, 4 and 8 projections on one topic.
+//! - `units`: one partitioned projection's units on 1 and 2 threads vs the
+//!   same projection kept globally.
 //!
 //! `--scenarios a,d` runs a subset; `--events N` shrinks every scenario to
 //! N events for a quick look (`--keys` picks A's key counts). The old forms `--kafka` and `--languages`
@@ -36,6 +38,7 @@ mod report;
 mod scaling;
 mod server;
 mod startup;
+mod units;
 
 use report::Report;
 
@@ -48,12 +51,17 @@ enum Scenario {
     E,
     F,
     Scaling,
+    Units,
 }
 
 #[derive(Debug, Parser)]
 pub struct Args {
-    /// Scenarios to run, comma-separated (a, b, c, d, e, f, scaling).
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,f,scaling")]
+    /// Scenarios to run, comma-separated (a, b, c, d, e, f, scaling, units).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "a,b,c,d,e,f,scaling,units"
+    )]
     scenarios: Vec<Scenario>,
     /// Events of every scenario, instead of each one's own sizes (a quick
     /// run); A and F then use 10k keys only.
@@ -146,6 +154,7 @@ fn main() -> Result<()> {
             Scenario::E => ("E", memory::run(&args, &mut report)),
             Scenario::F => ("F", languages::run(&args, &mut report)),
             Scenario::Scaling => ("scaling", scaling::run(&args, &mut report)),
+            Scenario::Units => ("units", units::run(&args, &mut report)),
         };
         if let Err(error) = result {
             report.failed(name, &error);

@@ -135,6 +135,9 @@ pub struct FileConfig {
     pub log_cache_mb: Option<usize>,
     /// Nice value (0-19) of the threads that fold events.
     pub worker_nice: Option<i32>,
+    /// Units of one partitioned projection folding at once. Default: the
+    /// machine's cores.
+    pub worker_threads: Option<usize>,
 }
 
 /// `[snapshots]`: periodic snapshots of every projection version.
@@ -238,6 +241,7 @@ pub struct Overrides {
     pub stall_after_ms: Option<u64>,
     /// Replaces the file's `[snapshots] store`.
     pub snapshot_store: Option<String>,
+    pub worker_threads: Option<usize>,
 }
 
 /// The admin token from a value or a file; the more specific level
@@ -406,6 +410,10 @@ impl Config {
                         mb.saturating_mul(1 << 20)
                     }),
                 worker_nice: file.worker_nice.unwrap_or(defaults.worker.worker_nice),
+                worker_threads: overrides
+                    .worker_threads
+                    .or(file.worker_threads)
+                    .unwrap_or(defaults.worker.worker_threads),
             },
             log_cache_bytes: file
                 .log_cache_mb
@@ -471,6 +479,11 @@ impl Config {
         }
         // Settings where zero can only be a mistake.
         let zeros = [
+            (
+                self.worker.worker_threads == 0,
+                "worker_threads",
+                "at least one thread folds",
+            ),
             (
                 self.worker.batch_max_events == 0,
                 "batch_max_events",

@@ -211,6 +211,8 @@ pub struct ProjectionRuntime {
     held: Held,
     /// A unit of a building version that reached the head.
     caught_up: AtomicBool,
+    /// Shared by the units of a partitioned version: how many fold at once.
+    pub(crate) permits: Option<Arc<crate::worker::FoldPermits>>,
     pub source: Arc<dyn Source>,
     pub topics: Vec<TopicBinding>,
     /// Batching, durability and snapshot settings of this projection.
@@ -292,16 +294,19 @@ impl ProjectionRuntime {
 
     /// Unit `index` of a partitioned projection: partition `index` of every
     /// topic, folded into `store`.
+    /// `permits` are shared by all units of the version.
     pub fn unit(
         module: LoadedModule,
         store: Arc<StateStore>,
         index: u32,
+        permits: Arc<crate::worker::FoldPermits>,
         source: Arc<dyn Source>,
         topics: Vec<TopicBinding>,
         config: crate::worker::WorkerConfig,
     ) -> Self {
         let mut unit = Self::new(module, store, source, topics, config);
         unit.partitions = Partitions::Only(index);
+        unit.permits = Some(permits);
         unit
     }
 
@@ -318,6 +323,7 @@ impl ProjectionRuntime {
             partitions: Partitions::All,
             held,
             caught_up: AtomicBool::new(false),
+            permits: None,
             config,
             metrics: crate::metrics::ProjectionMetrics::default(),
             role: RwLock::new(Role::Serving),

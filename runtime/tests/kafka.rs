@@ -73,6 +73,60 @@ fn three_topics_of_four_partitions_fifty_thousand_events() {
     assert_recorded_exactly(&server.state("recorder"), &produced, &logical_of(topics));
 }
 
+/// A partitioned projection on Kafka: unit p reads partition p of each of
+/// its three topics (the recorder's keys are per partition), every event
+/// is recorded once and in order. A sidecar mapping a topic of another
+/// partition count is refused, naming the counts, and the units run on.
+#[test]
+fn a_partitioned_projection_reads_partition_p_of_every_topic_in_unit_p() {
+    let tansu = Tansu::start();
+    let topics = ["u-one", "u-two", "u-three"];
+    for topic in topics {
+        tansu.create_topic(topic, 4);
+    }
+    tansu.create_topic("u-odd", 3);
+    let sidecar = |t3: &str| {
+        format!(
+            "source = \"kafka\"\nscale = \"partitioned\"\n[topics]\nt1 = \"u-one\"\nt2 = \"u-two\"\nt3 = \"{t3}\"\n"
+        )
+    };
+    let server = Server::with_modules(&[RECORDER]);
+    server.add_file("recorder.toml", sidecar("u-three").as_bytes());
+    let server = server
+        .args(&["--kafka", &tansu.bootstrap, "--batch-max-events", "500"])
+        .start();
+    let produced = orders(&topics, 20_000, 0);
+    let producer = TestProducer::new(&tansu.bootstrap);
+    for event in &produced {
+        producer.send(event);
+    }
+    producer.flush();
+
+    let info = server.wait_applied("recorder", 20_000);
+    assert_eq!(source_state(&info), "ok", "{info}");
+    let units = info["units"].as_array().expect("units listed");
+    assert_eq!(units.len(), 4, "{info}");
+    assert!(
+        units.iter().all(|u| u["events_applied"].as_u64() > Some(0)),
+        "{info}"
+    );
+    assert_eq!(info["partitions"].as_array().unwrap().len(), 12);
+    assert_recorded_exactly(&server.state("recorder"), &produced, &logical_of(topics));
+
+    server.add_file("recorder.toml", sidecar("u-odd").as_bytes());
+    let listing = server.wait_for_listing("the sidecar rejected", |listing| {
+        listing["rejected"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let error = listing["rejected"][0]["error"].as_str().unwrap();
+    assert!(error.contains("recorder.toml"), "{error}");
+    assert!(error.contains("u-one: 4, u-two: 4, u-odd: 3"), "{error}");
+    let info = server.projection("recorder");
+    assert_eq!(info["units"].as_array().unwrap().len(), 4);
+    assert_eq!(info["status"]["state"], "running");
+}
+
 #[test]
 fn restarts_mid_stream_lose_and_double_nothing() {
     let tansu = Tansu::start();

@@ -75,6 +75,17 @@ fn a_partitioned_projection_keeps_one_state_file_per_unit_and_answers_as_the_glo
         "the start is logged with its units"
     );
 
+    // Metrics count the units' work as the projection's.
+    let metrics = String::from_utf8(server.get("/metrics").raw).unwrap();
+    let applied = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("projector_events_applied_total{")
+                && l.contains("projection=\"order-totals\"")
+        })
+        .unwrap_or_else(|| panic!("no events counter: {metrics}"));
+    assert!(applied.ends_with(" 2000"), "{applied}");
+
     // Scans (paged, merged in key order), lookups and custom queries.
     let want = fold_order_totals(&events);
     let got = server.state("order-totals");
@@ -162,6 +173,14 @@ fn a_partitioned_projection_keeps_one_state_file_per_unit_and_answers_as_the_glo
     );
     assert_eq!(body["results"][0]["items"], body["results"][1]["items"]);
 
+    let output = server.cli(&["status"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("4 units (partition p of each topic): 0 running"),
+        "{}",
+        stdout(&output)
+    );
+
     // A snapshot per unit, by the CLI.
     let output = server.cli(&["snapshot", "create", "order-totals"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -192,15 +211,37 @@ fn a_partitioned_projection_keeps_one_state_file_per_unit_and_answers_as_the_glo
     assert_eq!(server.state("order-totals"), before);
 }
 
+/// The topic does not exist when the projection starts: its units are the
+/// partitions a first append would create. Created with another count, the
+/// topic no longer matches them: the projection is rebuilt with one unit
+/// per partition in the shadow, and no event of any partition is left out.
 #[test]
-fn a_partitioned_projection_on_a_topic_created_later_gets_the_default_partitions_as_units() {
+fn a_partitioned_projection_follows_its_topic_when_the_partition_count_changes() {
     let server = server();
     let info = server.wait_for("order-totals", "running", |info| {
         info["status"]["state"] == "running"
     });
     assert_eq!(info["units"].as_array().unwrap().len(), PARTITIONS as usize);
-    let events = order_events(0..300);
+
+    let reply = server.post(
+        "/v1/topics/orders",
+        "application/json",
+        br#"{"partitions": 6}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let events = order_events(0..600);
     publish_orders(&server, &events);
-    server.wait_applied("order-totals", events.len() as u64);
+    let info = server.wait_for("order-totals", "six units, every event", |info| {
+        info["units"].as_array().map(Vec::len) == Some(6)
+            && info["events_applied"] == events.len() as u64
+    });
+    assert!(info["building"].is_null(), "{info}");
+    assert!(
+        server
+            .log()
+            .contains("changed their partition count: rebuilding its units"),
+        "{}",
+        server.log()
+    );
     assert_eq!(server.state("order-totals"), fold_order_totals(&events));
 }

@@ -35,6 +35,17 @@ impl DurationHistogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds `other`'s observations to this histogram.
+    pub fn add(&self, other: &DurationHistogram) {
+        for (mine, theirs) in self.buckets.iter().zip(&other.buckets) {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.sum_nanos
+            .fetch_add(other.sum_nanos.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.count
+            .fetch_add(other.count.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Sum in seconds, count, and `(upper bound, count)` per bucket (not
     /// cumulative, `+Inf` last), as the text encoder takes them.
     pub fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {

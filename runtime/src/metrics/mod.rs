@@ -187,6 +187,32 @@ impl ProjectionMetrics {
         self.events_applied.load(Ordering::Relaxed)
     }
 
+    /// The metrics of a partitioned version: its units' added up (progress:
+    /// the most recent unit's).
+    pub fn summed<'a>(units: impl IntoIterator<Item = &'a ProjectionMetrics>) -> Self {
+        let sum = ProjectionMetrics::default();
+        let mut since = None::<Duration>;
+        for unit in units {
+            let add = |mine: &AtomicU64, theirs: &AtomicU64| {
+                mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+            };
+            add(&sum.events_applied, &unit.events_applied);
+            add(&sum.batches, &unit.batches);
+            add(&sum.events_read, &unit.events_read);
+            add(&sum.bytes_read, &unit.bytes_read);
+            for (mine, theirs) in sum.errors.iter().zip(&unit.errors) {
+                add(mine, theirs);
+            }
+            sum.handler.add(&unit.handler);
+            sum.commit.add(&unit.commit);
+            let unit_since = unit.since_progress();
+            since = Some(since.map_or(unit_since, |s| s.min(unit_since)));
+        }
+        let since = since.unwrap_or_default();
+        let epoch = Instant::now().checked_sub(since).unwrap_or(sum.epoch);
+        Self { epoch, ..sum }
+    }
+
     /// Records whether the version is stalled; returns the previous value.
     pub fn swap_stalled(&self, stalled: bool) -> bool {
         self.stalled.swap(stalled, Ordering::Relaxed)
@@ -237,6 +263,8 @@ impl std::fmt::Debug for ProjectionCollector {
 /// One projection version as a scrape sees it.
 struct Sample {
     projection: SharedProjection,
+    /// A partitioned version's units' metrics, added up.
+    summed: Option<ProjectionMetrics>,
     info: ProjectionInfo,
     role: &'static str,
     state_bytes: u64,
@@ -261,7 +289,7 @@ impl Sample {
     }
 
     fn metrics(&self) -> &ProjectionMetrics {
-        &self.projection.metrics
+        self.summed.as_ref().unwrap_or(&self.projection.metrics)
     }
 
     /// One series per source partition, labelled with topic and partition.
@@ -360,7 +388,11 @@ impl Collector for ProjectionCollector {
                     .map(|store| std::fs::metadata(store.path()).map_or(0, |m| m.len()))
                     .sum();
                 let stalled = info.stalled;
+                let summed = projection.is_partitioned().then(|| {
+                    ProjectionMetrics::summed(projection.units().iter().map(|u| &u.metrics))
+                });
                 samples.push(Sample {
+                    summed,
                     projection,
                     info,
                     role,

@@ -369,6 +369,10 @@ impl Registry {
 /// version's offsets (it is normally a few batches behind).
 const SWAP_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How often partitioned projections' topics are checked for a changed
+/// partition count.
+const LAYOUT_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How often the state files are swept while the process runs: often
 /// enough that a file is deleted soon after its retention ends.
 fn sweep_every(retention: std::time::Duration) -> std::time::Duration {
@@ -504,19 +508,26 @@ impl Inner {
         self.sweep();
         let every = sweep_every(self.config.state_retention);
         let mut next_sweep = Instant::now() + every;
+        let mut next_layout_check = Instant::now() + LAYOUT_CHECK;
         loop {
-            let command =
-                match inbox.recv_timeout(next_sweep.saturating_duration_since(Instant::now())) {
-                    Ok(command) => command,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
+            let next = next_sweep.min(next_layout_check);
+            let command = match inbox.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                Ok(command) => command,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if Instant::now() >= next_layout_check {
+                        self.check_unit_layouts();
+                        next_layout_check = Instant::now() + LAYOUT_CHECK;
+                    }
+                    if Instant::now() >= next_sweep {
                         // Removed projections reach their retention while
                         // the process runs, not only across restarts.
                         self.sweep();
                         next_sweep = Instant::now() + every;
-                        continue;
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                };
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
             if matches!(
                 command,
                 Command::Worker(WorkerEvent::CaughtUp { .. }) | Command::Removed(_)
@@ -558,6 +569,69 @@ impl Inner {
             Command::Shutdown => return false,
         }
         true
+    }
+
+    /// A partitioned projection whose topics gained partitions (or whose
+    /// topics now differ in count) no longer matches its units: keys moved
+    /// between partitions, so it is rebuilt in the shadow with the new
+    /// layout while the old one serves, and events of the new partitions
+    /// are never left unread. A layout that cannot be read or is refused
+    /// is reported and the version serves on.
+    fn check_unit_layouts(&self) {
+        let slots: Vec<(String, Slot)> = self
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, slot)| (name.clone(), slot.clone()))
+            .collect();
+        for (name, slot) in slots {
+            let Some(serving) = slot.serving.filter(|s| s.is_partitioned()) else {
+                continue;
+            };
+            if slot.building.is_some() || matches!(serving.status(), Status::Removed { .. }) {
+                continue;
+            }
+            let settings = Settings::of(&serving);
+            let sidecar_file = serving.module.file.with_extension("toml");
+            let units = match sidecar::unit_count(
+                &sidecar_file,
+                settings.source.as_ref(),
+                &settings.topics,
+            ) {
+                Ok(units) => units,
+                Err(error) => {
+                    tracing::warn!(projection = %name, "{error}");
+                    continue;
+                }
+            };
+            if Some(units) == settings.units {
+                continue;
+            }
+            tracing::warn!(
+                projection = %name,
+                version = %serving.module.short_hash(),
+                from = ?settings.units,
+                to = units,
+                "the topics of a partitioned projection changed their partition count: rebuilding its units in the shadow"
+            );
+            let relaid = Settings {
+                units: Some(units),
+                ..settings
+            };
+            if let Err(error) = self.start_build(
+                &serving,
+                serving.module.clone(),
+                relaid,
+                Some(unique_tag("relayout").as_str()),
+            ) {
+                self.reject(
+                    &serving.module.file,
+                    Some(serving.module.hash.clone()),
+                    error,
+                );
+            }
+        }
     }
 
     /// Forgets projections removed for longer than the retention time, then
@@ -787,6 +861,9 @@ impl Inner {
                 stores.len()
             ));
         }
+        let permits = Arc::new(crate::worker::FoldPermits::new(
+            settings.config.worker_threads,
+        ));
         let units = (0u32..)
             .zip(stores)
             .map(|(index, store)| {
@@ -795,6 +872,7 @@ impl Inner {
                         module.clone(),
                         store,
                         index,
+                        permits.clone(),
                         settings.source.clone(),
                         settings.topics.clone(),
                         settings.config.clone(),

@@ -407,6 +407,35 @@ mod tests {
     use crate::worker::SnapshotPolicy;
 
     #[test]
+    fn units_are_the_shared_partition_count_and_unequal_counts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = crate::source::EmbeddedLog::open(&dir.path().join("log.redb"), 4).unwrap();
+        log.create_topic("orders", 6).unwrap();
+        log.create_topic("payments", 6).unwrap();
+        log.create_topic("refunds", 2).unwrap();
+        let bind = |topics: &[&str]| -> Vec<TopicBinding> {
+            topics
+                .iter()
+                .map(|t| TopicBinding {
+                    logical: (*t).into(),
+                    physical: (*t).into(),
+                })
+                .collect()
+        };
+        let sidecar = Path::new("m.toml");
+        assert_eq!(
+            unit_count(sidecar, &log, &bind(&["orders", "payments"])),
+            Ok(6)
+        );
+        // Not created yet: the count a first append gives it.
+        assert_eq!(unit_count(sidecar, &log, &bind(&["later"])), Ok(4));
+        let refused = unit_count(sidecar, &log, &bind(&["orders", "refunds"])).unwrap_err();
+        assert!(refused.contains("m.toml"), "{refused}");
+        assert!(refused.contains("orders: 6, refunds: 2"), "{refused}");
+        log.shutdown();
+    }
+
+    #[test]
     fn sidecar_snapshot_settings_override_the_global_ones() {
         let mut config = WorkerConfig {
             snapshots: Some(SnapshotPolicy {

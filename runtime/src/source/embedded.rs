@@ -899,6 +899,42 @@ mod tests {
     }
 
     #[test]
+    fn a_unit_subscription_reads_and_waits_for_its_partition_only() {
+        use crate::source::Partitions;
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), 3).unwrap();
+        let keys = ["a", "b", "c", "d", "e", "f", "g", "h"];
+        log.append("t", keys.iter().map(|k| record(Some(k), k)).collect())
+            .unwrap();
+        let binding = TopicBinding {
+            logical: "t".into(),
+            physical: "t".into(),
+        };
+        let mut seen = Vec::new();
+        for unit in 0..3 {
+            let mut subscription = log
+                .subscribe(
+                    "unit",
+                    std::slice::from_ref(&binding),
+                    Partitions::Only(unit),
+                    &Offsets::default(),
+                )
+                .unwrap();
+            let mut out = Vec::new();
+            subscription
+                .poll_batch(100, Duration::ZERO, &mut out)
+                .unwrap();
+            assert!(out.iter().all(|e| e.partition == unit), "{out:?}");
+            assert!(subscription.at_head(), "unit {unit} read its partition");
+            seen.extend(out.into_iter().map(|e| e.key.unwrap()));
+        }
+        seen.sort();
+        let all: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+        assert_eq!(seen, all, "the units together read every event once");
+        log.shutdown();
+    }
+
+    #[test]
     fn reads_resume_from_positions_and_respect_max() {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(&dir.path().join("log.redb"), 2).unwrap();

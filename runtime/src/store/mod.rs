@@ -874,6 +874,77 @@ mod tests {
         overlay.put(key.as_bytes().to_vec(), value.as_bytes().to_vec());
     }
 
+    /// A unit's state file holding `keys`, at offset `next` of `partition`.
+    fn unit(dir: &Path, partition: u32, keys: &[&str], next: u64) -> StateStore {
+        let store = StateStore::open(&dir.join(format!("u{partition}.redb"))).unwrap();
+        let mut overlay = Overlay::default();
+        for key in keys {
+            put(&mut overlay, key, &format!("from {partition}"));
+        }
+        let mut offsets = Offsets::default();
+        offsets.set("orders", partition, next);
+        store
+            .commit(
+                &overlay,
+                CommitPositions {
+                    offsets: &offsets,
+                    events_applied: next,
+                },
+                true,
+            )
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn units_read_as_one_state_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let units = [
+            unit(dir.path(), 0, &["c/a", "c/d", "o/1"], 5),
+            unit(dir.path(), 1, &["c/b", "c/e"], 3),
+            unit(dir.path(), 2, &[], 0),
+            unit(dir.path(), 3, &["c/c", "o/2"], 4),
+        ];
+        let reader = StateReader::units(
+            units
+                .iter()
+                .map(|u| u.reader().unwrap())
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(reader.unit_count(), 4);
+        assert_eq!(reader.get(b"c/e").unwrap(), Some(b"from 1".to_vec()));
+        assert_eq!(reader.get(b"o/2").unwrap(), Some(b"from 3".to_vec()));
+        assert_eq!(reader.get(b"c/z").unwrap(), None);
+        let keys = |entries: Entries| -> Vec<String> {
+            entries
+                .into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect()
+        };
+        // Pages of a merged scan, as a client walks them.
+        assert_eq!(keys(reader.scan(b"c/", None, 2).unwrap()), ["c/a", "c/b"]);
+        assert_eq!(
+            keys(reader.scan(b"c/", Some(b"c/b"), 2).unwrap()),
+            ["c/c", "c/d"]
+        );
+        assert_eq!(keys(reader.scan(b"c/", Some(b"c/d"), 2).unwrap()), ["c/e"]);
+        let all: Vec<String> = reader
+            .iter_all()
+            .unwrap()
+            .map(|e| String::from_utf8(e.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(all, ["c/a", "c/b", "c/c", "c/d", "c/e", "o/1", "o/2"]);
+        let offsets = reader.offsets().unwrap();
+        assert_eq!(
+            (0..4).map(|p| offsets.get("orders", p)).collect::<Vec<_>>(),
+            [5, 3, 0, 4]
+        );
+        assert_eq!(reader.events_applied().unwrap(), 12);
+        assert_eq!(reader.key_count().unwrap(), 7);
+        let fork = reader.fork().unwrap();
+        assert_eq!(fork.get(b"c/c").unwrap(), Some(b"from 3".to_vec()));
+    }
+
     #[test]
     fn a_garbage_file_is_reported_as_corrupted() {
         let dir = tempfile::tempdir().unwrap();

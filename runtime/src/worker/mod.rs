@@ -3,6 +3,7 @@
 //! transaction. One OS thread per projection, so a slow module never blocks
 //! the async runtime or another projection.
 
+mod permits;
 mod policy;
 mod priority;
 mod snapshots;
@@ -12,6 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use permits::FoldPermits;
 pub use policy::SkipOrder;
 pub use policy::{ErrorPolicy, RetryReport};
 pub(crate) use policy::{FailureBook, OneByOne, run_one_by_one};
@@ -73,6 +75,8 @@ pub struct WorkerConfig {
     /// Nice value of the worker, commit and snapshot threads (0-19; 0 leaves
     /// them at the process's priority): folding yields the CPU to queries.
     pub worker_nice: i32,
+    /// How many units of one partitioned projection fold at once.
+    pub worker_threads: usize,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -105,6 +109,7 @@ impl Default for WorkerConfig {
             stall_after: Duration::from_secs(30),
             state_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             worker_nice: 10,
+            worker_threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -470,7 +475,20 @@ impl<'a> Worker<'a> {
                 .sum();
             self.projection.metrics.read(raw.len(), bytes as u64);
             let events: Vec<bindings::Event> = raw.drain(..).map(to_wit_event).collect();
-            if let Flow::Halt = self.apply(&events) {
+            // A unit folds only while it holds one of its projection's
+            // permits; stopping while waiting drops the batch unapplied
+            // (the next start reads it again from the state's offsets).
+            let projection = self.projection;
+            let permit = match &projection.permits {
+                Some(permits) => match permits.acquire(IDLE_WAIT, || projection.stop_requested()) {
+                    Some(permit) => Some(permit),
+                    None => break,
+                },
+                None => None,
+            };
+            let flow = self.apply(&events);
+            drop(permit);
+            if let Flow::Halt = flow {
                 return;
             }
         }

@@ -206,6 +206,10 @@ struct RunArgs {
     /// usual variables, e.g. AWS_ENDPOINT, AWS_ACCESS_KEY_ID)
     #[arg(long, env = "PROJECTOR_SNAPSHOT_STORE", value_name = "URL")]
     snapshot_store: Option<String>,
+    /// Units of one partitioned projection folding at once [default: the
+    /// machine's cores]
+    #[arg(long, env = "PROJECTOR_WORKER_THREADS", value_name = "N")]
+    worker_threads: Option<usize>,
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {
@@ -378,6 +382,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             max_in_flight_requests: args.max_in_flight_requests,
             stall_after_ms: args.stall_after_ms,
             snapshot_store: args.snapshot_store,
+            worker_threads: args.worker_threads,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -747,6 +752,9 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
                 p["status"]["reason"].as_str().unwrap_or_default()
             )?;
         }
+        if let Some(note) = units_note(p) {
+            writeln!(out, "  {note}")?;
+        }
         if let Some(note) = failures_note(p) {
             writeln!(out, "  {note}")?;
         }
@@ -772,6 +780,29 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A partitioned projection's units, one line: `4 units (partition p of
+/// each topic): 0 running 512 events, 1 failed 20 events, ...`.
+fn units_note(projection: &Value) -> Option<String> {
+    let units = projection["units"].as_array()?;
+    let each: Vec<String> = units
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {} {} events lag {}",
+                u["unit"],
+                u["status"]["state"].as_str().unwrap_or_default(),
+                u["events_applied"],
+                u["lag"]
+            )
+        })
+        .collect();
+    Some(format!(
+        "{} units (partition p of each topic): {}",
+        units.len(),
+        each.join(", ")
+    ))
 }
 
 /// A shadow build's progress, one line.
