@@ -9,7 +9,7 @@ mod common;
 
 use common::orders::{fold_order_totals, order_events, publish_orders, state_diff};
 use common::{Server, percent, stderr, stdout};
-use projector_test_guests::ORDER_TOTALS;
+use projector_test_guests::{ORDER_TOTALS, ORDER_TOTALS_QUERY, ORDER_TOTALS_V2};
 use serde_json::{Value, json};
 
 const PARTITIONS: u32 = 4;
@@ -30,6 +30,21 @@ fn server() -> Server {
         b"name = \"order-totals-global\"\n",
     );
     server.start()
+}
+
+/// Replaces `order_totals.wasm` with `module` (renamed into place, as a
+/// deploy does) and waits until that version serves; its hash.
+fn deploy(server: &Server, module: &str) -> String {
+    let staged = server.modules_dir().join(".order_totals.wasm.tmp");
+    std::fs::copy(module, &staged).unwrap();
+    std::fs::rename(&staged, server.modules_dir().join("order_totals.wasm")).unwrap();
+    let hash = blake3::hash(&std::fs::read(module).unwrap())
+        .to_hex()
+        .to_string();
+    server.wait_for("order-totals", "the new version", |info| {
+        info["hash"] == hash.as_str() && info["building"].is_null()
+    });
+    hash
 }
 
 fn compact(offsets: &Value) -> String {
@@ -200,6 +215,31 @@ fn a_partitioned_projection_keeps_one_state_file_per_unit_and_answers_as_the_glo
     let log = server.log();
     assert!(!log.contains("building a new version"), "{log}");
 
+    // New query code, same state version: every unit's file is taken over
+    // at once, without replay.
+    let query_hash = deploy(&server, ORDER_TOTALS_QUERY);
+    let info = server.projection("order-totals");
+    assert_eq!(info["events_applied"], applied, "{info}");
+    assert!(server.log().contains("swapped without replay"));
+    for unit in 0..PARTITIONS {
+        let file = folder.join(format!("{query_hash}.unit-{unit}.redb"));
+        assert!(file.exists(), "{} missing", file.display());
+    }
+    let count = server.post(
+        "/v1/projections/order-totals/query/customer-count",
+        "application/json",
+        b"{}",
+    );
+    assert_eq!(count.status, 200, "{}", count.body);
+    // A new state version: every unit rebuilt in the shadow, swapped together.
+    let v2_hash = deploy(&server, ORDER_TOTALS_V2);
+    let info = server.wait_for("order-totals", "v2 caught up", |info| {
+        info["events_applied"] == applied
+    });
+    assert_eq!(info["hash"], v2_hash.as_str());
+    assert_eq!(info["units"].as_array().unwrap().len(), PARTITIONS as usize);
+    assert!(server.log().contains("swapped to the rebuilt version"));
+
     // Made global by its sidecar: a different binding, rebuilt in the
     // shadow and swapped in with the same answers.
     let before = server.state("order-totals");
@@ -244,4 +284,115 @@ fn a_partitioned_projection_follows_its_topic_when_the_partition_count_changes()
         server.log()
     );
     assert_eq!(server.state("order-totals"), fold_order_totals(&events));
+}
+
+/// Failed events are kept per unit: a dead-lettered event of each of several
+/// partitions is listed once, in pages, with ids unique across the units;
+/// a retry runs every unit's. Under `halt`, a failing event stops its unit
+/// only, and `resume --skip` restarts it past the event.
+#[test]
+fn failures_are_kept_per_unit_listed_together_and_resumed_in_their_unit() {
+    use common::hostile::{event, records};
+    let server = common::hostile::server(
+        "scale = \"partitioned\"\nerror_policy = \"dead-letter\"\n",
+        &["--partitions", &PARTITIONS.to_string()],
+    );
+    let keys: Vec<String> = (0..12).map(|k| format!("k{k}")).collect();
+    let mut lines = Vec::new();
+    for key in &keys {
+        lines.push(event("ok", &format!("{key}-1"), key));
+        lines.push(event("fail", &format!("{key}-f"), key));
+        lines.push(event("ok", &format!("{key}-2"), key));
+    }
+    let publish = |lines: &[String]| {
+        let reply = server.post(
+            "/v1/topics/orders/events?key_field=k",
+            "application/x-ndjson",
+            lines.concat().as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    publish(&lines);
+    let info = server.wait_applied("hostile", lines.len() as u64);
+    assert_eq!(info["failures"]["dead_letters"], 12, "{info}");
+    let failing_units = info["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["events_applied"] != 0)
+        .count();
+    assert!(failing_units > 1, "{info}");
+
+    // Paged by `after`: every record once, ids ascending.
+    let mut ids = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let mut path = "/v1/projections/hostile/dead-letters?limit=5".to_owned();
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let page = server.get(&path).body;
+        for record in page["records"].as_array().unwrap() {
+            ids.push(record["id"].as_u64().unwrap());
+        }
+        match page["next_after"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len(), 12, "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let mut failed: Vec<String> = records(&server, "dead_letter")
+        .iter()
+        .map(|r| r["payload"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    failed.sort();
+    let mut want: Vec<String> = keys.iter().map(|k| format!("{k}-f")).collect();
+    want.sort();
+    assert_eq!(failed, want);
+
+    // A retry asks every unit; the module still refuses them.
+    let reply = server.post(
+        "/v1/projections/hostile/dead-letters/retry",
+        "application/json",
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["report"]["retried"], 12, "{}", reply.body);
+    assert_eq!(reply.body["report"]["failed"], 12, "{}", reply.body);
+
+    // Halt: one unit stops at its failing event, the others go on.
+    server.add_file(
+        "hostile.toml",
+        b"scale = \"partitioned\"\nerror_policy = \"halt\"\n",
+    );
+    server.wait_for("hostile", "the halt policy", |info| {
+        info["error_policy"] == "halt"
+    });
+    publish(&[event("fail", "stop", "k1"), event("ok", "after", "k1")]);
+    let info = server.wait_for("hostile", "a halted unit", |info| {
+        info["status"]["state"] == "failed"
+    });
+    let stopped: Vec<&serde_json::Value> = info["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["status"]["state"] == "failed")
+        .collect();
+    assert_eq!(stopped.len(), 1, "{info}");
+    assert_eq!(
+        stopped[0]["unit"], info["status"]["partition"],
+        "the failed unit is the one of the event's partition: {info}"
+    );
+    let output = server.cli(&["resume", "hostile", "--skip", "--reason", "bad input"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let info = server.wait_applied("hostile", lines.len() as u64 + 2);
+    assert_eq!(info["status"]["state"], "running", "{info}");
+    assert_eq!(info["failures"]["skipped"], 1, "{info}");
+    assert!(
+        server.state("hostile")["seen/k1"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("after"))
+    );
 }

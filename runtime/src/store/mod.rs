@@ -723,9 +723,37 @@ impl StateReader {
             entries.extend(file.scan(prefix, start_after, limit)?);
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let before = entries.len();
         entries.dedup_by(|later, first| later.0 == first.0);
+        if entries.len() < before {
+            self.warn_shared_keys();
+        }
         entries.truncate(limit);
         Ok(entries)
+    }
+
+    /// Two units hold one key: the projection writes it from two partitions,
+    /// so it is not partitioned as its sidecar says. Said at most once a
+    /// minute per process (a scan may meet many such keys).
+    fn warn_shared_keys(&self) {
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = crate::projection::unix_now();
+        let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+        if now >= last + 60
+            && LAST
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(
+                state_file = %self.path().display(),
+                "a key is held by two units of a partitioned projection: it is written from two partitions, so the projection is not partitioned; remove scale = \"partitioned\" from its sidecar (answers show one unit's value)"
+            );
+        }
     }
 
     pub fn offsets(&self) -> Result<Offsets, StoreError> {
@@ -833,11 +861,10 @@ impl<I: Iterator<Item = Result<Entry, StoreError>>> Iterator for MergeByKey<I> {
                     let failed = i;
                     return self.parts[failed].next();
                 }
-                Some(Ok((key, _))) => {
-                    if smallest.is_none_or(|(_, best)| key < best) {
-                        smallest = Some((i, key));
-                    }
+                Some(Ok((key, _))) if smallest.is_none_or(|(_, best)| key < best) => {
+                    smallest = Some((i, key));
                 }
+                Some(Ok(_)) => {}
             }
         }
         let (i, _) = smallest?;
