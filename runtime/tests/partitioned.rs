@@ -396,3 +396,78 @@ fn failures_are_kept_per_unit_listed_together_and_resumed_in_their_unit() {
             .contains(&json!("after"))
     );
 }
+
+/// Each unit's snapshots go to the shared store under the unit's key, and a
+/// new machine (only the source, no data) restores every unit from the
+/// store's newest snapshot of that unit, then replays only its tail: how a
+/// unit will move to another instance.
+#[test]
+fn a_new_machine_restores_every_unit_from_the_shared_store() {
+    let shared = tempfile::tempdir().unwrap();
+    let store = shared.path().to_str().unwrap().to_owned();
+    let machine = |data_from: Option<&std::path::Path>| {
+        let server = Server::with_modules(&[ORDER_TOTALS]).args(&[
+            "--partitions",
+            &PARTITIONS.to_string(),
+            "--sync-interval-ms",
+            "10",
+            "--snapshot-store",
+            &store,
+        ]);
+        server.add_file("order_totals.toml", b"scale = \"partitioned\"\n");
+        if let Some(old) = data_from {
+            std::fs::create_dir_all(server.data_dir()).unwrap();
+            std::fs::copy(old.join("log.redb"), server.data_dir().join("log.redb")).unwrap();
+        }
+        server.start()
+    };
+    let mut a = machine(None);
+    let mut events = order_events(0..1000);
+    publish_orders(&a, &events);
+    let info = a.wait_applied("order-totals", 1000);
+    let hash = info["hash"].as_str().unwrap().to_owned();
+    let output = a.cli(&["snapshot", "create", "order-totals"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let units_in_store = || {
+        (0..PARTITIONS)
+            .filter(|unit| {
+                std::fs::read_dir(
+                    shared
+                        .path()
+                        .join(format!("order-totals/{hash}.unit-{unit}")),
+                )
+                .is_ok_and(|mut files| {
+                    files.any(|f| f.unwrap().path().extension().is_some_and(|e| e == "snap"))
+                })
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while units_in_store() < PARTITIONS as usize {
+        assert!(std::time::Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let tail = order_events(1000..1100);
+    publish_orders(&a, &tail);
+    events.extend(tail);
+    a.wait_applied("order-totals", events.len() as u64);
+    a.stop();
+
+    let b = machine(Some(&a.data_dir()));
+    let info = b.wait_applied("order-totals", events.len() as u64);
+    assert_eq!(info["units"].as_array().unwrap().len(), PARTITIONS as usize);
+    assert_eq!(b.state("order-totals"), fold_order_totals(&events));
+    let log = b.log();
+    assert_eq!(
+        log.matches("downloaded a snapshot from the snapshot store")
+            .count(),
+        PARTITIONS as usize,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("state restored from snapshot; replaying the tail")
+            .count(),
+        PARTITIONS as usize,
+        "{log}"
+    );
+}
