@@ -414,6 +414,7 @@ impl Config {
                     .worker_threads
                     .or(file.worker_threads)
                     .unwrap_or(defaults.worker.worker_threads),
+                key_templates: defaults.worker.key_templates.clone(),
             },
             log_cache_bytes: file
                 .log_cache_mb

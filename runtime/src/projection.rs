@@ -423,7 +423,8 @@ impl ProjectionRuntime {
             Held::File(store) => store.reader(),
             Held::Units(units) => Ok(StateReader::units(
                 units.iter().map(|u| u.reader()).collect::<Result<_, _>>()?,
-            )),
+            )
+            .with_key_templates(self.config.key_templates.clone())),
         }
     }
 

@@ -21,7 +21,10 @@ fn server() -> Server {
         "--sync-interval-ms",
         "10",
     ]);
-    server.add_file("order_totals.toml", b"scale = \"partitioned\"\n");
+    server.add_file(
+        "order_totals.toml",
+        b"scale = \"partitioned\"\nkey_templates = [\"customer/{key}\"]\n",
+    );
     // The same module, global, as the reference.
     let module = std::fs::read(server.modules_dir().join("order_totals.wasm")).unwrap();
     server.add_file("order_totals_global.wasm", &module);
@@ -100,6 +103,11 @@ fn a_partitioned_projection_keeps_one_state_file_per_unit_and_answers_as_the_glo
         })
         .unwrap_or_else(|| panic!("no events counter: {metrics}"));
     assert!(applied.ends_with(" 2000"), "{applied}");
+    // Four units and the global copy.
+    assert!(
+        metrics.contains("projector_units_owned{role=\"active\"} 5"),
+        "{metrics}"
+    );
 
     // Scans (paged, merged in key order), lookups and custom queries.
     let want = fold_order_totals(&events);
@@ -243,6 +251,17 @@ fn a_partitioned_projection_keeps_one_state_file_per_unit_and_answers_as_the_glo
     // Made global by its sidecar: a different binding, rebuilt in the
     // shadow and swapped in with the same answers.
     let before = server.state("order-totals");
+    server.add_file(
+        "order_totals.toml",
+        b"key_templates = [\"customer/{key}\"]\n",
+    );
+    let listing = server.wait_for_listing("the sidecar rejected", |listing| {
+        listing["rejected"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let error = listing["rejected"][0]["error"].as_str().unwrap();
+    assert!(error.contains("add scale = \"partitioned\""), "{error}");
     server.add_file("order_totals.toml", b"# global again\n");
     let info = server.wait_for("order-totals", "the global version to serve", |info| {
         info["units"].is_null() && info["events_applied"] == applied

@@ -436,6 +436,22 @@ impl Collector for ProjectionCollector {
             }
         }
 
+        // What this instance folds, in units: one per unit of a partitioned
+        // projection, one per global projection (serving versions only).
+        let active: usize = samples
+            .iter()
+            .filter(|s| s.role == "serving" && !matches!(s.info.status, Status::Removed { .. }))
+            .map(|s| s.projection.units().len().max(1))
+            .sum();
+        gauges(
+            &mut encoder,
+            "projector_units_owned",
+            "Units this instance folds, by role: active (a unit of a partitioned projection, or a global projection); standby (warm copies; none without a group)",
+            [
+                (vec![("role", "active".to_owned())], active as i64),
+                (vec![("role", "standby".to_owned())], 0),
+            ],
+        )?;
         gauges(
             &mut encoder,
             "projector_projection_stalled",

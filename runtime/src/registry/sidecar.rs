@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::Sources;
 use crate::projection::ProjectionRuntime;
 use crate::source::{Source, TopicBinding};
+use crate::store::KeyTemplate;
 use crate::wasm::LoadedModule;
 use crate::worker::{ErrorPolicy, WorkerConfig};
 
@@ -42,6 +43,10 @@ pub(super) struct Sidecar {
     /// topic) and units fold in parallel. Default `"global"`.
     #[serde(default)]
     scale: Scale,
+    /// With `scale = "partitioned"`: state keys that embed the event key,
+    /// as `"customer/{key}"`, so a lookup asks the key's unit first.
+    #[serde(default)]
+    key_templates: Vec<String>,
 }
 
 /// How a projection's state divides.
@@ -250,6 +255,11 @@ pub(super) fn changes(old: &WorkerConfig, new: &WorkerConfig) -> Vec<String> {
         b.max_scan_entries.to_string(),
     );
     diff(
+        "key_templates",
+        format!("{:?}", old.key_templates),
+        format!("{:?}", new.key_templates),
+    );
+    diff(
         "keep_skipped",
         old.keep_skipped.to_string(),
         new.keep_skipped.to_string(),
@@ -344,6 +354,18 @@ pub(super) fn settings(
         Scale::Global => None,
         Scale::Partitioned => Some(unit_count(&path, source.as_ref(), &topics)?),
     };
+    if !sidecar.key_templates.is_empty() && units.is_none() {
+        return Err(format!(
+            "{}: key_templates route lookups to the units of a partitioned projection; add scale = \"partitioned\" or remove them",
+            path.display()
+        ));
+    }
+    config.key_templates = sidecar
+        .key_templates
+        .iter()
+        .map(|t| KeyTemplate::parse(t).map_err(|e| format!("{}: {e}", path.display())))
+        .collect::<Result<Vec<_>, _>>()?
+        .into();
     Ok(Settings {
         source,
         topics,

@@ -5,6 +5,7 @@
 mod failures;
 mod overlay;
 mod progress;
+mod route;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable,
 pub use failures::{FailedEvent, FailureChanges, FailureCounts, FailureKind};
 pub use overlay::{Changes, Overlay};
 pub use progress::{Barrier, BarrierOutcome};
+pub use route::KeyTemplate;
 
 use crate::event::Offsets;
 
@@ -633,6 +635,8 @@ impl FileReader {
 pub struct StateReader {
     /// In unit order; exactly one for a projection that is not partitioned.
     files: Vec<FileReader>,
+    /// How state keys embed event keys: a lookup asks the key's unit first.
+    templates: std::sync::Arc<[KeyTemplate]>,
 }
 
 impl std::fmt::Debug for StateReader {
@@ -645,6 +649,7 @@ impl StateReader {
     fn open(txn: std::sync::Arc<redb::ReadTransaction>, path: PathBuf) -> Result<Self, StoreError> {
         Ok(StateReader {
             files: vec![FileReader::open(txn, path)?],
+            templates: std::sync::Arc::new([]),
         })
     }
 
@@ -655,7 +660,15 @@ impl StateReader {
     pub fn units(units: Vec<StateReader>) -> StateReader {
         StateReader {
             files: units.into_iter().flat_map(|u| u.files).collect(),
+            templates: std::sync::Arc::new([]),
         }
+    }
+
+    /// Lookups of keys of the form of `templates` ask the unit of the
+    /// event key they embed first (the others only when it lacks the key).
+    pub fn with_key_templates(mut self, templates: std::sync::Arc<[KeyTemplate]>) -> Self {
+        self.templates = templates;
+        self
     }
 
     /// How many state files this reader reads (units of a partitioned
@@ -673,6 +686,7 @@ impl StateReader {
                 .iter()
                 .map(FileReader::fork)
                 .collect::<Result<_, _>>()?,
+            templates: self.templates.clone(),
         })
     }
 
@@ -699,8 +713,20 @@ impl StateReader {
         if let [only] = self.files.as_slice() {
             return only.get(key);
         }
-        for file in &self.files {
+        let routed = route::unit_of(&self.templates, key, self.files.len());
+        if let Some(unit) = routed
+            && let Some(value) = self.files[unit].get(key)?
+        {
+            return Ok(Some(value));
+        }
+        for (unit, file) in self.files.iter().enumerate() {
+            if Some(unit) == routed {
+                continue;
+            }
             if let Some(value) = file.get(key)? {
+                if routed.is_some() {
+                    self.warn_misrouted(key, unit);
+                }
                 return Ok(Some(value));
             }
         }
@@ -732,23 +758,28 @@ impl StateReader {
         Ok(entries)
     }
 
+    /// A key of a template's form was in another unit than its event key's
+    /// partition: the events are not partitioned as the template says (a
+    /// producer with another partitioner?). Answers stay right, only slower;
+    /// said at most once a minute.
+    fn warn_misrouted(&self, key: &[u8], unit: usize) {
+        static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        if once_a_minute(&LAST) {
+            tracing::warn!(
+                state_file = %self.path().display(),
+                key = %String::from_utf8_lossy(key),
+                found_in_unit = unit,
+                "a state key was not in the unit its key_templates point to: its events were not partitioned by Kafka's default partitioner on the embedded key; lookups still ask every unit"
+            );
+        }
+    }
+
     /// Two units hold one key: the projection writes it from two partitions,
     /// so it is not partitioned as its sidecar says. Said at most once a
     /// minute per process (a scan may meet many such keys).
     fn warn_shared_keys(&self) {
         static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let now = crate::projection::unix_now();
-        let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
-        if now >= last + 60
-            && LAST
-                .compare_exchange(
-                    last,
-                    now,
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                )
-                .is_ok()
-        {
+        if once_a_minute(&LAST) {
             tracing::warn!(
                 state_file = %self.path().display(),
                 "a key is held by two units of a partitioned projection: it is written from two partitions, so the projection is not partitioned; remove scale = \"partitioned\" from its sidecar (answers show one unit's value)"
@@ -841,6 +872,14 @@ impl StateReader {
     pub fn key_count(&self) -> Result<u64, StoreError> {
         self.files.iter().map(FileReader::key_count).sum()
     }
+}
+
+/// Whether a minute has passed since `last` (Unix seconds) said yes; sets it.
+fn once_a_minute(last: &std::sync::atomic::AtomicU64) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = crate::projection::unix_now();
+    let before = last.load(Relaxed);
+    now >= before + 60 && last.compare_exchange(before, now, Relaxed, Relaxed).is_ok()
 }
 
 /// Entries of several ascending iterators, ascending.
@@ -970,6 +1009,20 @@ mod tests {
         assert_eq!(reader.key_count().unwrap(), 7);
         let fork = reader.fork().unwrap();
         assert_eq!(fork.get(b"c/c").unwrap(), Some(b"from 3".to_vec()));
+        // Routed lookups ask the key's unit first and the others after it:
+        // keys that are not where the template points are still found.
+        let routed = reader
+            .fork()
+            .unwrap()
+            .with_key_templates(vec![KeyTemplate::parse("c/{key}").unwrap()].into());
+        for (key, unit) in [("c/a", 0), ("c/b", 1), ("c/c", 3), ("c/d", 0), ("c/e", 1)] {
+            assert_eq!(
+                routed.get(key.as_bytes()).unwrap(),
+                Some(format!("from {unit}").into_bytes()),
+                "{key}"
+            );
+        }
+        assert_eq!(routed.get(b"c/zz").unwrap(), None);
     }
 
     #[test]

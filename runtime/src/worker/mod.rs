@@ -77,6 +77,9 @@ pub struct WorkerConfig {
     pub worker_nice: i32,
     /// How many units of one partitioned projection fold at once.
     pub worker_threads: usize,
+    /// How a partitioned projection's state keys embed event keys
+    /// (sidecar `key_templates`): lookups ask the key's unit first.
+    pub key_templates: Arc<[crate::store::KeyTemplate]>,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -110,6 +113,7 @@ impl Default for WorkerConfig {
             state_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             worker_nice: 10,
             worker_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            key_templates: Arc::new([]),
         }
     }
 }
