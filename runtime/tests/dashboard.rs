@@ -77,7 +77,11 @@ fn browser_tools() -> (PathBuf, PathBuf) {
 fn dashboard_shows_projections_and_state_in_chromium() {
     let (chromium, tools) = browser_tools();
 
-    let server = Server::with_modules(&[ORDER_TOTALS, ACCOUNT_BALANCES]).start();
+    // order-totals partitioned: the dashboard answers as for a global one,
+    // and shows the units.
+    let server = Server::with_modules(&[ORDER_TOTALS, ACCOUNT_BALANCES]);
+    server.add_file("order_totals.toml", b"scale = \"partitioned\"\n");
+    let server = server.start();
     publish(&server, "orders", "orders.jsonl", "customer");
     publish(&server, "accounts", "accounts.jsonl", "account");
     for name in ["order-totals", "account-balances"] {

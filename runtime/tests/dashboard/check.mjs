@@ -24,6 +24,11 @@ try {
     await row.locator('[data-state="running"]').waitFor(WAIT);
     await row.locator('td[data-lag="0"]').waitFor(WAIT);
   }
+  // order-totals is partitioned (3 partitions by default): its units.
+  const units = page.locator('tr[data-units="order-totals"]');
+  await units.locator('[data-unit="2"][data-state="running"]').waitFor(WAIT);
+  assert.match(await units.innerText(), /^\s*3 units: 0: running/);
+
   // A second poll gives a rate and a chart with two points.
   await page.locator('tr[data-projection="order-totals"] td[data-rate]:not([data-rate=""])').waitFor(WAIT);
   assert.equal(await page.locator("svg.spark").count() >= 4, true, "a lag and a rate chart per projection");

@@ -133,6 +133,13 @@ function detailRows(p) {
       b.status && b.status.state === "failed" ? el("span", { class: "error" }, ` failed: ${b.status.message}`) : "",
     ));
   }
+  if (Array.isArray(p.units) && p.units.length) {
+    // A partitioned projection: partition u of every topic is unit u.
+    const sub_units = p.units.map((u) => el("span", { class: "unit", "data-unit": u.unit, "data-state": u.status && u.status.state },
+      `${u.unit}: ${u.status && u.status.state} ${fmt(u.events_applied)} events, lag ${fmt(u.lag)}`));
+    rows.push(el("tr", { class: "sub", "data-units": p.name }, el("td"), el("td", { colspan: 9 },
+      `${p.units.length} units: `, ...sub_units.flatMap((s, i) => (i ? ["; ", s] : [s])))));
+  }
   if (p.last_error) rows.push(sub(el("span", { class: "error" }, `error: ${p.last_error}`)));
   if (p.status && p.status.state === "failed") {
     const s = p.status;
