@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, events_file, percent, read_json, stderr, stdout};
+use common::{Server, compact, events_file, percent, read_json, stderr, stdout};
 use projector_test_guests::{FAILING, ORDER_TOTALS};
 use serde_json::{Value, json};
 
@@ -43,16 +43,6 @@ fn append_one(server: &Server, customer: &str, amount: u64) -> Value {
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     reply.body["next_offsets"].clone()
-}
-
-fn compact(offsets: &Value) -> String {
-    let mut items = Vec::new();
-    for (topic, parts) in offsets.as_object().unwrap() {
-        for (partition, next) in parts.as_object().unwrap() {
-            items.push(format!("{topic}:{partition}={next}"));
-        }
-    }
-    items.join(",")
 }
 
 /// `offsets` with its (one) `orders` partition one further: the position

@@ -8,7 +8,7 @@
 mod common;
 
 use common::orders::{fold_order_totals, order_events, publish_orders, state_diff};
-use common::{Server, percent, stderr, stdout};
+use common::{Server, compact, percent, stderr, stdout};
 use projector_test_guests::{ORDER_TOTALS, ORDER_TOTALS_QUERY, ORDER_TOTALS_V2};
 use serde_json::{Value, json};
 
@@ -48,16 +48,6 @@ fn deploy(server: &Server, module: &str) -> String {
         info["hash"] == hash.as_str() && info["building"].is_null()
     });
     hash
-}
-
-fn compact(offsets: &Value) -> String {
-    let mut items = Vec::new();
-    for (topic, parts) in offsets.as_object().unwrap() {
-        for (partition, next) in parts.as_object().unwrap() {
-            items.push(format!("{topic}:{partition}={next}"));
-        }
-    }
-    items.join(",")
 }
 
 #[test]

@@ -913,11 +913,7 @@ impl Inner {
         hash: &str,
         version: &ProjectionRuntime,
     ) -> Result<(), String> {
-        let keys = file_keys(hash, Settings::of(version).units);
-        for (key, store) in keys.iter().zip(version.stores()) {
-            self.files.alias(name, key, &store)?;
-        }
-        Ok(())
+        self.name_state(name, hash, version, StateFiles::alias)
     }
 
     /// After a rebuild replaced the serving files of the same hash, makes
@@ -928,9 +924,21 @@ impl Inner {
         hash: &str,
         version: &ProjectionRuntime,
     ) -> Result<(), String> {
+        self.name_state(name, hash, version, StateFiles::promote)
+    }
+
+    /// Gives each state file of `version` (one per unit) its name under
+    /// version `hash` with `link`.
+    fn name_state(
+        &self,
+        name: &str,
+        hash: &str,
+        version: &ProjectionRuntime,
+        link: fn(&StateFiles, &str, &str, &StateStore) -> Result<(), String>,
+    ) -> Result<(), String> {
         let keys = file_keys(hash, Settings::of(version).units);
         for (key, store) in keys.iter().zip(version.stores()) {
-            self.files.promote(name, key, &store)?;
+            link(&self.files, name, key, &store)?;
         }
         Ok(())
     }

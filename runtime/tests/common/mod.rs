@@ -478,3 +478,15 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Offsets as `topic:partition=next,...` (the form `min_offsets` and the
+/// CLI's `--min-offsets` take) from their JSON form.
+pub fn compact(offsets: &Value) -> String {
+    let mut items = Vec::new();
+    for (topic, parts) in offsets.as_object().unwrap() {
+        for (partition, next) in parts.as_object().unwrap() {
+            items.push(format!("{topic}:{partition}={next}"));
+        }
+    }
+    items.join(",")
+}
