@@ -521,11 +521,18 @@ fn a_log_behind_the_projection_halts_it_with_a_clear_message() {
     let info = &listing["projections"][0];
     assert_eq!(info["status"]["state"], "failed", "{info}");
     let message = info["status"]["message"].as_str().unwrap();
+    // The new appends may land before or after the worker opens the log:
+    // it holds 0 to 10 events of a partition whose offset 100 was applied.
     let expected = format!(
-        "cannot open the source: the embedded log at {} holds 0 events in orders/",
+        "cannot open the source: the embedded log at {} holds ",
         log_file.display()
     );
-    assert!(message.starts_with(&expected), "{message}");
+    let held: u64 = message
+        .strip_prefix(&expected)
+        .and_then(|rest| rest.split_once(" events in orders/"))
+        .and_then(|(held, _)| held.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(held <= 10, "{message}");
     assert!(
         message.contains("but projection \"order-totals\" has applied up to offset "),
         "{message}"

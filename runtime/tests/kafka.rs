@@ -127,6 +127,57 @@ fn a_partitioned_projection_reads_partition_p_of_every_topic_in_unit_p() {
     assert_eq!(info["status"]["state"], "running");
 }
 
+/// A partitioned projection deployed before its topic exists cannot lay
+/// out its units yet: it is rejected saying so (once), looked at again
+/// every few seconds, and runs with one unit per partition as soon as the
+/// topic is created.
+#[test]
+fn a_partitioned_projection_waits_for_its_topic_to_be_created() {
+    let tansu = Tansu::start();
+    let server = Server::with_modules(&[ORDER_TOTALS]);
+    server.add_file(
+        "order_totals.toml",
+        b"source = \"kafka\"\nscale = \"partitioned\"\n",
+    );
+    let server = server.args(&["--kafka", &tansu.bootstrap]).start();
+    server.wait_for_listing("the module rejected until its topic exists", |listing| {
+        listing["rejected"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("\"orders\", which does not exist"))
+    });
+    tansu.create_topic("orders", 2);
+    let listing = server.wait_for_listing("two units running", |listing| {
+        listing["projections"][0]["units"].as_array().map(Vec::len) == Some(2)
+    });
+    assert_eq!(listing["rejected"], serde_json::json!([]), "{listing}");
+    let producer = TestProducer::new(&tansu.bootstrap);
+    for i in 0..40 {
+        let customer = format!("c{}", i % 5);
+        producer.send(&Produced {
+            topic: "orders".into(),
+            key: Some(customer.as_bytes().to_vec()),
+            payload: Some(
+                serde_json::json!({"type": "OrderPlaced", "order_id": format!("o{i}"), "customer": customer, "amount_cents": 10})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            headers: Vec::new(),
+        });
+    }
+    producer.flush();
+    server.wait_applied("order-totals", 40);
+    let c0 = server
+        .get("/v1/projections/order-totals/state/customer%2Fc0")
+        .body;
+    assert_eq!(c0, serde_json::json!({"orders": 8, "total_cents": 80}));
+    assert_eq!(
+        server.log().matches("module rejected").count(),
+        1,
+        "the reason is logged once, not at every look: {}",
+        server.log()
+    );
+}
+
 #[test]
 fn restarts_mid_stream_lose_and_double_nothing() {
     let tansu = Tansu::start();

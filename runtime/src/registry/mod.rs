@@ -26,7 +26,7 @@ use crate::source::{Partitions, Source};
 use crate::store::StateStore;
 use crate::wasm::{LoadedModule, WasmHost};
 use crate::worker::{SkipOrder, WorkerConfig};
-use sidecar::Settings;
+use sidecar::{Settings, SettingsError};
 use state_files::{StateFiles, Sweep};
 
 /// A module file that was not accepted, and why.
@@ -143,6 +143,12 @@ struct Inner {
     slot_changes: tokio::sync::watch::Sender<u64>,
     rejected: RwLock<Vec<Rejected>>,
     commands: Mutex<Sender<Command>>,
+    /// Module files of partitioned projections whose layout could not be
+    /// read (broker down, topic missing): looked at again by the layout check.
+    layout_retries: Mutex<std::collections::BTreeSet<PathBuf>>,
+    /// Set while those are looked at again: a rejection already shown is
+    /// not logged as an error again.
+    quiet_rejects: std::sync::atomic::AtomicBool,
 }
 
 pub struct Registry {
@@ -190,6 +196,8 @@ impl Registry {
             slot_changes: tokio::sync::watch::Sender::new(0),
             rejected: RwLock::new(Vec::new()),
             commands: Mutex::new(commands),
+            layout_retries: Mutex::default(),
+            quiet_rejects: std::sync::atomic::AtomicBool::new(false),
         });
         for file in files {
             inner.changed(&file, false);
@@ -578,6 +586,19 @@ impl Inner {
     /// are never left unread. A layout that cannot be read or is refused
     /// is reported and the version serves on.
     fn check_unit_layouts(&self) {
+        let retries = std::mem::take(
+            &mut *self
+                .layout_retries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for file in retries.into_iter().filter(|file| file.exists()) {
+            self.quiet_rejects
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.changed(&file, true);
+            self.quiet_rejects
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         let slots: Vec<(String, Slot)> = self
             .slots
             .read()
@@ -600,7 +621,7 @@ impl Inner {
                 &settings.topics,
             ) {
                 Ok(units) => units,
-                Err(error) => {
+                Err((error, _)) => {
                     tracing::warn!(projection = %name, "{error}");
                     continue;
                 }
@@ -700,11 +721,22 @@ impl Inner {
     }
 
     fn reject(&self, file: &Path, hash: Option<String>, error: String) {
-        tracing::error!(file = %file.display(), hash = ?hash, "module rejected: {error}");
         let mut rejected = self
             .rejected
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        // A layout tried again every few seconds says its reason once.
+        let again = self
+            .quiet_rejects
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && rejected
+                .iter()
+                .any(|r| r.file == file.display().to_string() && r.error == error);
+        if again {
+            tracing::debug!(file = %file.display(), hash = ?hash, "module still rejected: {error}");
+        } else {
+            tracing::error!(file = %file.display(), hash = ?hash, "module rejected: {error}");
+        }
         rejected.retain(|r| r.file != file.display().to_string());
         rejected.push(Rejected {
             file: file.display().to_string(),
@@ -780,8 +812,23 @@ impl Inner {
         // rejected file, and whatever runs keeps running as it was.
         let settings = match sidecar::settings(&self.sources, &mut module, &self.config) {
             Ok(settings) => settings,
-            Err(error) => return self.reject(&sidecar_file, Some(hash), error),
+            Err(SettingsError::Layout(error)) => {
+                // The layout cannot be read yet: looked at again by the
+                // layout check, until it can or the file changes.
+                self.layout_retries
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(file.to_owned());
+                return self.reject(&sidecar_file, Some(hash), error);
+            }
+            Err(SettingsError::Invalid(error)) => {
+                return self.reject(&sidecar_file, Some(hash), error);
+            }
         };
+        self.layout_retries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(file);
         self.accepted(&sidecar_file);
         let name = module.descriptor.name.clone();
         let result = match self.slot(&name).and_then(|slot| slot.serving) {

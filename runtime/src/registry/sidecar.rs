@@ -292,6 +292,22 @@ pub(super) fn changes(old: &WorkerConfig, new: &WorkerConfig) -> Vec<String> {
     out
 }
 
+/// Why a module's sidecar gives no settings (the message names the file).
+#[derive(Debug)]
+pub(super) enum SettingsError {
+    /// Wrong in itself: a new edit must fix it.
+    Invalid(String),
+    /// A partitioned projection whose topics' partition count cannot be read
+    /// now (broker down, topic not created yet): tried again later.
+    Layout(String),
+}
+
+impl From<String> for SettingsError {
+    fn from(message: String) -> Self {
+        SettingsError::Invalid(message)
+    }
+}
+
 /// Reads `module`'s sidecar: applies its `name`, if it sets one, to the
 /// module, and returns the source, real topic names and worker settings it
 /// decides. The error names the sidecar file and what is wrong in it.
@@ -299,14 +315,15 @@ pub(super) fn settings(
     sources: &Sources,
     module: &mut LoadedModule,
     global: &WorkerConfig,
-) -> Result<Settings, String> {
+) -> Result<Settings, SettingsError> {
     let (path, sidecar) = Sidecar::read(&module.file)?;
     if let Some(name) = &sidecar.name {
         if !crate::wasm::is_valid_projection_name(name) {
             return Err(format!(
                 "{}: name = {name:?}: use 1 to 64 characters of a-z, 0-9 and '-', not starting with '-'",
                 path.display()
-            ));
+            )
+            .into());
         }
         module.descriptor.name = name.clone();
     }
@@ -317,7 +334,8 @@ pub(super) fn settings(
                 "{}: maps topic {topic:?}, which the module does not subscribe to (it reads: {})",
                 path.display(),
                 module_topics.join(", ")
-            ));
+            )
+            .into());
         }
     }
     let source = match (sidecar.source, &sources.kafka) {
@@ -327,7 +345,8 @@ pub(super) fn settings(
             return Err(format!(
                 "{}: asks for source \"kafka\", but projector runs without Kafka; start it with --kafka BOOTSTRAP",
                 path.display()
-            ));
+            )
+            .into());
         }
     };
     let topics: Vec<TopicBinding> = module_topics
@@ -352,13 +371,22 @@ pub(super) fn settings(
     }
     let units = match sidecar.scale {
         Scale::Global => None,
-        Scale::Partitioned => Some(unit_count(&path, source.as_ref(), &topics)?),
+        Scale::Partitioned => Some(unit_count(&path, source.as_ref(), &topics).map_err(
+            |(error, retry)| {
+                if retry {
+                    SettingsError::Layout(error)
+                } else {
+                    SettingsError::Invalid(error)
+                }
+            },
+        )?),
     };
     if !sidecar.key_templates.is_empty() && units.is_none() {
         return Err(format!(
             "{}: key_templates route lookups to the units of a partitioned projection; add scale = \"partitioned\" or remove them",
             path.display()
-        ));
+        )
+        .into());
     }
     config.key_templates = sidecar
         .key_templates
@@ -376,37 +404,48 @@ pub(super) fn settings(
 
 /// The units of a partitioned projection: the partition count its topics
 /// share. Topics of unequal counts are refused: partition p of one would
-/// not hold the keys of partition p of another.
+/// not hold the keys of partition p of another. The error says whether a
+/// later try may succeed (a topic not created yet, a source that does not
+/// answer).
 pub(super) fn unit_count(
     sidecar: &Path,
     source: &dyn Source,
     topics: &[TopicBinding],
-) -> Result<u32, String> {
+) -> Result<u32, (String, bool)> {
     let mut counts = Vec::new();
     for binding in topics {
         match source.partition_count(&binding.physical) {
             Ok(Some(count)) => counts.push((binding.physical.as_str(), count)),
             Ok(None) => {
-                return Err(format!(
-                    "{}: scale = \"partitioned\" needs the partition count of topic {:?}, which does not exist in the {} source yet; create it first (its partitions become the projection's units)",
-                    sidecar.display(),
-                    binding.physical,
-                    source.kind()
+                return Err((
+                    format!(
+                        "{}: scale = \"partitioned\" needs the partition count of topic {:?}, which does not exist in the {} source yet; create it (its partitions become the projection's units): the module is looked at again every few seconds",
+                        sidecar.display(),
+                        binding.physical,
+                        source.kind()
+                    ),
+                    true,
                 ));
             }
             Err(e) => {
-                return Err(format!(
-                    "{}: scale = \"partitioned\": cannot read the partition count of topic {:?}: {e}",
-                    sidecar.display(),
-                    binding.physical
+                return Err((
+                    format!(
+                        "{}: scale = \"partitioned\": cannot read the partition count of topic {:?} ({e}); tried again every few seconds",
+                        sidecar.display(),
+                        binding.physical
+                    ),
+                    true,
                 ));
             }
         }
     }
     let Some(&(_, first)) = counts.first() else {
-        return Err(format!(
-            "{}: scale = \"partitioned\" needs at least one topic",
-            sidecar.display()
+        return Err((
+            format!(
+                "{}: scale = \"partitioned\" needs at least one topic",
+                sidecar.display()
+            ),
+            false,
         ));
     };
     if counts.iter().any(|&(_, count)| count != first) {
@@ -414,10 +453,13 @@ pub(super) fn unit_count(
             .iter()
             .map(|(topic, count)| format!("{topic}: {count}"))
             .collect();
-        return Err(format!(
-            "{}: scale = \"partitioned\" needs topics of equal partition counts (partition p of each is one unit), but they have {}; give them equal counts or remove scale",
-            sidecar.display(),
-            listed.join(", ")
+        return Err((
+            format!(
+                "{}: scale = \"partitioned\" needs topics of equal partition counts (partition p of each is one unit), but they have {}; give them equal counts or remove scale",
+                sidecar.display(),
+                listed.join(", ")
+            ),
+            false,
         ));
     }
     Ok(first)
@@ -451,7 +493,9 @@ mod tests {
         );
         // Not created yet: the count a first append gives it.
         assert_eq!(unit_count(sidecar, &log, &bind(&["later"])), Ok(4));
-        let refused = unit_count(sidecar, &log, &bind(&["orders", "refunds"])).unwrap_err();
+        let (refused, retry) =
+            unit_count(sidecar, &log, &bind(&["orders", "refunds"])).unwrap_err();
+        assert!(!retry, "only a new count or sidecar changes this");
         assert!(refused.contains("m.toml"), "{refused}");
         assert!(refused.contains("orders: 6, refunds: 2"), "{refused}");
         log.shutdown();

@@ -93,6 +93,8 @@ impl Harness {
             slot_changes: tokio::sync::watch::Sender::new(0),
             rejected: RwLock::new(Vec::new()),
             commands: Mutex::new(commands),
+            layout_retries: Mutex::default(),
+            quiet_rejects: std::sync::atomic::AtomicBool::new(false),
         });
         Self {
             dir,

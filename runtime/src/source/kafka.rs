@@ -158,6 +158,17 @@ impl Source for KafkaSource {
     }
 
     fn partition_count(&self, topic: &str) -> Result<Option<u32>, SourceError> {
+        // Subscriptions refresh the topic's metadata every second: their
+        // count spares a client and a round trip (a layout check asks often).
+        if let Some(known) = self
+            .heads
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+            .filter(|heads| !heads.is_empty())
+        {
+            return Ok(Some(known.len() as u32));
+        }
         let consumer: BaseConsumer = self
             .config
             .client_config("partition-count")
