@@ -465,17 +465,39 @@ impl ProjectionRuntime {
             }
             mine
         };
-        let pending: Vec<_> = units
+        type UnitOutcome = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<BarrierOutcome, BarrierGone>> + Send>,
+        >;
+        let pending: Vec<UnitOutcome> = units
             .iter()
             .enumerate()
             .filter_map(|(i, unit)| {
                 let store = unit.store()?;
-                Some(store.barrier(Barrier {
+                let share = Barrier {
                     exact: part(&barrier.exact, i),
                     at_least: part(&barrier.at_least, i),
-                }))
+                };
+                // Registered first, then a look at where the unit stands: a
+                // unit already at (or past) its share may never commit
+                // again, and a commit between the two is seen by the look.
+                let later = store.barrier(Barrier {
+                    exact: share.exact.clone(),
+                    at_least: share.at_least.clone(),
+                });
+                let now = store.reader().ok().and_then(|reader| {
+                    let offsets = reader.offsets().ok()?;
+                    Some(match share.check(&offsets)? {
+                        true => BarrierOutcome::Exact(Box::new(reader)),
+                        false => BarrierOutcome::Passed(offsets),
+                    })
+                });
+                Some(match now {
+                    Some(outcome) => Box::pin(std::future::ready(Ok(outcome))) as UnitOutcome,
+                    None => Box::pin(async move { later.await.map_err(|_| BarrierGone) }),
+                })
             })
             .collect();
+        let templates = self.config.key_templates.clone();
         Box::pin(async move {
             let mut readers = Vec::new();
             let mut passed: Option<Offsets> = None;
@@ -491,7 +513,9 @@ impl ProjectionRuntime {
                 }
             }
             match passed {
-                None => Ok(BarrierOutcome::Exact(Box::new(StateReader::units(readers)))),
+                None => Ok(BarrierOutcome::Exact(Box::new(
+                    StateReader::units(readers).with_key_templates(templates),
+                ))),
                 Some(mut all) => {
                     for reader in &readers {
                         for (topic, partition, next) in

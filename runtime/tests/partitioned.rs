@@ -261,9 +261,9 @@ fn a_partitioned_projection_keeps_one_state_file_per_unit_and_answers_as_the_glo
 }
 
 /// The topic does not exist when the projection starts: its units are the
-/// partitions a first append would create. Created with another count, the
-/// topic no longer matches them: the projection is rebuilt with one unit
-/// per partition in the shadow, and no event of any partition is left out.
+/// partitions a first append would create. Created with more partitions,
+/// the projection gets a unit for each new one at once (the others go on
+/// with their files), and no event of any partition is left out.
 #[test]
 fn a_partitioned_projection_follows_its_topic_when_the_partition_count_changes() {
     let server = server();
@@ -288,7 +288,7 @@ fn a_partitioned_projection_follows_its_topic_when_the_partition_count_changes()
     assert!(
         server
             .log()
-            .contains("changed their partition count: rebuilding its units"),
+            .contains("gained partitions: units added for them"),
         "{}",
         server.log()
     );
@@ -479,4 +479,97 @@ fn a_new_machine_restores_every_unit_from_the_shared_store() {
         PARTITIONS as usize,
         "{log}"
     );
+}
+
+/// `POST /v1/read` waiting for offsets one unit has not reached: the units
+/// already at their share answer at once from where they stand (they may
+/// never commit again), the behind one when its commit reaches it.
+#[test]
+fn a_consistent_read_waits_only_for_the_units_behind() {
+    let server = server();
+    publish_orders(&server, &order_events(0..100));
+    let info = server.wait_applied("order-totals", 100);
+    let zed = projector::partitioner::partition_for_key(b"zed", PARTITIONS);
+    let mut target = info["offsets"].clone();
+    let next = target["orders"][zed.to_string()].as_u64().unwrap_or(0) + 1;
+    target["orders"][zed.to_string()] = json!(next);
+    let request = json!({
+        "reads": [{"projection": "order-totals", "key": "customer/zed"}],
+        "min_offsets": compact(&target),
+        "wait_ms": 30000,
+    });
+    let url = format!("{}/v1/read", server.url);
+    let waiting = std::thread::spawn(move || {
+        let mut response = common::agent()
+            .post(url)
+            .header("content-type", "application/json")
+            .send(request.to_string().as_bytes())
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap();
+        (status, body)
+    });
+    let reply = server.post(
+        "/v1/topics/orders/events?key_field=customer",
+        "application/x-ndjson",
+        json!({"type": "OrderPlaced", "order_id": "z1", "customer": "zed", "amount_cents": 5})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (status, body) = waiting.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["value"],
+        json!({"orders": 1, "total_cents": 5})
+    );
+    assert_eq!(
+        body["projections"]["order-totals"]["offsets"], target,
+        "{body}"
+    );
+}
+
+/// An as-of read of a partitioned projection starts each unit from that
+/// unit's own nearest snapshot and replays only its partitions' tail.
+#[test]
+fn as_of_reads_start_every_unit_from_its_own_snapshot() {
+    let server = server();
+    let first = order_events(0..400);
+    publish_orders(&server, &first);
+    let at_400 = compact(&server.wait_applied("order-totals", 400)["offsets"]);
+    let output = server.cli(&["snapshot", "create", "order-totals"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let second = order_events(400..600);
+    publish_orders(&server, &second);
+    let at_600 = compact(&server.wait_applied("order-totals", 600)["offsets"]);
+    publish_orders(&server, &order_events(600..800));
+    server.wait_applied("order-totals", 800);
+
+    let scan_at = |offsets: &str| {
+        let reply = server.get(&format!(
+            "/v1/projections/order-totals/state?limit=1000&as_of={}",
+            percent(offsets)
+        ));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    };
+    let state_of = |body: &Value| -> Value {
+        let mut state = serde_json::Map::new();
+        for item in body["items"].as_array().unwrap() {
+            state.insert(
+                item["key"].as_str().unwrap().to_owned(),
+                item["value"].clone(),
+            );
+        }
+        Value::Object(state)
+    };
+    let body = scan_at(&at_400);
+    assert_eq!(state_of(&body), fold_order_totals(&first));
+    assert_eq!(body["as_of"]["replayed_events"], 0, "{}", body["as_of"]);
+    assert!(body["as_of"]["snapshot"].is_string(), "{}", body["as_of"]);
+    let body = scan_at(&at_600);
+    let mut both = first.clone();
+    both.extend(second);
+    assert_eq!(state_of(&body), fold_order_totals(&both));
+    assert_eq!(body["as_of"]["replayed_events"], 200, "{}", body["as_of"]);
 }

@@ -188,7 +188,7 @@ impl ProjectionMetrics {
     }
 
     /// The metrics of a partitioned version: its units' added up (progress:
-    /// the most recent unit's).
+    /// the unit that showed none for longest, as in status).
     pub fn summed<'a>(units: impl IntoIterator<Item = &'a ProjectionMetrics>) -> Self {
         let sum = ProjectionMetrics::default();
         let mut since = None::<Duration>;
@@ -206,7 +206,7 @@ impl ProjectionMetrics {
             sum.handler.add(&unit.handler);
             sum.commit.add(&unit.commit);
             let unit_since = unit.since_progress();
-            since = Some(since.map_or(unit_since, |s| s.min(unit_since)));
+            since = Some(since.map_or(unit_since, |s| s.max(unit_since)));
         }
         let since = since.unwrap_or_default();
         let epoch = Instant::now().checked_sub(since).unwrap_or(sum.epoch);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::event::Offsets;
 use crate::projection::ProjectionRuntime;
 use crate::snapshot::{Listed, SnapshotError};
-use crate::source::SourceError;
+use crate::source::{Partitions, SourceError};
 use crate::store::{CommitPositions, FailureChanges, Overlay, StateReader, StateStore, StoreError};
 use crate::wasm::{RunError, bindings, to_wit_event};
 use crate::worker::{FailureBook, OneByOne, run_one_by_one};
@@ -92,20 +92,31 @@ pub enum HistoryError {
 /// file that is deleted on drop.
 #[derive(Debug)]
 pub struct PastState {
-    // Field order is drop order: the file closes before its folder goes.
-    store: StateStore,
+    // Field order is drop order: the files close before their folder goes.
+    /// One file, or one per unit of a partitioned projection.
+    stores: Vec<StateStore>,
+    templates: std::sync::Arc<[crate::store::KeyTemplate]>,
     /// Exactly the position asked for (module topic names).
     pub offsets: Offsets,
-    /// The snapshot the replay started from, if any.
+    /// The snapshot the replay started from, if any (the first unit's that
+    /// had one, for a partitioned projection).
     pub snapshot: Option<PathBuf>,
-    /// Events applied on top of the snapshot (or of the empty state).
+    /// Events applied on top of the snapshots (or of the empty state).
     pub replayed: u64,
     _dir: tempfile::TempDir,
 }
 
 impl PastState {
     pub fn reader(&self) -> Result<StateReader, StoreError> {
-        self.store.reader()
+        if let [only] = self.stores.as_slice() {
+            return only.reader();
+        }
+        let readers = self
+            .stores
+            .iter()
+            .map(StateStore::reader)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StateReader::units(readers).with_key_templates(self.templates.clone()))
     }
 }
 
@@ -122,24 +133,61 @@ pub fn state_at(
         .prefix("projector-as-of-")
         .tempdir()
         .map_err(HistoryError::TempDir)?;
-    let path = dir.path().join("state.redb");
-    let snapshot = nearest_snapshot(projection, snapshots_dir, as_of)?;
-    let (start, events_applied) = match &snapshot {
-        Some(file) => {
-            let info = crate::snapshot::restore(file, &path)?;
-            (info.meta.offsets, info.meta.events_applied)
-        }
-        None => (Offsets::default(), 0),
+    // A partitioned projection: each unit from its own nearest snapshot,
+    // replayed on its own partitions.
+    let parts: Vec<Partitions> = if projection.is_partitioned() {
+        projection.units().iter().map(|u| u.partitions).collect()
+    } else {
+        vec![Partitions::All]
     };
-    let store = StateStore::open(&path)?;
-    let replayed = replay(projection, &store, &start, as_of, events_applied)?;
+    let mut stores = Vec::new();
+    let mut first_snapshot = None;
+    let mut replayed = 0;
+    for partitions in parts {
+        let share = share_of(as_of, partitions);
+        let key = crate::projection::unit_file_key(&projection.module.hash, partitions);
+        let path = dir.path().join(format!("{key}.redb"));
+        let snapshot = nearest_snapshot(projection, &key, snapshots_dir, &share)?;
+        let (start, events_applied) = match &snapshot {
+            Some(file) => {
+                let info = crate::snapshot::restore(file, &path)?;
+                (info.meta.offsets, info.meta.events_applied)
+            }
+            None => (Offsets::default(), 0),
+        };
+        let store = StateStore::open(&path)?;
+        replayed += replay(
+            projection,
+            &store,
+            partitions,
+            &start,
+            &share,
+            events_applied,
+        )?;
+        stores.push(store);
+        if first_snapshot.is_none() {
+            first_snapshot = snapshot;
+        }
+    }
     Ok(PastState {
-        store,
+        stores,
+        templates: projection.config.key_templates.clone(),
         offsets: as_of.clone(),
-        snapshot,
+        snapshot: first_snapshot,
         replayed,
         _dir: dir,
     })
+}
+
+/// The part of `offsets` on `partitions`.
+fn share_of(offsets: &Offsets, partitions: Partitions) -> Offsets {
+    let mut share = Offsets::default();
+    for (topic, partition, next) in offsets.iter() {
+        if partitions.includes(partition) {
+            share.set(topic, partition, next);
+        }
+    }
+    share
 }
 
 /// `as_of` names every partition the projection reads and none beyond the
@@ -181,16 +229,16 @@ fn check_position(projection: &ProjectionRuntime, as_of: &Offsets) -> Result<(),
     Ok(())
 }
 
-/// The newest valid snapshot of this exact version whose offsets are all at
-/// or before `as_of`.
+/// The newest valid snapshot of this exact version (or unit: `key`) whose
+/// offsets are all at or before `as_of`.
 fn nearest_snapshot(
     projection: &ProjectionRuntime,
+    key: &str,
     snapshots_dir: &Path,
     as_of: &Offsets,
 ) -> Result<Option<PathBuf>, HistoryError> {
     let module = &projection.module;
-    let listed = match crate::snapshot::list_version(snapshots_dir, projection.name(), &module.hash)
-    {
+    let listed = match crate::snapshot::list_version(snapshots_dir, projection.name(), key) {
         Ok(listed) => listed,
         Err(SnapshotError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None);
@@ -229,6 +277,7 @@ fn nearest_snapshot(
 fn replay(
     projection: &ProjectionRuntime,
     store: &StateStore,
+    partitions: Partitions,
     start: &Offsets,
     as_of: &Offsets,
     mut events_applied: u64,
@@ -257,9 +306,7 @@ fn replay(
     let mut subscription = projection.source.subscribe(
         &format!("{}.as-of", projection.name()),
         &projection.topics,
-        // A partitioned projection's units hold disjoint keys: one replay
-        // of every partition gives their union.
-        crate::source::Partitions::All,
+        partitions,
         start,
     )?;
     let policy = projection.config.error_policy;

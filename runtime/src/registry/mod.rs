@@ -149,6 +149,9 @@ struct Inner {
     /// Set while those are looked at again: a rejection already shown is
     /// not logged as an error again.
     quiet_rejects: std::sync::atomic::AtomicBool,
+    /// Per projection, the (version, unit count) last laid out after its
+    /// topics' partition count changed.
+    layout_attempts: Mutex<BTreeMap<String, (String, u32)>>,
 }
 
 pub struct Registry {
@@ -198,6 +201,7 @@ impl Registry {
             commands: Mutex::new(commands),
             layout_retries: Mutex::default(),
             quiet_rejects: std::sync::atomic::AtomicBool::new(false),
+            layout_attempts: Mutex::default(),
         });
         for file in files {
             inner.changed(&file, false);
@@ -519,31 +523,32 @@ impl Inner {
         let mut next_layout_check = Instant::now() + LAYOUT_CHECK;
         loop {
             let next = next_sweep.min(next_layout_check);
-            let command = match inbox.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                Ok(command) => command,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if Instant::now() >= next_layout_check {
-                        self.check_unit_layouts();
-                        next_layout_check = Instant::now() + LAYOUT_CHECK;
-                    }
-                    if Instant::now() >= next_sweep {
-                        // Removed projections reach their retention while
-                        // the process runs, not only across restarts.
+            match inbox.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                Ok(command) => {
+                    if matches!(
+                        command,
+                        Command::Worker(WorkerEvent::CaughtUp { .. }) | Command::Removed(_)
+                    ) {
                         self.sweep();
-                        next_sweep = Instant::now() + every;
                     }
-                    continue;
+                    if !self.handle(command) {
+                        return;
+                    }
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            };
-            if matches!(
-                command,
-                Command::Worker(WorkerEvent::CaughtUp { .. }) | Command::Removed(_)
-            ) {
-                self.sweep();
             }
-            if !self.handle(command) {
-                return;
+            // Checked after commands too: a steady stream of them must not
+            // put these off.
+            if Instant::now() >= next_layout_check {
+                self.check_unit_layouts();
+                next_layout_check = Instant::now() + LAYOUT_CHECK;
+            }
+            if Instant::now() >= next_sweep {
+                // Removed projections reach their retention while the
+                // process runs, not only across restarts.
+                self.sweep();
+                next_sweep = Instant::now() + every;
             }
         }
     }
@@ -610,7 +615,12 @@ impl Inner {
             let Some(serving) = slot.serving.filter(|s| s.is_partitioned()) else {
                 continue;
             };
-            if slot.building.is_some() || matches!(serving.status(), Status::Removed { .. }) {
+            if slot.building.is_some()
+                || matches!(
+                    serving.status(),
+                    Status::Removed { .. } | Status::Failed { .. }
+                )
+            {
                 continue;
             }
             let settings = Settings::of(&serving);
@@ -621,31 +631,57 @@ impl Inner {
                 &settings.topics,
             ) {
                 Ok(units) => units,
+                // A source that does not answer shows in status already.
                 Err((error, _)) => {
-                    tracing::warn!(projection = %name, "{error}");
+                    tracing::debug!(projection = %name, "{error}");
                     continue;
                 }
             };
-            if Some(units) == settings.units {
+            let current = settings.units.unwrap_or(1);
+            if units == current {
                 continue;
             }
-            tracing::warn!(
-                projection = %name,
-                version = %serving.module.short_hash(),
-                from = ?settings.units,
-                to = units,
-                "the topics of a partitioned projection changed their partition count: rebuilding its units in the shadow"
-            );
+            // Each change is acted on once: a layout that could not be
+            // applied is not tried again every few seconds.
+            let attempt = (serving.module.hash.clone(), units);
+            if self
+                .layout_attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.clone(), attempt.clone())
+                == Some(attempt)
+            {
+                continue;
+            }
             let relaid = Settings {
                 units: Some(units),
                 ..settings
             };
-            if let Err(error) = self.start_build(
-                &serving,
-                serving.module.clone(),
-                relaid,
-                Some(unique_tag("relayout").as_str()),
-            ) {
+            let outcome = if units > current {
+                tracing::warn!(
+                    projection = %name,
+                    version = %serving.module.short_hash(),
+                    from = current,
+                    to = units,
+                    "the topics of a partitioned projection gained partitions: units added for them; a key written before whose events now go to a new partition keeps its earlier state in its old unit (Kafka moves keys when a topic gains partitions)"
+                );
+                self.add_units(&serving, relaid)
+            } else {
+                tracing::warn!(
+                    projection = %name,
+                    version = %serving.module.short_hash(),
+                    from = current,
+                    to = units,
+                    "the topics of a partitioned projection have fewer partitions than it has units (re-created?): rebuilding it in the shadow"
+                );
+                self.start_build(
+                    &serving,
+                    serving.module.clone(),
+                    relaid,
+                    Some(unique_tag("relayout").as_str()),
+                )
+            };
+            if let Err(error) = outcome {
                 self.reject(
                     &serving.module.file,
                     Some(serving.module.hash.clone()),
@@ -653,6 +689,22 @@ impl Inner {
                 );
             }
         }
+    }
+
+    /// `serving` with more units (its topics gained partitions): its units
+    /// go on with their own files, the new ones start on theirs.
+    fn add_units(&self, serving: &SharedProjection, settings: Settings) -> Result<(), String> {
+        let name = serving.name().to_owned();
+        // The existing units' files are open: the same stores come back.
+        let stores = self.open_state(&name, &serving.module.hash, settings.units, None)?;
+        let next = Arc::new(self.runtime(serving.module.clone(), stores, settings)?);
+        serving.stop_and_join();
+        if let Err(e) = next.start() {
+            self.restart(serving);
+            return Err(worker_start_error(e));
+        }
+        self.update_slot(&name, |slot| slot.serving = Some(next));
+        Ok(())
     }
 
     /// Forgets projections removed for longer than the retention time, then
@@ -822,6 +874,10 @@ impl Inner {
                 return self.reject(&sidecar_file, Some(hash), error);
             }
             Err(SettingsError::Invalid(error)) => {
+                self.layout_retries
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(file);
                 return self.reject(&sidecar_file, Some(hash), error);
             }
         };
@@ -960,32 +1016,34 @@ impl Inner {
         hash: &str,
         version: &ProjectionRuntime,
     ) -> Result<(), String> {
-        self.name_state(name, hash, version, StateFiles::alias)
+        let keys = file_keys(hash, Settings::of(version).units);
+        for (key, store) in keys.iter().zip(version.stores()) {
+            self.files.alias(name, key, &store)?;
+        }
+        Ok(())
     }
 
     /// After a rebuild replaced the serving files of the same hash, makes
-    /// the names of version `hash` name the rebuilt files.
+    /// the names of version `hash` name the rebuilt files: all of them or,
+    /// on a failure, none (the units of a version never mix two builds).
     fn promote_state(
         &self,
         name: &str,
         hash: &str,
         version: &ProjectionRuntime,
     ) -> Result<(), String> {
-        self.name_state(name, hash, version, StateFiles::promote)
-    }
-
-    /// Gives each state file of `version` (one per unit) its name under
-    /// version `hash` with `link`.
-    fn name_state(
-        &self,
-        name: &str,
-        hash: &str,
-        version: &ProjectionRuntime,
-        link: fn(&StateFiles, &str, &str, &StateStore) -> Result<(), String>,
-    ) -> Result<(), String> {
         let keys = file_keys(hash, Settings::of(version).units);
+        let mut done = Vec::new();
         for (key, store) in keys.iter().zip(version.stores()) {
-            link(&self.files, name, key, &store)?;
+            match self.files.promote(name, key, &store) {
+                Ok(promoted) => done.push(promoted),
+                Err(e) => {
+                    for promoted in done.into_iter().rev() {
+                        self.files.demote(promoted);
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }

@@ -291,13 +291,19 @@ impl StateFiles {
 
     /// After a rebuild into `<hash>.<tag>.redb` replaced the serving file of
     /// the same hash, makes `<hash>.redb` name the rebuilt file (the old one
-    /// is kept beside it as `<hash>.replaced-<time>.redb`).
-    pub(super) fn promote(&self, name: &str, hash: &str, store: &StateStore) -> Result<(), String> {
+    /// is kept beside it as `<hash>.replaced-<time>.redb`). Returns what
+    /// [`StateFiles::demote`] needs to undo it.
+    pub(super) fn promote(
+        &self,
+        name: &str,
+        hash: &str,
+        store: &StateStore,
+    ) -> Result<Promoted, String> {
         let canonical = self.canonical(name, hash);
         if inode(&canonical).is_some() && inode(&canonical) == inode(store.path()) {
-            return Ok(());
+            return Ok(Promoted::Already);
         }
-        if canonical.exists() {
+        let kept = if canonical.exists() {
             let kept = unused(|| {
                 self.root
                     .join(name)
@@ -305,9 +311,45 @@ impl StateFiles {
             });
             std::fs::rename(&canonical, &kept)
                 .map_err(|e| format!("cannot move {} aside: {e}", canonical.display()))?;
+            Some(kept)
+        } else {
+            None
+        };
+        if let Err(e) = self.alias(name, hash, store) {
+            if let Some(kept) = &kept {
+                let _ = std::fs::rename(kept, &canonical);
+            }
+            return Err(e);
         }
-        self.alias(name, hash, store)
+        Ok(Promoted::Replaced { canonical, kept })
     }
+
+    /// Undoes a [`StateFiles::promote`]: the name goes back to the file it
+    /// named (best effort; a failure is logged).
+    pub(super) fn demote(&self, promoted: Promoted) {
+        let Promoted::Replaced { canonical, kept } = promoted else {
+            return;
+        };
+        let undone = std::fs::remove_file(&canonical).and_then(|()| match &kept {
+            Some(kept) => std::fs::rename(kept, &canonical),
+            None => Ok(()),
+        });
+        if let Err(e) = undone {
+            tracing::error!(file = %canonical.display(), "cannot give the state file its earlier name back: {e}");
+        }
+    }
+}
+
+/// What a promote did, to undo it.
+pub(super) enum Promoted {
+    /// The name already named the file.
+    Already,
+    /// The name now names the rebuilt file; the file it named before (if
+    /// any) was moved to `kept`.
+    Replaced {
+        canonical: PathBuf,
+        kept: Option<PathBuf>,
+    },
 }
 
 /// A name no file has, for a damaged file set aside (never deleted):

@@ -95,6 +95,7 @@ impl Harness {
             commands: Mutex::new(commands),
             layout_retries: Mutex::default(),
             quiet_rejects: std::sync::atomic::AtomicBool::new(false),
+            layout_attempts: Mutex::default(),
         });
         Self {
             dir,

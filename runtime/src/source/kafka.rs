@@ -322,23 +322,12 @@ impl KafkaSubscription {
             }
         }
         for (binding, count) in counts {
-            // The heads of partitions other units read are theirs to set.
-            let known = self
-                .heads
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&binding.physical)
-                .cloned()
-                .unwrap_or_default();
-            let mut heads = Vec::with_capacity(count as usize);
-            for partition in 0..count {
-                if !self.partitions.includes(partition) {
-                    heads.push(known.get(partition as usize).copied().unwrap_or(0));
-                    continue;
-                }
+            let mut mine = Vec::new();
+            let partitions = self.partitions;
+            for partition in (0..count).filter(|&p| partitions.includes(p)) {
                 let cached = self.cached_watermarks(&binding.physical, partition);
                 let (low, high) = cached.unwrap_or((None, 0));
-                heads.push(high);
+                mine.push((partition as usize, high));
                 if let Some(low) = low {
                     self.check_retention(&binding, partition, low);
                 }
@@ -349,10 +338,15 @@ impl KafkaSubscription {
                     self.check_log_reaches(&binding.physical, partition, next);
                 }
             }
-            self.heads
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(binding.physical.clone(), heads);
+            // Only this subscription's partitions, under the lock: the
+            // others are other units' to set, and they refresh at the same
+            // moments.
+            let mut heads = self.heads.write().unwrap_or_else(PoisonError::into_inner);
+            let heads = heads.entry(binding.physical.clone()).or_default();
+            heads.resize(count as usize, 0);
+            for (partition, high) in mine {
+                heads[partition] = high;
+            }
         }
         self.set_available(missing);
     }
