@@ -39,6 +39,8 @@ pub struct Config {
     /// redb's page cache of the embedded log, bytes (the state files'
     /// is `worker.state_cache_bytes`).
     pub log_cache_bytes: usize,
+    /// The group this instance shares the work with (`--group`), if any.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             kafka: None,
             watch_settle: Duration::from_millis(250),
             log_cache_bytes: crate::source::embedded::DEFAULT_CACHE_BYTES,
+            cluster: None,
         }
     }
 }
@@ -138,6 +141,25 @@ pub struct FileConfig {
     /// Units of one partitioned projection folding at once. Default: the
     /// machine's cores.
     pub worker_threads: Option<usize>,
+    /// Sharing the work with other instances in a Kafka consumer group.
+    #[serde(default)]
+    pub cluster: FileCluster,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCluster {
+    /// Group name: instances with the same one share the projections.
+    pub group: Option<String>,
+    /// This instance's HTTP API as the others reach it.
+    pub advertise: Option<String>,
+    /// Partitions of the control topic when this instance creates it
+    /// (default 12).
+    pub slots: Option<u32>,
+    /// Kafka session timeout: how long a dead instance keeps its slots
+    /// (default 6000).
+    pub session_timeout_ms: Option<u64>,
 }
 
 /// `[snapshots]`: periodic snapshots of every projection version.
@@ -242,6 +264,10 @@ pub struct Overrides {
     /// Replaces the file's `[snapshots] store`.
     pub snapshot_store: Option<String>,
     pub worker_threads: Option<usize>,
+    /// Replaces the file's `[cluster] group`.
+    pub group: Option<String>,
+    /// Replaces the file's `[cluster] advertise`.
+    pub advertise: Option<String>,
 }
 
 /// The admin token from a value or a file; the more specific level
@@ -280,6 +306,82 @@ fn resolve_token(
                 }
             },
         })
+}
+
+/// `[cluster]` with `--group` and `--advertise` resolved.
+fn cluster_config(
+    group: String,
+    advertise: Option<String>,
+    file: &FileCluster,
+    kafka: Option<&KafkaConfig>,
+) -> Result<crate::cluster::ClusterConfig, ConfigError> {
+    let invalid = |name, value: String, reason| ConfigError::Invalid {
+        name,
+        value,
+        reason,
+    };
+    let valid_name = !group.is_empty()
+        && group
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid_name {
+        return Err(invalid(
+            "group",
+            group,
+            "use letters, digits, '-', '_' and '.' (it names Kafka topics)",
+        ));
+    }
+    let Some(kafka) = kafka else {
+        return Err(invalid(
+            "group",
+            group,
+            "a group is a Kafka consumer group: add --kafka BOOTSTRAP",
+        ));
+    };
+    let Some(advertise) = advertise else {
+        return Err(invalid(
+            "advertise",
+            String::new(),
+            "--group needs --advertise URL (PROJECTOR_ADVERTISE, [cluster] advertise): where the other instances reach this one's HTTP API, e.g. http://10.0.0.5:7878",
+        ));
+    };
+    let advertise = advertise.trim_end_matches('/').to_owned();
+    if url::Url::parse(&advertise)
+        .ok()
+        .is_none_or(|url| !matches!(url.scheme(), "http" | "https") || url.host().is_none())
+    {
+        return Err(invalid(
+            "advertise",
+            advertise,
+            "give an http:// or https:// URL with a host, e.g. http://10.0.0.5:7878",
+        ));
+    }
+    let slots = file.slots.unwrap_or(crate::cluster::DEFAULT_SLOTS);
+    if slots == 0 || slots > 10_000 {
+        return Err(invalid(
+            "cluster slots",
+            slots.to_string(),
+            "choose 1 to 10000",
+        ));
+    }
+    let session_timeout = file.session_timeout_ms.map_or(
+        crate::cluster::DEFAULT_SESSION_TIMEOUT,
+        Duration::from_millis,
+    );
+    if session_timeout < Duration::from_millis(600) {
+        return Err(invalid(
+            "cluster session_timeout_ms",
+            session_timeout.as_millis().to_string(),
+            "use at least 600 ms (brokers usually require 6000 or more)",
+        ));
+    }
+    Ok(crate::cluster::ClusterConfig {
+        group,
+        advertise,
+        kafka: kafka.clone(),
+        slots,
+        session_timeout,
+    })
 }
 
 impl Config {
@@ -415,12 +517,14 @@ impl Config {
                     .or(file.worker_threads)
                     .unwrap_or(defaults.worker.worker_threads),
                 key_templates: defaults.worker.key_templates.clone(),
+                cluster: None,
             },
             log_cache_bytes: file
                 .log_cache_mb
                 .map_or(defaults.log_cache_bytes, |mb| mb.saturating_mul(1 << 20)),
             max_request_bytes: file.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             limits,
+            cluster: None,
         };
         let mut config = config;
         if file.snapshots.enabled {
@@ -444,6 +548,14 @@ impl Config {
         if let Some(url) = overrides.snapshot_store.or(file.snapshots.store) {
             let store = crate::snapshot::SnapshotStore::open(&url)?;
             config.worker.snapshot_store = Some(std::sync::Arc::new(store));
+        }
+        if let Some(group) = overrides.group.or(file.cluster.group.clone()) {
+            config.cluster = Some(cluster_config(
+                group,
+                overrides.advertise.or(file.cluster.advertise.clone()),
+                &file.cluster,
+                config.kafka.as_ref(),
+            )?);
         }
         config.validate()?;
         Ok(config)

@@ -5,6 +5,7 @@
 //! (overlay, then one redb commit with the offsets) -> [`api`] queries.
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod metrics;

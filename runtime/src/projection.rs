@@ -55,6 +55,9 @@ pub enum Status {
     Removed {
         since: u64,
     },
+    /// In a group: another instance holds its slot (or none does yet), so
+    /// this one does not fold it; reads are answered by the owner.
+    Elsewhere,
 }
 
 impl Status {
@@ -66,6 +69,7 @@ impl Status {
             Status::Stopped => "stopped",
             Status::Paused { .. } => "paused",
             Status::Removed { .. } => "removed",
+            Status::Elsewhere => "elsewhere",
         }
     }
 }
@@ -422,7 +426,11 @@ impl ProjectionRuntime {
         match &self.held {
             Held::File(store) => store.reader(),
             Held::Units(units) => Ok(StateReader::units(
-                units.iter().map(|u| u.reader()).collect::<Result<_, _>>()?,
+                units
+                    .iter()
+                    .filter(|u| u.is_here())
+                    .map(|u| u.reader())
+                    .collect::<Result<_, _>>()?,
             )
             .with_key_templates(self.config.key_templates.clone())),
         }
@@ -472,6 +480,10 @@ impl ProjectionRuntime {
             .iter()
             .enumerate()
             .filter_map(|(i, unit)| {
+                // In a group, units held elsewhere answer there.
+                if !unit.is_here() {
+                    return None;
+                }
                 let store = unit.store()?;
                 let share = Barrier {
                     exact: part(&barrier.exact, i),
@@ -531,12 +543,58 @@ impl ProjectionRuntime {
     }
 
     /// Whether this unit (or every unit of this version) reached the head
-    /// while building.
+    /// while building; in a group, every unit this instance folds.
     pub fn caught_up(&self) -> bool {
         match &self.held {
-            Held::File(_) => self.caught_up.load(Ordering::Acquire),
+            Held::File(_) => !self.is_here() || self.caught_up.load(Ordering::Acquire),
             Held::Units(units) => units.iter().all(|u| u.caught_up()),
         }
+    }
+
+    /// In a group, the slot this runtime's worker folds for: a unit's, or
+    /// a global projection's (none for a partitioned version's parent,
+    /// whose units each have one, none for a projection of the embedded
+    /// log, and none outside a group).
+    pub fn cluster_slot(&self) -> Option<(Arc<crate::cluster::Ownership>, u32)> {
+        // The embedded log is each instance's own: every instance folds it.
+        if self.source.kind() != "kafka" {
+            return None;
+        }
+        let ownership = self.config.cluster.clone()?;
+        let slot = match (&self.held, self.partitions) {
+            (Held::Units(_), _) => return None,
+            (Held::File(_), Partitions::Only(unit)) => ownership.slot_of_unit(unit),
+            (Held::File(_), Partitions::All) => ownership.slot_of_name(self.name()),
+        };
+        Some((ownership, slot))
+    }
+
+    /// What this instance may do with this runtime's slot now
+    /// ([`Gate::Held`](crate::cluster::Gate) outside a group).
+    pub fn gate(&self) -> crate::cluster::Gate {
+        self.cluster_slot()
+            .map_or(crate::cluster::Gate::Held, |(ownership, slot)| {
+                ownership.gate(slot)
+            })
+    }
+
+    /// Whether this instance folds (and answers for) this runtime now: it
+    /// holds the slot, or it is not in a group. A partitioned version is
+    /// here when one of its units is.
+    pub fn is_here(&self) -> bool {
+        match &self.held {
+            Held::File(_) => self.gate() == crate::cluster::Gate::Held,
+            Held::Units(units) => units.iter().any(|u| u.is_here()),
+        }
+    }
+
+    /// The units this instance folds now (every unit outside a group).
+    pub fn units_here(&self) -> Vec<SharedProjection> {
+        self.units()
+            .iter()
+            .filter(|u| u.is_here())
+            .cloned()
+            .collect()
     }
 
     /// Whether `instance` is this runtime or one of its units.
@@ -634,6 +692,7 @@ impl ProjectionRuntime {
             .or_else(|| first(|s| matches!(s, Status::Paused { .. })))
             .or_else(|| first(|s| matches!(s, Status::Starting)))
             .or_else(|| first(|s| matches!(s, Status::Running)))
+            .or_else(|| first(|s| matches!(s, Status::Elsewhere)))
             .unwrap_or(Status::Stopped)
     }
 

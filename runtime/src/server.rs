@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::api::{self, AppState};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::registry::Command;
 use crate::registry::{Registry, RegistryError, Sources};
@@ -38,6 +39,8 @@ pub enum ServerError {
     Task(String),
     #[error("cannot start the stall monitor thread: {0}")]
     StallMonitor(#[source] std::io::Error),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// A started projector: the pieces `run` serves, usable on their own in tests
@@ -45,6 +48,8 @@ pub enum ServerError {
 pub struct Running {
     pub registry: Arc<Registry>,
     pub log: EmbeddedLog,
+    /// This instance's group, when it is in one.
+    pub cluster: Option<Arc<Cluster>>,
     watcher: std::sync::Mutex<Option<ModuleWatcher>>,
     stall_monitor: std::sync::Mutex<Option<StallMonitor>>,
 }
@@ -79,12 +84,20 @@ impl Running {
             ModuleWatcher::start(&config.modules_dir, config.watch_settle, move |event| {
                 let _ = changes.send(event);
             })?;
+        // In a group, the workers fold only the slots this instance holds;
+        // it joins once every module is loaded.
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(Arc::new(Cluster::start(cluster.clone())?)),
+            None => None,
+        };
+        let mut worker = config.worker.clone();
+        worker.cluster = cluster.as_ref().map(|c| c.ownership.clone());
         let registry = Registry::start(
             &host,
             sources,
             &config.modules_dir,
             &config.data_dir,
-            &config.worker,
+            &worker,
         )?;
         let commands = registry.commands();
         std::thread::Builder::new()
@@ -106,11 +119,21 @@ impl Running {
                 source,
             })?;
         let registry = Arc::new(registry);
+        if let Some(cluster) = &cluster {
+            cluster.join()?;
+            tracing::info!(
+                group = %cluster.config.group,
+                advertise = %cluster.config.advertise,
+                slots = cluster.ownership.slot_count(),
+                "joined the group"
+            );
+        }
         let stall_monitor = StallMonitor::start(registry.clone(), config.worker.stall_after)
             .map_err(ServerError::StallMonitor)?;
         Ok(Self {
             registry,
             log,
+            cluster,
             watcher: std::sync::Mutex::new(Some(watcher)),
             stall_monitor: std::sync::Mutex::new(Some(stall_monitor)),
         })
@@ -118,6 +141,11 @@ impl Running {
 
     /// Stops the workers (each makes its state durable) and the log.
     pub fn shutdown(&self) {
+        // First out of the group: its slots are committed and handed over
+        // while the workers still run.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave();
+        }
         let watcher = self
             .watcher
             .lock()
@@ -192,6 +220,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         AppState {
             registry: started.registry.clone(),
             log: started.log.clone(),
+            cluster: started.cluster.clone(),
         },
         config.max_request_bytes,
         &config.http,

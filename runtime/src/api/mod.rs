@@ -11,6 +11,7 @@
 //! [`auth`]'s bearer token when one is configured.
 
 pub mod auth;
+mod cluster;
 mod dashboard;
 mod error;
 mod failures;
@@ -43,13 +44,16 @@ use crate::source::{EmbeddedLog, LogError, Source};
 
 /// Response header carrying the offsets a key lookup reflects, as JSON.
 pub const OFFSETS_HEADER: &str = "projector-offsets";
-const DEFAULT_SCAN_LIMIT: usize = 100;
+pub(crate) const DEFAULT_SCAN_LIMIT: usize = 100;
 const MAX_SCAN_LIMIT: usize = 10_000;
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub log: EmbeddedLog,
+    /// This instance's group, when it is in one: reads of what other
+    /// instances hold are answered through them.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Every route. Two routers, merged:
@@ -60,7 +64,10 @@ pub struct AppState {
 ///   bearer token (when one is configured) on every route it holds, so a
 ///   route added there is protected without further code.
 pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> Router {
-    let metrics = Arc::new(crate::metrics::Metrics::new(state.registry.clone()));
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        state.registry.clone(),
+        state.cluster.as_ref().map(|c| c.ownership.clone()),
+    ));
     let http_metrics = metrics.http();
     let public = Router::new()
         .route(
@@ -74,9 +81,7 @@ pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> R
         .route("/v1/health", get(health))
         .route("/v1/projections", get(list_projections))
         .route("/v1/projections/{name}", get(get_projection))
-        .route("/v1/projections/{name}/state", get(scan_state))
-        .route("/v1/projections/{name}/state/{*key}", get(get_key))
-        .route("/v1/projections/{name}/query/{query}", post(run_query))
+        .route("/v1/cluster", get(cluster::cluster_view))
         .route("/v1/projections/{name}/snapshots", get(list_snapshots))
         .route(
             "/v1/projections/{name}/snapshots/{file}",
@@ -85,6 +90,16 @@ pub fn router(state: AppState, max_request_bytes: usize, http: &HttpConfig) -> R
         .route("/v1/projections/{name}/dead-letters", get(failures::list))
         .route("/v1/topics", get(list_topics))
         .route("/v1/read", post(reads::consistent_read));
+    // In a group, reads of state other instances hold go through them.
+    let state_reads = Router::new()
+        .route("/v1/projections/{name}/state", get(scan_state))
+        .route("/v1/projections/{name}/state/{*key}", get(get_key))
+        .route("/v1/projections/{name}/query/{query}", post(run_query))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            cluster::route_reads,
+        ));
+    let public = public.merge(state_reads);
     let admin = Router::new()
         .route("/v1/projections/{name}/replay", post(replay))
         .route(
@@ -501,7 +516,7 @@ fn decode_key(raw: &str) -> Result<Vec<u8>, ApiError> {
 /// from the raw path: keys are bytes, so `%FF` or `%2F` are looked up as
 /// those bytes rather than refused as invalid UTF-8 or split as `/`. Names
 /// are text: one that is not UTF-8 is a 400.
-fn name_and_key(path: &str) -> Result<(String, Vec<u8>), ApiError> {
+pub(crate) fn name_and_key(path: &str) -> Result<(String, Vec<u8>), ApiError> {
     let rest = path.strip_prefix("/v1/projections/").unwrap_or_default();
     let (raw_name, raw_key) = rest
         .split_once("/state/")
@@ -741,6 +756,7 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
 )]
 async fn run_query(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path((name, query)): Path<(String, String)>,
     params: Result<Query<reads::ReadParams>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
@@ -763,6 +779,12 @@ async fn run_query(
     } else {
         body
     };
+    if headers
+        .get(cluster::FORWARDED)
+        .is_some_and(|mark| mark == "per-unit")
+    {
+        return blocking(move || per_unit_query(&projection, &query, &args)).await;
+    }
     blocking(move || {
         let view = reads::view(&state, &projection, at)?;
         match projection.query_reader(view.reader.fork()?, &query, &args) {
@@ -780,6 +802,35 @@ async fn run_query(
         }
     })
     .await
+}
+
+/// A custom query run over each unit this instance holds on its own (in a
+/// group, where the units of a partitioned projection are spread): the
+/// instance asking merges the units' answers of every owner.
+fn per_unit_query(
+    projection: &SharedProjection,
+    query: &str,
+    args: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    let mut units = Vec::new();
+    let mut all = Offsets::default();
+    for unit in projection.units_here() {
+        let reader = unit.reader()?;
+        match projection.query_reader(reader, query, args) {
+            Ok((answer, offsets)) => {
+                for (topic, partition, next) in offsets.iter() {
+                    all.set(topic, partition, next);
+                }
+                units.push(json!({
+                    "unit": unit.partitions.only(),
+                    "result": value_json(&answer),
+                    "offsets": offsets,
+                }));
+            }
+            Err(failure) => return Err(reads::query_error(projection, query, failure)),
+        }
+    }
+    Ok(Json(json!({ "units": units, "offsets": all })))
 }
 
 /// The embedded log's topics and their heads.

@@ -58,6 +58,7 @@ use crate::worker::{ErrorPolicy, RetryReport};
         super::restore_snapshot,
         super::create_topic,
         super::append_events,
+        super::cluster::cluster_view,
     ),
     modifiers(&CommonResponses),
     tags(
@@ -67,6 +68,7 @@ use crate::worker::{ErrorPolicy, RetryReport};
         (name = "failures", description = "Events the error policy kept"),
         (name = "snapshots", description = "Snapshots of projection state"),
         (name = "topics", description = "The embedded log"),
+        (name = "cluster", description = "The group this instance shares the work with"),
     )
 )]
 pub struct ApiDoc;

@@ -21,6 +21,7 @@ use prometheus_client::metrics::MetricType;
 pub use histogram::{DURATION_BUCKETS, DurationHistogram};
 pub use http::{HttpMetrics, track_http};
 
+use crate::cluster::Ownership;
 use crate::projection::{PartitionProgress, ProjectionInfo, SharedProjection, Status};
 use crate::registry::Registry;
 use crate::source::SourceHealth;
@@ -228,11 +229,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(projections: Arc<Registry>) -> Self {
+    /// `cluster`: this instance's slots, when it is in a group.
+    pub fn new(projections: Arc<Registry>, cluster: Option<Arc<Ownership>>) -> Self {
         let http = Arc::new(HttpMetrics::default());
         let mut registry = prometheus_client::registry::Registry::default();
         http.register(&mut registry);
-        registry.register_collector(Box::new(ProjectionCollector { projections }));
+        registry.register_collector(Box::new(ProjectionCollector {
+            projections,
+            cluster,
+        }));
         Self { registry, http }
     }
 
@@ -251,6 +256,7 @@ impl Metrics {
 
 struct ProjectionCollector {
     projections: Arc<Registry>,
+    cluster: Option<Arc<Ownership>>,
 }
 
 impl std::fmt::Debug for ProjectionCollector {
@@ -312,8 +318,14 @@ impl Sample {
     }
 }
 
-const STATES: [&str; 6] = [
-    "starting", "running", "failed", "stopped", "paused", "removed",
+const STATES: [&str; 7] = [
+    "starting",
+    "running",
+    "failed",
+    "stopped",
+    "paused",
+    "removed",
+    "elsewhere",
 ];
 const SOURCE_STATES: [&str; 3] = ["ok", "unavailable", "waiting_for_topics"];
 
@@ -437,12 +449,33 @@ impl Collector for ProjectionCollector {
         }
 
         // What this instance folds, in units: one per unit of a partitioned
-        // projection, one per global projection (serving versions only).
+        // projection, one per global projection (serving versions only; in
+        // a group, those whose slot it holds).
         let active: usize = samples
             .iter()
             .filter(|s| s.role == "serving" && !matches!(s.info.status, Status::Removed { .. }))
-            .map(|s| s.projection.units().len().max(1))
+            .map(|s| {
+                if s.projection.is_partitioned() {
+                    s.projection.units_here().len()
+                } else {
+                    usize::from(s.projection.is_here())
+                }
+            })
             .sum();
+        // Outside a group both stay 0.
+        let cluster = self.cluster.as_deref();
+        counters(
+            &mut encoder,
+            "projector_rebalances",
+            "Changes of this instance's slots in its group (assignments, revokes, losses)",
+            [(Vec::new(), cluster.map_or(0, Ownership::rebalances))],
+        )?;
+        gauges(
+            &mut encoder,
+            "projector_cluster_slots_held",
+            "Slots of its group this instance holds (and may act on) now",
+            [(Vec::new(), cluster.map_or(0, |o| o.held().len() as i64))],
+        )?;
         gauges(
             &mut encoder,
             "projector_units_owned",

@@ -69,7 +69,21 @@ impl KafkaConfig {
         }
     }
 
-    fn client_config(&self, projection: &str) -> ClientConfig {
+    /// A producer's (or admin client's) configuration: the bootstrap and
+    /// the user's properties, none of the consumer's.
+    pub(crate) fn producer_config(&self, client: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", format!("projector.{client}"))
+            .set("reconnect.backoff.max.ms", "2000");
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    pub(crate) fn client_config(&self, projection: &str) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap)
@@ -311,11 +325,14 @@ impl KafkaSubscription {
                     .assigned
                     .insert(binding.physical.clone(), *count)
                     .unwrap_or(0);
-                if already < *count {
+                let added: Vec<u32> = (already..*count)
+                    .filter(|&p| self.partitions.includes(p))
+                    .collect();
+                if !added.is_empty() {
                     tracing::info!(
                         projection = %self.projection,
                         topic = %binding.physical,
-                        partitions = ?(already..*count),
+                        partitions = ?added,
                         "assigned Kafka partitions"
                     );
                 }

@@ -77,6 +77,14 @@ pub enum Partitions {
 }
 
 impl Partitions {
+    /// The one partition of a unit.
+    pub fn only(self) -> Option<u32> {
+        match self {
+            Partitions::All => None,
+            Partitions::Only(only) => Some(only),
+        }
+    }
+
     pub fn includes(self, partition: u32) -> bool {
         match self {
             Partitions::All => true,

@@ -5,7 +5,7 @@
 mod failures;
 mod overlay;
 mod progress;
-mod route;
+pub(crate) mod route;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -196,6 +196,27 @@ impl StateStore {
         *db = Some(reopened);
         drop(db);
         self.progress.committed(None, || None);
+        Ok(())
+    }
+
+    /// Puts the state file `restored` (a snapshot restored next to this
+    /// one) in place of this store's file, and opens it: a unit taken over
+    /// from another instance starts from the newer state. Readers open
+    /// before keep what they saw (the old file stays theirs until closed).
+    pub fn replace_with(&self, restored: &Path) -> Result<(), StoreError> {
+        let open_err = |source: redb::Error| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        };
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        *db = None;
+        std::fs::rename(restored, &self.path).map_err(|e| open_err(e.into()))?;
+        *db = Some(Self::open_database(&self.path, self.cache_bytes).map_err(open_err)?);
+        drop(db);
+        // Waiting reads see the jump like a commit.
+        let offsets = self.reader()?.offsets()?;
+        self.progress
+            .committed(Some(&offsets), || self.reader().ok());
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! transaction. One OS thread per projection, so a slow module never blocks
 //! the async runtime or another projection.
 
+mod handover;
 mod permits;
 mod policy;
 mod priority;
@@ -20,6 +21,7 @@ pub(crate) use policy::{FailureBook, OneByOne, run_one_by_one};
 use policy::{PAGE, describe_failure, failed_again};
 pub use snapshots::{SHUTDOWN_WAIT as SNAPSHOT_SHUTDOWN_WAIT, finish_all as finish_snapshots};
 
+use crate::cluster::Gate;
 use crate::event::Offsets;
 use crate::metrics::ErrorKind;
 use crate::projection::{ProjectionRuntime, Status, WorkerEvent, unix_now};
@@ -80,6 +82,9 @@ pub struct WorkerConfig {
     /// How a partitioned projection's state keys embed event keys
     /// (sidecar `key_templates`): lookups ask the key's unit first.
     pub key_templates: Arc<[crate::store::KeyTemplate]>,
+    /// This instance's slots when it is one of a group's (`--group`):
+    /// workers fold only what it holds.
+    pub cluster: Option<Arc<crate::cluster::Ownership>>,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -114,6 +119,7 @@ impl Default for WorkerConfig {
             worker_nice: 10,
             worker_threads: std::thread::available_parallelism().map_or(1, usize::from),
             key_templates: Arc::new([]),
+            cluster: None,
         }
     }
 }
@@ -149,32 +155,76 @@ pub fn spawn(
                     message,
                 });
             };
-            let mut worker = match Worker::new(&projection, &config) {
-                Ok(worker) => worker,
-                Err(message) => return ended(message),
+            let Some((ownership, slot)) = projection.cluster_slot() else {
+                run_worker(&projection, &config, &ended);
+                return;
             };
-            projection.set_status(Status::Running);
-            projection.metrics.progressed();
-            tracing::info!("projection running");
-            // A bug (or a damaged file redb trips over) must not leave the
-            // status saying "running" with nothing behind it.
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
-            if let Err(panic) = run {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                return ended(format!("the worker crashed: {reason}"));
-            }
-            projection.refuse_retries("the projection stopped before the retry ran");
-            if let Some(Err(e)) = projection.store().map(|store| store.sync()) {
-                tracing::error!(error = %e, "final sync failed");
-            }
-            if matches!(projection.status(), Status::Running | Status::Paused { .. }) {
-                projection.set_status(Status::Stopped);
+            // In a group: fold only while this instance holds the slot.
+            let mut was_held = false;
+            while !projection.stop_requested() {
+                let Some(active) = ownership.enter(slot) else {
+                    if was_held || matches!(projection.status(), Status::Starting) {
+                        projection.set_status(Status::Elsewhere);
+                        was_held = false;
+                    }
+                    ownership.wait_change(IDLE_WAIT);
+                    continue;
+                };
+                was_held = true;
+                handover::take_over(&projection, &config);
+                if !run_worker(&projection, &config, &ended) {
+                    return;
+                }
+                if ownership.gate(slot) == Gate::Release && !projection.stop_requested() {
+                    handover::hand_over(&projection, &config);
+                }
+                drop(active);
             }
         })
+}
+
+/// Runs one worker over the state until it stops; `false` when it ended
+/// in failure (reported through `ended`).
+fn run_worker(
+    projection: &Arc<ProjectionRuntime>,
+    config: &WorkerConfig,
+    ended: &dyn Fn(String),
+) -> bool {
+    let mut worker = match Worker::new(projection, config) {
+        Ok(worker) => worker,
+        Err(message) => {
+            ended(message);
+            return false;
+        }
+    };
+    projection.set_status(Status::Running);
+    projection.metrics.progressed();
+    tracing::info!("projection running");
+    // A bug (or a damaged file redb trips over) must not leave the
+    // status saying "running" with nothing behind it.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
+    if let Err(panic) = run {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        ended(format!("the worker crashed: {reason}"));
+        return false;
+    }
+    let halted = matches!(projection.status(), Status::Failed { .. });
+    // A slot that moved away may come back: its retries wait.
+    let slot_moved = !projection.stop_requested() && projection.gate() != Gate::Held;
+    if !slot_moved {
+        projection.refuse_retries("the projection stopped before the retry ran");
+    }
+    if let Some(Err(e)) = projection.store().map(|store| store.sync()) {
+        tracing::error!(error = %e, "final sync failed");
+    }
+    if matches!(projection.status(), Status::Running | Status::Paused { .. }) {
+        projection.set_status(Status::Stopped);
+    }
+    !halted
 }
 
 fn failed(event: Option<&bindings::Event>, message: String) -> Status {
@@ -396,6 +446,23 @@ impl<'a> Worker<'a> {
         let max = self.config.batch_max_events;
         let mut raw = Vec::with_capacity(max);
         while !self.projection.stop_requested() {
+            match self.projection.gate() {
+                Gate::Held => {}
+                // A cooperative revoke: what is applied commits below.
+                Gate::Release => {
+                    tracing::info!("the group moves this slot away: committing, then handing over");
+                    break;
+                }
+                // Fenced: nothing more is committed.
+                Gate::Closed => {
+                    tracing::warn!(
+                        uncommitted_events = self.pending.events,
+                        "this instance no longer holds the slot (moved, or its lease lapsed): stopped without committing"
+                    );
+                    self.pending = Pending::default();
+                    return;
+                }
+            }
             raw.clear();
             let requests = self.projection.take_retry_requests();
             if !requests.is_empty() {
@@ -709,6 +776,16 @@ impl<'a> Worker<'a> {
     fn flush(&mut self) -> Flow {
         if self.pending.events == 0 {
             return Flow::Continue;
+        }
+        if self.projection.gate() == Gate::Closed {
+            // The slot is no longer provably ours (fenced): the batches
+            // are dropped, and read again by whoever owns it.
+            tracing::warn!(
+                events = self.pending.events,
+                "the group moved this slot away: uncommitted batches dropped"
+            );
+            self.pending = Pending::default();
+            return Flow::Halt;
         }
         if let flow @ (Flow::Halt | Flow::Rewound) = self.settle() {
             return flow;

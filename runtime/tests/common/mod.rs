@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// Upper bound for waiting on the server; tests wait for conditions, never
 /// for a fixed time, so this only limits how long a broken build hangs.
-const PATIENCE: Duration = Duration::from_secs(120);
+pub const PATIENCE: Duration = Duration::from_secs(120);
 
 pub fn events_file(name: &str) -> PathBuf {
     Path::new(projector_test_guests::EXAMPLE_EVENTS_DIR).join(name)

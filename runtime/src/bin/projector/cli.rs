@@ -135,7 +135,8 @@ struct RunArgs {
     /// max_in_flight_requests, stall_after_ms, [limits] max_memory_bytes,
     /// max_key_bytes, max_value_bytes, max_scan_entries, max_module_bytes,
     /// call_timeout_ms, [kafka] bootstrap, commit_group_offsets,
-    /// refresh_interval_ms, request_timeout_ms, [kafka.properties]). Flags
+    /// refresh_interval_ms, request_timeout_ms, [kafka.properties],
+    /// [cluster] group, advertise, slots, session_timeout_ms). Flags
     /// and environment variables override it.
     #[arg(long, env = "PROJECTOR_CONFIG")]
     config: Option<PathBuf>,
@@ -210,6 +211,15 @@ struct RunArgs {
     /// machine's cores]
     #[arg(long, env = "PROJECTOR_WORKER_THREADS", value_name = "N")]
     worker_threads: Option<usize>,
+    /// Share the projections with every instance started with the same
+    /// group name (a Kafka consumer group: needs --kafka and --advertise);
+    /// see docs/scaling.md
+    #[arg(long, env = "PROJECTOR_GROUP", value_name = "NAME")]
+    group: Option<String>,
+    /// This instance's HTTP API as the other instances of the group reach
+    /// it, e.g. http://10.0.0.5:7878
+    #[arg(long, env = "PROJECTOR_ADVERTISE", value_name = "URL")]
+    advertise: Option<String>,
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {
@@ -383,6 +393,8 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             stall_after_ms: args.stall_after_ms,
             snapshot_store: args.snapshot_store,
             worker_threads: args.worker_threads,
+            group: args.group,
+            advertise: args.advertise,
         },
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

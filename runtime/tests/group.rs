@@ -1,0 +1,433 @@
+//! Instances sharing the work in a group (`--group`), several `projector`
+//! processes on loopback against one broker: librdkafka's mock cluster in
+//! a helper process (`projector-kafka-mock`), since Tansu's consumer
+//! groups do not hold (docs/scaling.md). The `recorder` guest, kept
+//! partitioned, fails on a duplicate or out-of-order event, and its state
+//! read through any instance must hold every event produced exactly once;
+//! `failing` (a global count) must count every event of its topic once.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::kafka::{Produced, TestProducer, assert_recorded_exactly, orders};
+use common::{PATIENCE, Server};
+use projector_test_guests::{FAILING, RECORDER};
+use serde_json::Value;
+
+/// librdkafka's mock cluster, served by a helper process until dropped.
+struct MockKafka {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    bootstrap: String,
+}
+
+impl MockKafka {
+    fn start(topics: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_projector-kafka-mock"))
+            .args(topics)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let bootstrap = line
+            .trim()
+            .strip_prefix("bootstrap ")
+            .unwrap_or_else(|| panic!("mock cluster said {line:?}"))
+            .to_owned();
+        let stdin = child.stdin.take();
+        Self {
+            child,
+            stdin,
+            bootstrap,
+        }
+    }
+}
+
+impl Drop for MockKafka {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::io::stdout().flush();
+    }
+}
+
+const GROUP_TOPICS: [&str; 2] = ["projector.g.units:4", "projector.g.members:1"];
+
+/// An instance of group `g` running `recorder` partitioned over
+/// `topics` and `failing` (global) over the first topic.
+fn member(kafka: &MockKafka, topics: [&str; 3], store: &std::path::Path) -> Server {
+    let server = Server::with_modules(&[RECORDER, FAILING]);
+    server.add_file(
+        "recorder.toml",
+        format!(
+            "source = \"kafka\"\nscale = \"partitioned\"\n[topics]\nt1 = \"{}\"\nt2 = \"{}\"\nt3 = \"{}\"\n",
+            topics[0], topics[1], topics[2]
+        )
+        .as_bytes(),
+    );
+    server.add_file(
+        "failing.toml",
+        format!("source = \"kafka\"\n[topics]\norders = \"{}\"\n", topics[0]).as_bytes(),
+    );
+    let url = server.url.clone();
+    server.args(&[
+        "--kafka",
+        &kafka.bootstrap,
+        "--group",
+        "g",
+        "--advertise",
+        &url,
+        "--snapshot-store",
+        store.to_str().unwrap(),
+        "--batch-max-events",
+        "50",
+    ])
+}
+
+/// Waits until `server`'s view of the group says `check`.
+fn wait_cluster(server: &Server, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reply = server.get("/v1/cluster");
+        if reply.status == 200 && check(&reply.body) {
+            return reply.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {}\n{}",
+            reply.body,
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every slot held by one of the live members listed `urls`, each member
+/// holding at least one.
+fn slots_spread_over(urls: &[&str]) -> impl Fn(&Value) -> bool {
+    let urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+    move |cluster: &Value| {
+        let members = cluster["members"].as_array().cloned().unwrap_or_default();
+        let mut held: Vec<u64> = Vec::new();
+        for url in &urls {
+            let Some(member) = members.iter().find(|m| m["url"] == *url.as_str()) else {
+                return false;
+            };
+            let slots = member["slots"].as_array().cloned().unwrap_or_default();
+            if member["alive"] != true || slots.is_empty() {
+                return false;
+            }
+            held.extend(slots.iter().filter_map(Value::as_u64));
+        }
+        // No live member outside `urls` holds a slot.
+        let strangers = members.iter().any(|m| {
+            m["alive"] == true
+                && !urls.iter().any(|u| m["url"] == *u.as_str())
+                && m["slots"].as_array().is_some_and(|s| !s.is_empty())
+        });
+        held.sort_unstable();
+        !strangers && held == [0, 1, 2, 3]
+    }
+}
+
+/// Reads `recorder`'s whole state through `server` until it holds
+/// `produced` exactly (retrying while a handover is under way).
+fn wait_recorded(server: &Server, produced: &[Produced], topics: [&str; 3]) {
+    let logical =
+        move |real: &str| format!("t{}", topics.iter().position(|t| *t == real).unwrap() + 1);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let state = state_or_none(server, "recorder");
+        let recorded = state.as_ref().map_or(0, |s| {
+            s.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.starts_with("event/"))
+                .count()
+        });
+        if recorded >= produced.len() {
+            assert_recorded_exactly(state.as_ref().unwrap(), produced, &logical);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "recorded {recorded} of {} events\n{}",
+            produced.len(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The whole state through paged scans, or `None` while a read fails
+/// (503 during a handover).
+fn state_or_none(server: &Server, name: &str) -> Option<Value> {
+    let mut all = serde_json::Map::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/projections/{name}/state?limit=1000");
+        if let Some(a) = &after {
+            path.push_str(&format!("&start_after={}", common::percent(a)));
+        }
+        let reply = server.get(&path);
+        if reply.status != 200 {
+            return None;
+        }
+        for item in reply.body["items"].as_array().unwrap() {
+            all.insert(
+                item["key"].as_str().unwrap().to_owned(),
+                item["value"].clone(),
+            );
+        }
+        match reply.body["next_start_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return Some(Value::Object(all)),
+        }
+    }
+}
+
+/// `failing`'s count through `server`, once it is `expected`.
+fn wait_count(server: &Server, expected: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reply = server.get("/v1/projections/failing/state/count");
+        if reply.status == 200 && reply.body == serde_json::json!(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "count {} (status {}), expected {expected}\n{}",
+            reply.body,
+            reply.status,
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn produce(kafka: &MockKafka, events: &[Produced]) {
+    let producer = TestProducer::new(&kafka.bootstrap);
+    for event in events {
+        producer.send(event);
+    }
+    producer.flush();
+}
+
+fn on_first(events: &[Produced], topic: &str) -> usize {
+    events.iter().filter(|e| e.topic == topic).count()
+}
+
+/// Three instances share the units; one is killed with SIGKILL mid-stream:
+/// its units (and the global projection, wherever it was) move to the
+/// others, which take over from the shared snapshots and replay the tail.
+/// Every event is recorded once, in order, read through either survivor.
+#[test]
+fn a_killed_instance_s_units_move_and_nothing_is_lost_or_doubled() {
+    let topics = ["k-one", "k-two", "k-three"];
+    let kafka = MockKafka::start(&[
+        GROUP_TOPICS[0],
+        GROUP_TOPICS[1],
+        "k-one:4",
+        "k-two:4",
+        "k-three:4",
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    let a = member(&kafka, topics, store.path()).start();
+    let mut b = member(&kafka, topics, store.path()).start();
+    let c = member(&kafka, topics, store.path()).start();
+    let urls = [a.url.as_str(), b.url.as_str(), c.url.as_str()];
+    wait_cluster(&a, "the slots spread over three", slots_spread_over(&urls));
+
+    let produced = orders(&topics, 6_000, 7);
+    produce(&kafka, &produced[..3_000]);
+    // B has folded some of its share before it dies.
+    wait_recorded(&b, &produced[..3_000], topics);
+    b.sigkill();
+    produce(&kafka, &produced[3_000..]);
+
+    let survivors = [a.url.as_str(), c.url.as_str()];
+    wait_cluster(
+        &a,
+        "the survivors hold every slot",
+        slots_spread_over(&survivors),
+    );
+    wait_recorded(&a, &produced, topics);
+    wait_recorded(&c, &produced, topics);
+    wait_count(&a, on_first(&produced, "k-one"));
+    wait_count(&c, on_first(&produced, "k-one"));
+    // Somebody took over from a snapshot B had handed to the store or
+    // from its own earlier files, or replayed: either way it said so.
+    let logs = format!("{}{}", a.log(), c.log());
+    assert!(logs.contains("slots assigned"), "{logs}");
+}
+
+/// A new instance joins while events flow: some units move to it (handed
+/// over by a snapshot, the others never pausing) and the state stays exact,
+/// read through the new instance or the old one.
+#[test]
+fn a_joining_instance_takes_units_over_and_the_state_stays_exact() {
+    let topics = ["j-one", "j-two", "j-three"];
+    let kafka = MockKafka::start(&[
+        GROUP_TOPICS[0],
+        GROUP_TOPICS[1],
+        "j-one:4",
+        "j-two:4",
+        "j-three:4",
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    let a = member(&kafka, topics, store.path()).start();
+    wait_cluster(
+        &a,
+        "one instance holds every slot",
+        slots_spread_over(&[&a.url]),
+    );
+    let produced = orders(&topics, 4_000, 8);
+    produce(&kafka, &produced[..2_000]);
+    wait_recorded(&a, &produced[..2_000], topics);
+
+    let b = member(&kafka, topics, store.path()).start();
+    wait_cluster(
+        &a,
+        "the slots spread over two",
+        slots_spread_over(&[&a.url, &b.url]),
+    );
+    produce(&kafka, &produced[2_000..]);
+    wait_recorded(&b, &produced, topics);
+    wait_recorded(&a, &produced, topics);
+    wait_count(&b, on_first(&produced, "j-one"));
+    assert!(
+        a.log().contains("slots handed over"),
+        "A handed the moving slots over:\n{}",
+        a.log()
+    );
+    assert!(
+        b.log().contains("took over from a newer snapshot"),
+        "B started from A's hand-over snapshots:\n{}\nA:\n{}",
+        b.log(),
+        a.log()
+    );
+}
+
+/// An instance frozen (SIGSTOP) past its session loses its slots to the
+/// others; when it wakes it knows it is fenced before anything tells it:
+/// it drops what it had not committed, commits nothing more for those
+/// slots and does not answer for them, and the state read anywhere stays
+/// exact.
+#[test]
+fn a_frozen_instance_is_fenced_when_it_wakes() {
+    let topics = ["f-one", "f-two", "f-three"];
+    let kafka = MockKafka::start(&[
+        GROUP_TOPICS[0],
+        GROUP_TOPICS[1],
+        "f-one:4",
+        "f-two:4",
+        "f-three:4",
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    let a = member(&kafka, topics, store.path()).start();
+    let b = member(&kafka, topics, store.path()).start();
+    wait_cluster(
+        &a,
+        "the slots spread over two",
+        slots_spread_over(&[&a.url, &b.url]),
+    );
+    let produced = orders(&topics, 4_000, 9);
+    produce(&kafka, &produced[..2_000]);
+    wait_recorded(&a, &produced[..2_000], topics);
+
+    let pid = b.pid().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_cluster(
+        &a,
+        "A holds every slot while B is frozen",
+        slots_spread_over(&[&a.url]),
+    );
+    produce(&kafka, &produced[2_000..]);
+    wait_recorded(&a, &produced, topics);
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // B knows on waking, by its own clock, that it may no longer act on
+    // its slots; then the group tells it they are gone.
+    let deadline = Instant::now() + PATIENCE;
+    while !b.log().contains("session lost") && !b.log().contains("fenced") {
+        assert!(Instant::now() < deadline, "B never noticed:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let woke = b.log();
+    assert!(woke.contains("this instance stood still"), "{woke}");
+    assert!(
+        !woke.contains("slots handed over"),
+        "B handed over slots it had lost:\n{woke}"
+    );
+    wait_cluster(
+        &a,
+        "the slots spread over two again",
+        slots_spread_over(&[&a.url, &b.url]),
+    );
+    wait_recorded(&b, &produced, topics);
+    wait_recorded(&a, &produced, topics);
+    wait_count(&b, on_first(&produced, "f-one"));
+}
+
+/// The group's view: members with their URLs, each projection's units
+/// with the instance they are active on; without --group the route says
+/// how to join one.
+#[test]
+fn the_cluster_route_shows_members_and_units() {
+    let topics = ["v-one", "v-two", "v-three"];
+    let kafka = MockKafka::start(&[
+        GROUP_TOPICS[0],
+        GROUP_TOPICS[1],
+        "v-one:4",
+        "v-two:4",
+        "v-three:4",
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    let a = member(&kafka, topics, store.path()).start();
+    let b = member(&kafka, topics, store.path()).start();
+    let view = wait_cluster(
+        &b,
+        "the slots spread over two",
+        slots_spread_over(&[&a.url, &b.url]),
+    );
+    assert_eq!(view["group"], "g");
+    assert_eq!(view["me"], b.url.as_str());
+    assert_eq!(view["slots"], 4);
+    let recorder = view["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "recorder")
+        .unwrap();
+    assert_eq!(recorder["partitioned"], true);
+    let units = recorder["units"].as_array().unwrap();
+    assert_eq!(units.len(), 4, "{view}");
+    for unit in units {
+        let active = unit["active"].as_str().unwrap();
+        assert!(active == a.url || active == b.url, "{view}");
+    }
+    let alone = Server::new().start();
+    let reply = alone.get("/v1/cluster");
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.body["error"]["code"], "not_in_a_group");
+}
