@@ -453,6 +453,20 @@ fn the_cluster_route_shows_members_and_units() {
         let active = unit["active"].as_str().unwrap();
         assert!(active == a.url || active == b.url, "{view}");
     }
+    // projector status says the same.
+    let status = b.cli(&["status"]);
+    assert!(status.status.success(), "{}", common::stderr(&status));
+    let printed = common::stdout(&status);
+    assert!(printed.contains("group g: 4 slots, 2 members"), "{printed}");
+    assert!(
+        printed.contains(&format!("member {} (this one)", b.url)),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("  recorder: unit 0 on http://"),
+        "{printed}"
+    );
+    assert!(printed.contains("  failing: on http://"), "{printed}");
     let alone = Server::new().start();
     let reply = alone.get("/v1/cluster");
     assert_eq!(reply.status, 404);

@@ -791,7 +791,85 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
             rejected["error"].as_str().unwrap_or_default()
         )?;
     }
+    // In a group: who holds what (404 without a group).
+    let cluster = client.get("/v1/cluster")?;
+    if cluster.ok() {
+        for line in group_lines(&cluster.body) {
+            writeln!(out, "{line}")?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The group this instance is in, as `GET /v1/cluster` tells it: the
+/// members with their slots, and where each projection (or unit) is folded.
+fn group_lines(cluster: &Value) -> Vec<String> {
+    let list = |value: &Value| -> String {
+        let items: Vec<String> = value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Value::to_string)
+            .collect();
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let members = cluster["members"].as_array().cloned().unwrap_or_default();
+    let mut lines = vec![format!(
+        "group {}: {} slots, {} members, this instance {} holds slots {} ({} rebalances)",
+        cluster["group"].as_str().unwrap_or_default(),
+        cluster["slots"],
+        members.iter().filter(|m| m["alive"] == true).count(),
+        cluster["me"].as_str().unwrap_or_default(),
+        list(&cluster["held"]),
+        cluster["rebalances"],
+    )];
+    for member in &members {
+        lines.push(format!(
+            "  member {}{}: slots {}{}",
+            member["url"].as_str().unwrap_or_default(),
+            if member["me"] == true {
+                " (this one)"
+            } else {
+                ""
+            },
+            list(&member["slots"]),
+            if member["alive"] == true {
+                String::new()
+            } else {
+                format!(", not seen for {} ms", member["seen_ms_ago"])
+            }
+        ));
+    }
+    for projection in cluster["projections"].as_array().into_iter().flatten() {
+        let units = projection["units"].as_array().cloned().unwrap_or_default();
+        if units.is_empty() {
+            continue;
+        }
+        let active = |unit: &Value| -> String {
+            unit["active"]
+                .as_str()
+                .unwrap_or("no instance yet")
+                .to_owned()
+        };
+        let placed = if projection["partitioned"] == true {
+            units
+                .iter()
+                .map(|u| format!("unit {} on {}", u["unit"], active(u)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            format!("on {}", active(&units[0]))
+        };
+        lines.push(format!(
+            "  {}: {placed}",
+            projection["name"].as_str().unwrap_or_default()
+        ));
+    }
+    lines
 }
 
 /// A partitioned projection's units, one line: `4 units (partition p of
