@@ -588,6 +588,14 @@ impl ProjectionRuntime {
         }
     }
 
+    /// Whether this instance folds all of it now (always outside a group).
+    pub fn wholly_here(&self) -> bool {
+        match &self.held {
+            Held::File(_) => self.is_here(),
+            Held::Units(units) => units.iter().all(|u| u.is_here()),
+        }
+    }
+
     /// The units this instance folds now (every unit outside a group).
     pub fn units_here(&self) -> Vec<SharedProjection> {
         self.units()

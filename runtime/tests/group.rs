@@ -453,6 +453,15 @@ fn the_cluster_route_shows_members_and_units() {
         let active = unit["active"].as_str().unwrap();
         assert!(active == a.url || active == b.url, "{view}");
     }
+    // A read at exact offsets is refused rather than answered from the
+    // units this instance happens to hold.
+    let read = b.post(
+        "/v1/read",
+        "application/json",
+        br#"{"reads": [{"projection": "recorder", "prefix": ""}]}"#,
+    );
+    assert_eq!(read.status, 409, "{}", read.body);
+    assert_eq!(read.body["error"]["code"], "not_wholly_here");
     // projector status says the same.
     let status = b.cli(&["status"]);
     assert!(status.status.success(), "{}", common::stderr(&status));

@@ -268,7 +268,7 @@ async fn swapped_out(
         (status = 200, description = "Every read, at the same offsets", body = super::openapi::ConsistentReadReply),
         (status = 400, description = "bad_body, bad_read, bad_offsets, bad_wait or bad_limit", body = super::openapi::ErrorBody),
         (status = 404, description = "unknown_projection or unknown_query", body = super::openapi::ErrorBody),
-        (status = 409, description = "as_of_ahead or as_of_past_halt", body = super::openapi::ErrorBody),
+        (status = 409, description = "as_of_ahead, as_of_past_halt, or not_wholly_here (in a group: other instances fold a projection it reads)", body = super::openapi::ErrorBody),
         (status = 410, description = "history_gone", body = super::openapi::ErrorBody),
         (status = 422, description = "query_failed", body = super::openapi::ErrorBody),
         (status = 503, description = "state_unavailable or replay_stuck", body = super::openapi::ErrorBody),
@@ -305,6 +305,19 @@ pub(super) async fn consistent_read(
             if !involved.iter().any(|p| p.name() == read.projection) {
                 involved.push(projection(&state, &read.projection)?);
             }
+        }
+        // In a group, one instance's files hold only what it folds: a
+        // read at exact offsets across instances is not built, and a
+        // partial or stale answer would look exact.
+        if let Some(elsewhere) = involved.iter().find(|p| !p.wholly_here()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "not_wholly_here",
+                format!(
+                    "projection {:?} is folded (wholly or in part) by other instances of the group; POST /v1/read reads only projections this instance folds whole: read it with GET .../state or .../query and min_offsets, which any instance answers",
+                    elsewhere.name()
+                ),
+            ));
         }
         let mut current = Vec::new();
         for p in &involved {
