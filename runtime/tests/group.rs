@@ -145,7 +145,7 @@ fn wait_recorded(server: &Server, produced: &[Produced], topics: [&str; 3]) {
         move |real: &str| format!("t{}", topics.iter().position(|t| *t == real).unwrap() + 1);
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let state = state_or_none(server, "recorder");
+        let state = server.try_state("recorder").ok();
         let recorded = state.as_ref().map_or(0, |s| {
             s.as_object()
                 .unwrap()
@@ -164,33 +164,6 @@ fn wait_recorded(server: &Server, produced: &[Produced], topics: [&str; 3]) {
             server.log()
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The whole state through paged scans, or `None` while a read fails
-/// (503 during a handover).
-fn state_or_none(server: &Server, name: &str) -> Option<Value> {
-    let mut all = serde_json::Map::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut path = format!("/v1/projections/{name}/state?limit=1000");
-        if let Some(a) = &after {
-            path.push_str(&format!("&start_after={}", common::percent(a)));
-        }
-        let reply = server.get(&path);
-        if reply.status != 200 {
-            return None;
-        }
-        for item in reply.body["items"].as_array().unwrap() {
-            all.insert(
-                item["key"].as_str().unwrap().to_owned(),
-                item["value"].clone(),
-            );
-        }
-        match reply.body["next_start_after"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => return Some(Value::Object(all)),
-        }
     }
 }
 

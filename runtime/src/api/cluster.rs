@@ -172,32 +172,29 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
             last
         }
         ReadKind::Scan => {
-            let owners = match owners(&cluster, &unit_slots, wait).await {
-                Ok(owners) => owners,
-                Err(error) => return error.into_response(),
-            };
-            let mut pages = vec![next.run(local("1")).await];
-            for url in &owners {
-                match forward(url, &parts, body.clone(), "1").await {
-                    Ok(answer) => pages.push(answer),
-                    Err(e) => return unreachable_owner(&name, url, &e).into_response(),
-                }
+            let here = next.run(local("1")).await;
+            match every_owner(&cluster, &name, &unit_slots, wait, &parts, &body, "1", here).await {
+                Ok(pages) => merge_scans(pages, limit_of(parts.uri.query())).await,
+                Err(failure) => failure,
             }
-            merge_scans(pages, limit_of(parts.uri.query())).await
         }
         ReadKind::Query => {
-            let owners = match owners(&cluster, &unit_slots, wait).await {
-                Ok(owners) => owners,
-                Err(error) => return error.into_response(),
-            };
-            let mut answers = vec![next.run(local("per-unit")).await];
-            for url in &owners {
-                match forward(url, &parts, body.clone(), "per-unit").await {
-                    Ok(answer) => answers.push(answer),
-                    Err(e) => return unreachable_owner(&name, url, &e).into_response(),
-                }
+            let here = next.run(local("per-unit")).await;
+            match every_owner(
+                &cluster,
+                &name,
+                &unit_slots,
+                wait,
+                &parts,
+                &body,
+                "per-unit",
+                here,
+            )
+            .await
+            {
+                Ok(answers) => merge_queries(answers).await,
+                Err(failure) => failure,
             }
-            merge_queries(answers).await
         }
         ReadKind::Other => unreachable!("filtered above"),
     }
@@ -266,6 +263,32 @@ async fn owners(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `here` (this instance's answer) and every other owner's answer to the
+/// same read, or the failure to answer with.
+#[allow(clippy::too_many_arguments)]
+async fn every_owner(
+    cluster: &Cluster,
+    name: &str,
+    unit_slots: &[(u32, u32)],
+    wait: Duration,
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+    mark: &'static str,
+    here: Response,
+) -> Result<Vec<Response>, Response> {
+    let owners = owners(cluster, unit_slots, wait)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let mut answers = vec![here];
+    for url in &owners {
+        match forward(url, parts, body.clone(), mark).await {
+            Ok(answer) => answers.push(answer),
+            Err(e) => return Err(unreachable_owner(name, url, &e).into_response()),
+        }
+    }
+    Ok(answers)
 }
 
 /// Where a read of one slot is answered.

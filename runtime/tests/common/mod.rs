@@ -400,6 +400,13 @@ impl Server {
 
     /// Every key and value of a projection's state, as one JSON object.
     pub fn state(&self, name: &str) -> Value {
+        self.try_state(name)
+            .unwrap_or_else(|reply| panic!("{}", reply.body))
+    }
+
+    /// Every key and value of a projection's state, or the first page's
+    /// answer that was not a 200.
+    pub fn try_state(&self, name: &str) -> Result<Value, Reply> {
         let mut all = serde_json::Map::new();
         let mut after: Option<String> = None;
         loop {
@@ -408,7 +415,9 @@ impl Server {
                 path.push_str(&format!("&start_after={}", percent(a)));
             }
             let reply = self.get(&path);
-            assert_eq!(reply.status, 200, "{}", reply.body);
+            if reply.status != 200 {
+                return Err(reply);
+            }
             for item in reply.body["items"].as_array().unwrap() {
                 all.insert(
                     item["key"].as_str().unwrap().to_owned(),
@@ -417,7 +426,7 @@ impl Server {
             }
             match reply.body["next_start_after"].as_str() {
                 Some(next) => after = Some(next.to_owned()),
-                None => return Value::Object(all),
+                None => return Ok(Value::Object(all)),
             }
         }
     }
