@@ -425,14 +425,23 @@ impl ProjectionRuntime {
     pub fn reader(&self) -> Result<StateReader, StoreError> {
         match &self.held {
             Held::File(store) => store.reader(),
-            Held::Units(units) => Ok(StateReader::units(
-                units
+            Held::Units(units) => {
+                let here: Vec<StateReader> = units
                     .iter()
                     .filter(|u| u.is_here())
                     .map(|u| u.reader())
-                    .collect::<Result<_, _>>()?,
-            )
-            .with_key_templates(self.config.key_templates.clone())),
+                    .collect::<Result<_, _>>()?;
+                let whole = here.len() == units.len();
+                let reader = StateReader::units(here);
+                // Key templates name a unit by its place among all of them:
+                // with some units elsewhere (a group), every local unit is
+                // asked (the group routed the lookup to its owner already).
+                Ok(if whole {
+                    reader.with_key_templates(self.config.key_templates.clone())
+                } else {
+                    reader
+                })
+            }
         }
     }
 
