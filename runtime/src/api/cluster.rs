@@ -57,14 +57,13 @@ fn read_kind(path: &str) -> Option<(String, ReadKind)> {
     Some((name, kind))
 }
 
-/// The `wait_ms` of a query string, if given.
-fn wait_of(query: Option<&str>) -> Duration {
+/// The value of parameter `name` in a query string, parsed, if given.
+fn query_param<T: std::str::FromStr>(query: Option<&str>, name: &str) -> Option<T> {
     query
         .into_iter()
         .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("wait_ms="))
-        .and_then(|ms| ms.parse().ok())
-        .map_or(HANDOVER_WAIT, Duration::from_millis)
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
 }
 
 /// The middleware in front of the projection read routes.
@@ -89,7 +88,8 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
         }
         return next.run(request).await;
     }
-    let wait = wait_of(request.uri().query());
+    let wait =
+        query_param(request.uri().query(), "wait_ms").map_or(HANDOVER_WAIT, Duration::from_millis);
     if !projection.is_partitioned() {
         if projection.is_here() {
             return next.run(request).await;
@@ -174,7 +174,14 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
         ReadKind::Scan => {
             let here = next.run(local("1")).await;
             match every_owner(&cluster, &name, &unit_slots, wait, &parts, &body, "1", here).await {
-                Ok(pages) => merge_scans(pages, limit_of(parts.uri.query())).await,
+                Ok(pages) => {
+                    merge_scans(
+                        pages,
+                        query_param(parts.uri.query(), "limit")
+                            .unwrap_or(super::DEFAULT_SCAN_LIMIT),
+                    )
+                    .await
+                }
                 Err(failure) => failure,
             }
         }
@@ -198,15 +205,6 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
         }
         ReadKind::Other => unreachable!("filtered above"),
     }
-}
-
-fn limit_of(query: Option<&str>) -> usize {
-    query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("limit="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(super::DEFAULT_SCAN_LIMIT)
 }
 
 fn not_here(name: &str, why: &str) -> ApiError {

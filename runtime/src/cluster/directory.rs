@@ -229,14 +229,4 @@ impl Directory {
             .map(|seen| seen.record.url.clone())
             .filter(|url| *url != self.me)
     }
-
-    /// Other live members' URLs.
-    pub fn others(&self) -> Vec<String> {
-        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
-        members
-            .values()
-            .filter(|seen| seen.at.elapsed() < EXPIRY && seen.record.url != self.me)
-            .map(|seen| seen.record.url.clone())
-            .collect()
-    }
 }

@@ -78,6 +78,9 @@ pub struct Cluster {
     pub config: ClusterConfig,
     pub ownership: Arc<Ownership>,
     pub directory: Arc<Directory>,
+    /// Set by the membership on every change of the slots; the directory
+    /// then publishes this member's record at once.
+    changed: Arc<AtomicBool>,
     membership: std::sync::Mutex<Option<membership::Membership>>,
 }
 
@@ -95,20 +98,23 @@ impl Cluster {
         // too) during which commits are not answered.
         let ownership = Arc::new(Ownership::new(slots, config.session_timeout * 2 / 3));
         let changed = Arc::new(AtomicBool::new(true));
-        let directory = Directory::start(&config, ownership.clone(), changed)?;
+        let directory = Directory::start(&config, ownership.clone(), changed.clone())?;
         Ok(Self {
             config,
             ownership,
             directory,
+            changed,
             membership: std::sync::Mutex::new(None),
         })
     }
 
     /// Joins the consumer group: slots start coming.
     pub fn join(&self) -> Result<(), ClusterError> {
-        let changed = Arc::new(AtomicBool::new(false));
-        let membership =
-            membership::Membership::join(&self.config, self.ownership.clone(), changed)?;
+        let membership = membership::Membership::join(
+            &self.config,
+            self.ownership.clone(),
+            self.changed.clone(),
+        )?;
         *self
             .membership
             .lock()

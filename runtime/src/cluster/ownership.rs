@@ -60,8 +60,6 @@ pub struct Ownership {
     stall: Duration,
     state: Mutex<State>,
     changed: Condvar,
-    /// Bumped on every change, for async waiters (reads during a handover).
-    version: tokio::sync::watch::Sender<u64>,
 }
 
 /// A worker acting on a slot; dropping it tells a waiting revoke.
@@ -102,7 +100,6 @@ impl Ownership {
                 rebalances: 0,
             }),
             changed: Condvar::new(),
-            version: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -143,7 +140,6 @@ impl Ownership {
 
     fn bump(&self) {
         self.changed.notify_all();
-        self.version.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// How long one renewal lets this instance act.
@@ -195,11 +191,6 @@ impl Ownership {
 
     pub fn rebalances(&self) -> u64 {
         self.lock().rebalances
-    }
-
-    /// Changes on every assignment, revoke and lease loss.
-    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.version.subscribe()
     }
 
     /// The group gave us `slots` (an assignment is proof of membership).
