@@ -24,6 +24,10 @@ pub struct ReadParams {
     pub wait_ms: Option<u64>,
     /// Answer as of these past offsets (same forms as `min_offsets`).
     pub as_of: Option<String>,
+    /// In a group: a unit between owners is answered by a standby copy at
+    /// once (the answer says `projector-stale: true`, and its offsets how
+    /// current it is) rather than waiting for its new owner.
+    pub allow_stale: Option<bool>,
 }
 
 /// Query-string parameters of a state scan.
@@ -49,6 +53,10 @@ pub struct ScanParams {
     pub wait_ms: Option<u64>,
     /// Answer as of these past offsets (same forms as `min_offsets`).
     pub as_of: Option<String>,
+    /// In a group: a unit between owners is answered by a standby copy at
+    /// once (the answer says `projector-stale: true`, and its offsets how
+    /// current it is) rather than waiting for its new owner.
+    pub allow_stale: Option<bool>,
 }
 
 /// One read of `POST /v1/read`.

@@ -160,6 +160,9 @@ pub struct FileCluster {
     /// Kafka session timeout: how long a dead instance keeps its slots
     /// (default 6000).
     pub session_timeout_ms: Option<u64>,
+    /// Other instances keeping a warm copy of each unit (default 0); a
+    /// sidecar's `standby_replicas` wins.
+    pub standby_replicas: Option<u32>,
 }
 
 /// `[snapshots]`: periodic snapshots of every projection version.
@@ -307,6 +310,9 @@ fn resolve_token(
             },
         })
 }
+
+/// Most standbys per unit, globally or in a sidecar.
+pub const MAX_STANDBY_REPLICAS: u32 = 16;
 
 /// `[cluster]` with `--group` and `--advertise` resolved.
 fn cluster_config(
@@ -518,6 +524,10 @@ impl Config {
                     .unwrap_or(defaults.worker.worker_threads),
                 key_templates: defaults.worker.key_templates.clone(),
                 cluster: None,
+                standby_replicas: file
+                    .cluster
+                    .standby_replicas
+                    .unwrap_or(defaults.worker.standby_replicas),
             },
             log_cache_bytes: file
                 .log_cache_mb
@@ -588,6 +598,13 @@ impl Config {
                 "worker_nice",
                 self.worker.worker_nice.to_string(),
                 "use 0 (same priority as queries) to 19 (lowest)",
+            ));
+        }
+        if self.worker.standby_replicas > MAX_STANDBY_REPLICAS {
+            return Err(invalid(
+                "cluster standby_replicas",
+                self.worker.standby_replicas.to_string(),
+                "choose 0 to 16: each standby folds every event of its units once more",
             ));
         }
         // Settings where zero can only be a mistake.
@@ -738,6 +755,70 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("--kafka"), "{err}");
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_and_name_the_fix() {
+        let resolve = |toml_text: &str| {
+            Config::resolve(toml::from_str(toml_text).unwrap(), Overrides::default())
+        };
+        let with_kafka =
+            |cluster: &str| format!("[kafka]\nbootstrap = \"k:9092\"\n[cluster]\n{cluster}\n");
+        let config = resolve(&with_kafka(
+            "group = \"orders\"\nadvertise = \"http://10.0.0.5:7878/\"\nstandby_replicas = 2",
+        ))
+        .unwrap();
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.advertise, "http://10.0.0.5:7878");
+        assert_eq!(cluster.slots, crate::cluster::DEFAULT_SLOTS);
+        assert_eq!(cluster.units_topic(), "projector.orders.units");
+        assert_eq!(config.worker.standby_replicas, 2);
+        assert_eq!(Config::default().worker.standby_replicas, 0);
+
+        for (cluster, kafka, named, fix) in [
+            (
+                "group = \"o\"\nadvertise = \"http://h:1\"",
+                false,
+                "group",
+                "--kafka",
+            ),
+            ("group = \"o\"", true, "advertise", "--advertise URL"),
+            (
+                "group = \"o\"\nadvertise = \"h:1\"",
+                true,
+                "advertise",
+                "http://",
+            ),
+            (
+                "group = \"o p\"\nadvertise = \"http://h:1\"",
+                true,
+                "group",
+                "letters",
+            ),
+            (
+                "group = \"o\"\nadvertise = \"http://h:1\"\nslots = 0",
+                true,
+                "cluster slots",
+                "1 to 10000",
+            ),
+            (
+                "group = \"o\"\nadvertise = \"http://h:1\"\nsession_timeout_ms = 100",
+                true,
+                "session_timeout_ms",
+                "at least 600",
+            ),
+            ("standby_replicas = 17", true, "standby_replicas", "0 to 16"),
+        ] {
+            let text = if kafka {
+                with_kafka(cluster)
+            } else {
+                format!("[cluster]\n{cluster}\n")
+            };
+            let err = resolve(&text).unwrap_err().to_string();
+            assert!(err.contains(named) && err.contains(fix), "{cluster}: {err}");
+        }
+        let err = toml::from_str::<FileConfig>("[cluster]\nstandbys = 1").unwrap_err();
+        assert!(err.to_string().contains("standbys"), "{err}");
     }
 
     #[test]

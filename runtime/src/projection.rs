@@ -58,6 +58,9 @@ pub enum Status {
     /// In a group: another instance holds its slot (or none does yet), so
     /// this one does not fold it; reads are answered by the owner.
     Elsewhere,
+    /// In a group: another instance holds its slot, and this one keeps a
+    /// warm copy (`standby_replicas`), ready to take over.
+    Standby,
 }
 
 impl Status {
@@ -70,6 +73,7 @@ impl Status {
             Status::Paused { .. } => "paused",
             Status::Removed { .. } => "removed",
             Status::Elsewhere => "elsewhere",
+            Status::Standby => "standby",
         }
     }
 }
@@ -423,13 +427,20 @@ impl ProjectionRuntime {
     /// A consistent read of this version's state: its file, or its units'
     /// files each at one instant, seen as one state.
     pub fn reader(&self) -> Result<StateReader, StoreError> {
+        self.reader_including(&[])
+    }
+
+    /// [`Self::reader`], with the units `standbys` read from the standby
+    /// copies this instance keeps of them (a stale read, `allow_stale`).
+    pub fn reader_including(&self, standbys: &[u32]) -> Result<StateReader, StoreError> {
         match &self.held {
             Held::File(store) => store.reader(),
             Held::Units(units) => {
                 let here: Vec<StateReader> = units
                     .iter()
-                    .filter(|u| u.is_here())
-                    .map(|u| u.reader())
+                    .enumerate()
+                    .filter(|(i, u)| u.is_here() || standbys.contains(&(*i as u32)))
+                    .map(|(_, u)| u.reader())
                     .collect::<Result<_, _>>()?;
                 let whole = here.len() == units.len();
                 let reader = StateReader::units(here);
@@ -581,10 +592,20 @@ impl ProjectionRuntime {
     /// What this instance may do with this runtime's slot now
     /// ([`Gate::Held`](crate::cluster::Gate) outside a group).
     pub fn gate(&self) -> crate::cluster::Gate {
-        self.cluster_slot()
-            .map_or(crate::cluster::Gate::Held, |(ownership, slot)| {
-                ownership.gate(slot)
-            })
+        use crate::cluster::Gate;
+        let Some((ownership, slot)) = self.cluster_slot() else {
+            return Gate::Held;
+        };
+        match ownership.gate(slot) {
+            Gate::Closed
+                if ownership
+                    .standby_rank(slot)
+                    .is_some_and(|rank| rank < self.config.standby_replicas) =>
+            {
+                Gate::Standby
+            }
+            gate => gate,
+        }
     }
 
     /// Whether this instance folds (and answers for) this runtime now: it
@@ -709,6 +730,7 @@ impl ProjectionRuntime {
             .or_else(|| first(|s| matches!(s, Status::Paused { .. })))
             .or_else(|| first(|s| matches!(s, Status::Starting)))
             .or_else(|| first(|s| matches!(s, Status::Running)))
+            .or_else(|| first(|s| matches!(s, Status::Standby)))
             .or_else(|| first(|s| matches!(s, Status::Elsewhere)))
             .unwrap_or(Status::Stopped)
     }

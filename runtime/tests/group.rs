@@ -64,18 +64,32 @@ const GROUP_TOPICS: [&str; 2] = ["projector.g.units:4", "projector.g.members:1"]
 /// An instance of group `g` running `recorder` partitioned over
 /// `topics` and `failing` (global) over the first topic.
 fn member(kafka: &MockKafka, topics: [&str; 3], store: &std::path::Path) -> Server {
+    member_with(kafka, topics, store, "")
+}
+
+/// [`member`], with `settings` added to both sidecars.
+fn member_with(
+    kafka: &MockKafka,
+    topics: [&str; 3],
+    store: &std::path::Path,
+    settings: &str,
+) -> Server {
     let server = Server::with_modules(&[RECORDER, FAILING]);
     server.add_file(
         "recorder.toml",
         format!(
-            "source = \"kafka\"\nscale = \"partitioned\"\n[topics]\nt1 = \"{}\"\nt2 = \"{}\"\nt3 = \"{}\"\n",
+            "source = \"kafka\"\nscale = \"partitioned\"\n{settings}\n[topics]\nt1 = \"{}\"\nt2 = \"{}\"\nt3 = \"{}\"\n",
             topics[0], topics[1], topics[2]
         )
         .as_bytes(),
     );
     server.add_file(
         "failing.toml",
-        format!("source = \"kafka\"\n[topics]\norders = \"{}\"\n", topics[0]).as_bytes(),
+        format!(
+            "source = \"kafka\"\n{settings}\n[topics]\norders = \"{}\"\n",
+            topics[0]
+        )
+        .as_bytes(),
     );
     let url = server.url.clone();
     server.args(&[
@@ -453,4 +467,176 @@ fn the_cluster_route_shows_members_and_units() {
     let reply = alone.get("/v1/cluster");
     assert_eq!(reply.status, 404);
     assert_eq!(reply.body["error"]["code"], "not_in_a_group");
+}
+
+/// Each unit's state where it is folded (its active and its standbys), by
+/// (projection, unit): `{offsets, events_applied, hash}` per instance.
+fn folded_states(members: &[&Server]) -> std::collections::BTreeMap<String, Vec<Value>> {
+    let mut states: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for member in members {
+        let view = member.get("/v1/cluster?hashes=true");
+        assert_eq!(view.status, 200, "{}", view.body);
+        for projection in view.body["projections"].as_array().unwrap() {
+            for unit in projection["units"].as_array().unwrap() {
+                if !unit["state"].is_null() {
+                    states
+                        .entry(format!("{} unit {}", projection["name"], unit["unit"]))
+                        .or_default()
+                        .push(unit["state"].clone());
+                }
+            }
+        }
+    }
+    states
+}
+
+/// The value of the sample `series` (name and labels as served) in
+/// `server`'s metrics, 0 when absent.
+fn metric(server: &Server, series: &str) -> f64 {
+    let reply = server.get("/metrics");
+    String::from_utf8_lossy(&reply.raw)
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// With `standby_replicas = 1`, each unit (and the global projection) is
+/// folded by its active instance and by the other one, a standby, with no
+/// changelog: at equal offsets their states hash the same, entry for
+/// entry. When the active is killed, the standby takes its units over from
+/// its own warm copy, and the state stays exact.
+#[test]
+fn standbys_equal_their_actives_and_take_over_warm() {
+    let topics = ["s-one", "s-two", "s-three"];
+    let kafka = MockKafka::start(&[
+        GROUP_TOPICS[0],
+        GROUP_TOPICS[1],
+        "s-one:4",
+        "s-two:4",
+        "s-three:4",
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    // Standbys for every projection, from the config file; a session long
+    // enough that the read right after the kill below finds the dead
+    // instance still owning its units.
+    let standing = |server: Server| {
+        let config = server.data_dir().with_file_name("projector.toml");
+        std::fs::write(
+            &config,
+            "[cluster]\nstandby_replicas = 1\nsession_timeout_ms = 20000\n",
+        )
+        .unwrap();
+        server.args(&["--config", config.to_str().unwrap()])
+    };
+    let mut a = standing(member(&kafka, topics, store.path())).start();
+    let b = standing(member(&kafka, topics, store.path())).start();
+    let view = wait_cluster(
+        &b,
+        "the slots spread over two, every unit with a standby",
+        |view| {
+            slots_spread_over(&[&a.url, &b.url])(view)
+                && view["projections"].as_array().is_some_and(|projections| {
+                    projections.iter().all(|p| {
+                        p["units"].as_array().unwrap().iter().all(|u| {
+                            u["standbys"].as_array().is_some_and(|s| s.len() == 1)
+                                && u["standbys"][0] != u["active"]
+                        })
+                    })
+                })
+        },
+    );
+    let produced = orders(&topics, 3_000, 11);
+    produce(&kafka, &produced);
+    let counted = on_first(&produced, "s-one") as u64;
+
+    // Both instances fold every unit (5 of them: 4 of recorder, failing):
+    // once each has applied every event, compare.
+    let deadline = Instant::now() + PATIENCE;
+    let states = loop {
+        let states = folded_states(&[&a, &b]);
+        let applied = |name: &str| -> Option<u64> {
+            states
+                .iter()
+                .filter(|(unit, _)| unit.starts_with(name))
+                .map(|(_, copies)| {
+                    let applied: Vec<u64> = copies
+                        .iter()
+                        .map(|c| c["events_applied"].as_u64().unwrap())
+                        .collect();
+                    (copies.len() == 2 && applied[0] == applied[1]).then_some(applied[0])
+                })
+                .sum()
+        };
+        if states.len() == 5
+            && applied("\"recorder\"") == Some(produced.len() as u64)
+            && applied("\"failing\"") == Some(counted)
+        {
+            break states;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the standbys never caught up: {states:#?}\n{view}\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (unit, copies) in &states {
+        assert_eq!(copies[0]["offsets"], copies[1]["offsets"], "{unit}");
+        assert_eq!(
+            copies[0]["hash"], copies[1]["hash"],
+            "{unit}: a standby's state differs from its active's at the same offsets"
+        );
+    }
+    for member in [&a, &b] {
+        assert!(
+            metric(member, "projector_units_owned{role=\"standby\"}") >= 1.0,
+            "{}",
+            member.log()
+        );
+    }
+
+    // The active of some units dies: B, standby of all of them, takes over.
+    let replays = |server: &Server| {
+        metric(
+            server,
+            "projector_handover_duration_seconds_count{from=\"replay\"}",
+        )
+    };
+    let replayed_before = replays(&b);
+    a.sigkill();
+    // Until the group moves A's units, a read that allows it is answered
+    // from B's standby copies (and says so); every event is in them.
+    let stale = b.get("/v1/projections/recorder/state?prefix=event/&limit=10000&allow_stale=true");
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert_eq!(stale.stale_header.as_deref(), Some("true"), "{}", b.log());
+    assert_eq!(
+        stale.body["items"].as_array().unwrap().len(),
+        produced.len(),
+        "{}",
+        stale.body
+    );
+    let count = b.get("/v1/projections/failing/state/count?allow_stale=true");
+    assert_eq!(count.status, 200, "{}", count.body);
+    assert_eq!(count.body, serde_json::json!(counted));
+    let more = orders(&topics, 1_000, 12);
+    produce(&kafka, &more);
+    let all: Vec<Produced> = produced.iter().chain(&more).cloned().collect();
+    wait_cluster(&b, "B holds every slot", slots_spread_over(&[&b.url]));
+    wait_recorded(&b, &all, topics);
+    wait_count(&b, on_first(&all, "s-one"));
+    assert!(
+        metric(
+            &b,
+            "projector_handover_duration_seconds_count{from=\"standby\"}"
+        ) >= 1.0,
+        "B took over from its standby copies:\n{}",
+        b.log()
+    );
+    assert_eq!(
+        replays(&b),
+        replayed_before,
+        "no unit of A replayed from the start:\n{}",
+        b.log()
+    );
 }

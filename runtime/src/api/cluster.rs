@@ -19,10 +19,24 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::cluster::Cluster;
+use crate::projection::{SharedProjection, Status};
 
 /// Marks a request one instance sends another: `1`, or `per-unit` for a
 /// custom query answered per unit.
 pub const FORWARDED: &str = "projector-forwarded";
+/// On a forwarded read with `allow_stale`: the units (a comma list, or
+/// `all` for a global projection) the receiver answers from the standby
+/// copies it keeps, beside what it holds.
+pub const STANDBY_UNITS: &str = "projector-standby-units";
+/// On an answer that read a standby copy: `true`. Its offsets say how
+/// current it is.
+pub const STALE: &str = "projector-stale";
+
+/// Units a read answers from this instance's standby copies (set by the
+/// router on a request it lets read them).
+#[derive(Debug, Clone, Default)]
+pub struct StandbyUnits(pub Vec<u32>);
+
 /// How long a read waits for a slot that is between owners, unless the
 /// request's `wait_ms` says otherwise.
 const HANDOVER_WAIT: Duration = Duration::from_secs(10);
@@ -82,14 +96,14 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
         return next.run(request).await;
     };
     if forwarded {
-        // Another instance asks what this one holds.
-        if !projection.is_partitioned() && !projection.is_here() {
-            return not_here(&name, "this instance no longer holds it").into_response();
-        }
-        return next.run(request).await;
+        return answer_forwarded(&projection, request, next).await;
     }
-    let wait =
-        query_param(request.uri().query(), "wait_ms").map_or(HANDOVER_WAIT, Duration::from_millis);
+    let query = request.uri().query();
+    let wait = query_param(query, "wait_ms").map_or(HANDOVER_WAIT, Duration::from_millis);
+    // With allow_stale, a unit between owners is read from a standby.
+    let stale = query_param::<bool>(query, "allow_stale") == Some(true)
+        && projection.config.standby_replicas > 0;
+    let replicas = stale.then_some(projection.config.standby_replicas);
     if !projection.is_partitioned() {
         if projection.is_here() {
             return next.run(request).await;
@@ -102,9 +116,17 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
             Ok(body) => body,
             Err(e) => return ApiError::bad_request("bad_body", e.to_string()).into_response(),
         };
-        return match forward_to_owner(&cluster, &name, slot, &parts, body.clone(), wait).await {
+        let target = UnitTarget {
+            slot,
+            unit: None,
+            replicas,
+        };
+        return match forward_to_owner(&cluster, &name, target, &parts, body.clone(), wait).await {
             Owner::Answered(answer) => answer,
             Owner::Here => next.run(Request::from_parts(parts, Body::from(body))).await,
+            Owner::Standby => {
+                marked_stale(next.run(Request::from_parts(parts, Body::from(body))).await)
+            }
         };
     }
     let unit_slots: Vec<(u32, u32)> = projection
@@ -128,11 +150,14 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
         Ok(body) => body,
         Err(e) => return ApiError::bad_request("bad_body", e.to_string()).into_response(),
     };
-    let local = |mark: &'static str| {
+    let local = |mark: &'static str, standbys: &[u32]| {
         let mut request = Request::from_parts(parts.clone(), Body::from(body.clone()));
         request
             .headers_mut()
             .insert(FORWARDED, HeaderValue::from_static(mark));
+        request
+            .extensions_mut()
+            .insert(StandbyUnits(standbys.to_vec()));
         request
     };
     match kind {
@@ -144,67 +169,140 @@ pub async fn route_reads(State(state): State<AppState>, request: Request, next: 
                 unit_slots.len(),
             )
             .and_then(|unit| unit_slots.iter().find(|(u, _)| *u as usize == unit))
-            .map(|(_, slot)| *slot);
-            if let Some(slot) = routed {
-                return match forward_to_owner(&cluster, &name, slot, &parts, body.clone(), wait)
+            .copied();
+            if let Some((unit, slot)) = routed {
+                let target = UnitTarget {
+                    slot,
+                    unit: Some(unit),
+                    replicas,
+                };
+                return match forward_to_owner(&cluster, &name, target, &parts, body.clone(), wait)
                     .await
                 {
                     Owner::Answered(answer) => answer,
-                    Owner::Here => next.run(local("1")).await,
+                    Owner::Here => next.run(local("1", &[])).await,
+                    Owner::Standby => marked_stale(next.run(local("1", &[unit])).await),
                 };
             }
-            let here = next.run(local("1")).await;
-            if here.status() != StatusCode::NOT_FOUND {
-                return here;
-            }
-            let owners = match owners(&cluster, &unit_slots, wait).await {
+            let mut owners = match owners(&cluster, &unit_slots, wait, replicas).await {
                 Ok(owners) => owners,
                 Err(error) => return error.into_response(),
             };
-            let mut last = here;
-            for url in owners {
-                match forward(&url, &parts, body.clone(), "1").await {
-                    Ok(answer) if answer.status() != StatusCode::NOT_FOUND => return answer,
-                    Ok(answer) => last = answer,
-                    Err(e) => return unreachable_owner(&name, &url, &e).into_response(),
-                }
+            let asked = Asked {
+                cluster: &cluster,
+                name: &name,
+                unit_slots: &unit_slots,
+                replicas,
+                parts: &parts,
+                body: &body,
+            };
+            let mut answers = match asked.every_owner(&mut owners, "1", true).await {
+                Ok(answers) => answers,
+                Err(failure) => return failure,
+            };
+            if let Some(found) = answers.pop_if(|a| a.status() != StatusCode::NOT_FOUND) {
+                return found;
             }
-            last
+            let here = next.run(local("1", &owners.standby_here)).await;
+            owners.mark(here, None)
         }
-        ReadKind::Scan => {
-            let here = next.run(local("1")).await;
-            match every_owner(&cluster, &name, &unit_slots, wait, &parts, &body, "1", here).await {
-                Ok(pages) => {
-                    merge_scans(
-                        pages,
-                        query_param(parts.uri.query(), "limit")
-                            .unwrap_or(super::DEFAULT_SCAN_LIMIT),
-                    )
-                    .await
-                }
-                Err(failure) => failure,
-            }
-        }
-        ReadKind::Query => {
-            let here = next.run(local("per-unit")).await;
-            match every_owner(
-                &cluster,
-                &name,
-                &unit_slots,
-                wait,
-                &parts,
-                &body,
-                "per-unit",
-                here,
-            )
-            .await
-            {
-                Ok(answers) => merge_queries(answers).await,
-                Err(failure) => failure,
+        ReadKind::Scan | ReadKind::Query => {
+            let mark = if matches!(kind, ReadKind::Scan) {
+                "1"
+            } else {
+                "per-unit"
+            };
+            let mut owners = match owners(&cluster, &unit_slots, wait, replicas).await {
+                Ok(owners) => owners,
+                Err(error) => return error.into_response(),
+            };
+            let asked = Asked {
+                cluster: &cluster,
+                name: &name,
+                unit_slots: &unit_slots,
+                replicas,
+                parts: &parts,
+                body: &body,
+            };
+            let mut answers = match asked.every_owner(&mut owners, mark, false).await {
+                Ok(answers) => answers,
+                Err(failure) => return failure,
+            };
+            answers.push(next.run(local(mark, &owners.standby_here)).await);
+            let merged = if matches!(kind, ReadKind::Scan) {
+                merge_scans(
+                    answers,
+                    query_param(parts.uri.query(), "limit").unwrap_or(super::DEFAULT_SCAN_LIMIT),
+                )
+                .await
+            } else {
+                merge_queries(answers).await
+            };
+            if owners.any_standby() {
+                marked_stale(merged)
+            } else {
+                merged
             }
         }
         ReadKind::Other => unreachable!("filtered above"),
     }
+}
+
+/// A read another instance sent: answered from what this one holds, and
+/// from the standby copies the sender asks for ([`STANDBY_UNITS`]).
+async fn answer_forwarded(
+    projection: &crate::projection::SharedProjection,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let name = projection.name().to_owned();
+    let standby = request
+        .headers()
+        .get(STANDBY_UNITS)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(standby) = standby else {
+        if !projection.is_partitioned() && !projection.is_here() {
+            return not_here(&name, "this instance no longer holds it").into_response();
+        }
+        return next.run(request).await;
+    };
+    let kept = |unit: &crate::projection::ProjectionRuntime| {
+        unit.is_here() || unit.gate() == crate::cluster::Gate::Standby
+    };
+    if !projection.is_partitioned() {
+        if !kept(projection) {
+            return not_here(&name, "this instance keeps no standby of it").into_response();
+        }
+        return marked_stale(next.run(request).await);
+    }
+    let units: Vec<u32> = standby
+        .split(',')
+        .filter_map(|u| u.trim().parse().ok())
+        .collect();
+    let all = projection.units();
+    if let Some(missing) = units
+        .iter()
+        .find(|u| all.get(**u as usize).is_none_or(|unit| !kept(unit)))
+    {
+        return not_here(
+            &name,
+            &format!("this instance keeps no standby of unit {missing}"),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(StandbyUnits(units));
+    marked_stale(next.run(request).await)
+}
+
+/// Marks an answer read (partly) from a standby copy.
+fn marked_stale(mut answer: Response) -> Response {
+    if answer.status().is_success() {
+        answer
+            .headers_mut()
+            .insert(STALE, HeaderValue::from_static("true"));
+    }
+    answer
 }
 
 fn not_here(name: &str, why: &str) -> ApiError {
@@ -225,25 +323,155 @@ fn unreachable_owner(name: &str, url: &str, error: &str) -> ApiError {
     .with_retry_after(1)
 }
 
-/// The other instances holding `slots` (every slot has a live owner),
-/// waiting up to `wait` for slots between owners.
+/// Who answers a read of several units: the other instances holding
+/// them, and (with `allow_stale`) standbys of the units that have no owner
+/// now.
+#[derive(Debug, Default)]
+struct Owners {
+    holding: BTreeSet<String>,
+    /// Units this instance reads from its own standby copies.
+    standby_here: Vec<u32>,
+    /// Units other instances read from their standby copies.
+    standby_at: BTreeMap<String, Vec<u32>>,
+}
+
+impl Owners {
+    /// Every other instance to ask, once each.
+    fn urls(&self) -> BTreeSet<String> {
+        let mut urls = self.holding.clone();
+        urls.extend(self.standby_at.keys().cloned());
+        urls
+    }
+
+    fn any_standby(&self) -> bool {
+        !self.standby_here.is_empty() || !self.standby_at.is_empty()
+    }
+
+    /// Marks `answer` (from `url`, or here) stale when it read a standby.
+    fn mark(&self, answer: Response, url: Option<&str>) -> Response {
+        let standby = match url {
+            None => !self.standby_here.is_empty(),
+            Some(url) => self.standby_at.contains_key(url),
+        };
+        if standby {
+            marked_stale(answer)
+        } else {
+            answer
+        }
+    }
+}
+
+/// One read of a partitioned projection sent to the instances holding
+/// its units.
+struct Asked<'a> {
+    cluster: &'a Cluster,
+    name: &'a str,
+    unit_slots: &'a [(u32, u32)],
+    replicas: Option<u32>,
+    parts: &'a axum::http::request::Parts,
+    body: &'a Bytes,
+}
+
+impl Asked<'_> {
+    /// Every other instance's answer. With `allow_stale`, an owner that
+    /// does not answer is replaced by standbys of its units (the ones here
+    /// join `owners.standby_here`, for the caller's own answer). With
+    /// `first_found`, stops at the first answer that is not a 404 (last in
+    /// the list).
+    async fn every_owner(
+        &self,
+        owners: &mut Owners,
+        mark: &'static str,
+        first_found: bool,
+    ) -> Result<Vec<Response>, Response> {
+        let mut queue: Vec<(String, Option<Vec<u32>>)> = owners
+            .urls()
+            .into_iter()
+            .map(|url| {
+                let standbys = owners.standby_at.get(&url).cloned();
+                (url, standbys)
+            })
+            .collect();
+        let mut answers = Vec::new();
+        while let Some((url, standbys)) = queue.pop() {
+            match forward(&url, self.parts, self.body.clone(), mark, standbys.as_ref()).await {
+                Ok(answer) => {
+                    let found = answer.status() != StatusCode::NOT_FOUND;
+                    answers.push(owners.mark(answer, Some(&url)));
+                    if first_found && found {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let gone = unreachable_owner(self.name, &url, &e).into_response();
+                    let Some(replicas) = self.replicas.filter(|_| standbys.is_none()) else {
+                        return Err(gone);
+                    };
+                    // Its units, from their standbys.
+                    for (unit, slot) in self.unit_slots {
+                        if self.cluster.directory.owner_of(*slot).as_deref() != Some(&url) {
+                            continue;
+                        }
+                        match standby_of(self.cluster, *slot, replicas) {
+                            Some(None) => owners.standby_here.push(*unit),
+                            Some(Some(other)) => {
+                                owners
+                                    .standby_at
+                                    .entry(other.clone())
+                                    .or_default()
+                                    .push(*unit);
+                                match queue.iter_mut().find(|(u, _)| *u == other) {
+                                    Some((_, units)) => {
+                                        units.get_or_insert_with(Vec::new).push(*unit)
+                                    }
+                                    None => queue.push((other, Some(vec![*unit]))),
+                                }
+                            }
+                            None => return Err(gone),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(answers)
+    }
+}
+
+/// Where a unit between owners can be read stale: this instance, or the
+/// URL of another keeping a standby of it.
+fn standby_of(cluster: &Cluster, slot: u32, replicas: u32) -> Option<Option<String>> {
+    cluster
+        .directory
+        .standbys(slot, replicas)
+        .into_iter()
+        .next()
+        .map(|url| (url != cluster.directory.me()).then_some(url))
+}
+
+/// The other instances holding `slots` (every slot has a live owner, or
+/// with `stale` replicas, a standby), waiting up to `wait` for slots
+/// between owners.
 async fn owners(
     cluster: &Cluster,
     slots: &[(u32, u32)],
     wait: Duration,
-) -> Result<BTreeSet<String>, ApiError> {
+    stale: Option<u32>,
+) -> Result<Owners, ApiError> {
     let deadline = Instant::now() + wait;
     loop {
-        let mut owners = BTreeSet::new();
+        let mut owners = Owners::default();
         let mut missing = Vec::new();
         for (unit, slot) in slots {
             if cluster.ownership.gate(*slot) == crate::cluster::Gate::Held {
                 continue;
             }
-            match cluster.directory.owner_of(*slot) {
-                Some(url) => {
-                    owners.insert(url);
-                }
+            if let Some(url) = cluster.directory.owner_of(*slot) {
+                owners.holding.insert(url);
+                continue;
+            }
+            match stale.and_then(|replicas| standby_of(cluster, *slot, replicas)) {
+                Some(None) => owners.standby_here.push(*unit),
+                Some(Some(url)) => owners.standby_at.entry(url).or_default().push(*unit),
                 None => missing.push(*unit),
             }
         }
@@ -254,7 +482,12 @@ async fn owners(
             return Err(ApiError::unavailable(
                 "owner_unavailable",
                 format!(
-                    "units {missing:?} have no owner in the group yet (a handover in progress, or every instance holding them is gone); try again in a moment"
+                    "units {missing:?} have no owner in the group yet (a handover in progress, or every instance holding them is gone); try again in a moment{}",
+                    if stale.is_some() {
+                        ", no standby of them is live either"
+                    } else {
+                        ", or pass allow_stale=true to be answered by a standby"
+                    }
                 ),
             )
             .with_retry_after(1));
@@ -263,64 +496,78 @@ async fn owners(
     }
 }
 
-/// `here` (this instance's answer) and every other owner's answer to the
-/// same read, or the failure to answer with.
-#[allow(clippy::too_many_arguments)]
-async fn every_owner(
-    cluster: &Cluster,
-    name: &str,
-    unit_slots: &[(u32, u32)],
-    wait: Duration,
-    parts: &axum::http::request::Parts,
-    body: &Bytes,
-    mark: &'static str,
-    here: Response,
-) -> Result<Vec<Response>, Response> {
-    let owners = owners(cluster, unit_slots, wait)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    let mut answers = vec![here];
-    for url in &owners {
-        match forward(url, parts, body.clone(), mark).await {
-            Ok(answer) => answers.push(answer),
-            Err(e) => return Err(unreachable_owner(name, url, &e).into_response()),
-        }
-    }
-    Ok(answers)
-}
-
 /// Where a read of one slot is answered.
 enum Owner {
     /// Here: the slot came to this instance meanwhile.
     Here,
+    /// Here, from this instance's standby copy (`allow_stale`).
+    Standby,
     Answered(Response),
 }
 
-/// Sends the read to the owner of `slot`, waiting up to `wait` for one.
+/// The slot (and unit, of a partitioned projection) a read goes to, and
+/// with `allow_stale` how many standbys it has.
+struct UnitTarget {
+    slot: u32,
+    unit: Option<u32>,
+    replicas: Option<u32>,
+}
+
+/// Sends the read to the owner of the target's slot, waiting up to `wait`
+/// for one; with `allow_stale`, a slot without owner is read from a
+/// standby at once.
 async fn forward_to_owner(
     cluster: &Cluster,
     name: &str,
-    slot: u32,
+    target: UnitTarget,
     parts: &axum::http::request::Parts,
     body: Bytes,
     wait: Duration,
 ) -> Owner {
     let deadline = Instant::now() + wait;
+    let slot = target.slot;
     loop {
         if cluster.ownership.gate(slot) == crate::cluster::Gate::Held {
             return Owner::Here;
         }
-        if let Some(url) = cluster.directory.owner_of(slot) {
-            match forward(&url, parts, body.clone(), "1").await {
+        let owner = cluster.directory.owner_of(slot);
+        if let Some(url) = &owner {
+            match forward(url, parts, body.clone(), "1", None).await {
                 // The owner gave it up meanwhile: ask again.
                 Ok(answer)
                     if answer.status() == StatusCode::SERVICE_UNAVAILABLE
                         && Instant::now() < deadline => {}
                 Ok(answer) => return Owner::Answered(answer),
-                Err(e) if Instant::now() >= deadline => {
-                    return Owner::Answered(unreachable_owner(name, &url, &e).into_response());
+                Err(e) if Instant::now() >= deadline || target.replicas.is_some() => {
+                    // With allow_stale, a standby answers for an owner
+                    // that does not.
+                    if target.replicas.is_none() {
+                        return Owner::Answered(unreachable_owner(name, url, &e).into_response());
+                    }
                 }
                 Err(_) => {}
+            }
+        }
+        let failed_owner = owner.is_some();
+        if !failed_owner || target.replicas.is_some() {
+            match target
+                .replicas
+                .and_then(|replicas| standby_of(cluster, slot, replicas))
+            {
+                Some(None) => return Owner::Standby,
+                Some(Some(url)) => {
+                    let units = vec![target.unit.unwrap_or(u32::MAX)];
+                    match forward(&url, parts, body.clone(), "1", Some(&units)).await {
+                        Ok(answer) => return Owner::Answered(answer),
+                        Err(e) if Instant::now() >= deadline => {
+                            return Owner::Answered(
+                                unreachable_owner(name, &url, &e).into_response(),
+                            );
+                        }
+                        Err(_) => {}
+                    }
+                }
+                None => {}
             }
         }
         if Instant::now() >= deadline {
@@ -331,12 +578,26 @@ async fn forward_to_owner(
 }
 
 /// Sends one request to the instance at `base`, marked as forwarded.
+/// `standby_units`: units the receiver reads from its standby copies
+/// (`u32::MAX` alone: a global projection).
 async fn forward(
     base: &str,
     parts: &axum::http::request::Parts,
     body: Bytes,
     mark: &'static str,
+    standby_units: Option<&Vec<u32>>,
 ) -> Result<Response, String> {
+    let standby_units = standby_units.map(|units| {
+        if units.as_slice() == [u32::MAX] {
+            "all".to_owned()
+        } else {
+            units
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    });
     let url = format!(
         "{base}{}",
         parts
@@ -357,6 +618,9 @@ async fn forward(
             .method(method.as_str())
             .uri(&url)
             .header(FORWARDED, mark);
+        if let Some(units) = &standby_units {
+            builder = builder.header(STANDBY_UNITS, units.as_str());
+        }
         if let Some(value) = &content_type {
             builder = builder.header(header::CONTENT_TYPE.as_str(), value.as_bytes());
         }
@@ -376,7 +640,7 @@ async fn forward(
         for (name, value) in response.headers() {
             if matches!(
                 name.as_str(),
-                "content-type" | "projector-offsets" | "retry-after"
+                "content-type" | "projector-offsets" | "retry-after" | STALE
             ) && let (Ok(name), Ok(value)) = (
                 header::HeaderName::from_bytes(name.as_str().as_bytes()),
                 HeaderValue::from_bytes(value.as_bytes()),
@@ -489,11 +753,32 @@ async fn merge_queries(answers: Vec<Response>) -> Response {
     .into_response()
 }
 
+/// What a unit's state file here holds, read at one instant: its
+/// offsets, events applied, and the hash of its entries (a standby's equals
+/// its active's at equal offsets).
+async fn state_hash(unit: &SharedProjection) -> Result<Value, ApiError> {
+    let unit = unit.clone();
+    tokio::task::spawn_blocking(move || {
+        let reader = unit.reader()?;
+        Ok::<_, crate::store::StoreError>(json!({
+            "offsets": reader.offsets()?,
+            "events_applied": reader.events_applied()?,
+            "hash": reader.content_hash()?.to_hex().to_string(),
+        }))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("hashing the state crashed: {e}")))?
+    .map_err(ApiError::from)
+}
+
 /// `GET /v1/cluster`: the group as this instance sees it.
 #[utoipa::path(
     get,
     path = "/v1/cluster",
     tag = "cluster",
+    params(
+        ("hashes" = Option<bool>, Query, description = "Add each unit folded here (active or standby) its state's offsets, events applied and BLAKE3 hash: a full scan of each"),
+    ),
     responses(
         (status = 200, description = "Members (URL, slots, liveness), and each projection's units with their active instance, status and lag", content_type = "application/json"),
         (status = 404, description = "not_in_a_group: this instance runs without --group", body = super::openapi::ErrorBody),
@@ -501,6 +786,7 @@ async fn merge_queries(answers: Vec<Response>) -> Response {
 )]
 pub(super) async fn cluster_view(
     State(state): State<AppState>,
+    uri: axum::http::Uri,
 ) -> Result<axum::Json<Value>, ApiError> {
     let Some(cluster) = state.cluster.clone() else {
         return Err(ApiError::not_found(
@@ -508,6 +794,7 @@ pub(super) async fn cluster_view(
             "this instance is not in a group: start it with --group NAME --advertise URL (and --kafka)",
         ));
     };
+    let hashes = query_param::<bool>(uri.query(), "hashes").unwrap_or(false);
     let held = cluster.ownership.held();
     let owner = |slot: u32| -> Value {
         if held.contains(&slot) {
@@ -516,58 +803,42 @@ pub(super) async fn cluster_view(
             json!(cluster.directory.owner_of(slot))
         }
     };
-    let projections: Vec<Value> = state
-        .registry
-        .all()
-        .iter()
-        .map(|projection| {
-            let units: Vec<Value> = if projection.is_partitioned() {
-                projection
-                    .units()
-                    .iter()
-                    .filter_map(|unit| {
-                        let (_, slot) = unit.cluster_slot()?;
-                        let lag = if unit.is_here() {
-                            unit.lag().ok()
-                        } else {
-                            None
-                        };
-                        Some(json!({
-                            "unit": unit.partitions.only(),
-                            "slot": slot,
-                            "active": owner(slot),
-                            "status": unit.status().label(),
-                            "lag": lag,
-                        }))
-                    })
-                    .collect()
-            } else {
-                projection
-                    .cluster_slot()
-                    .map(|(_, slot)| {
-                        let lag = if projection.is_here() {
-                            projection.lag().ok()
-                        } else {
-                            None
-                        };
-                        vec![json!({
-                            "unit": Value::Null,
-                            "slot": slot,
-                            "active": owner(slot),
-                            "status": projection.status().label(),
-                            "lag": lag,
-                        })]
-                    })
-                    .unwrap_or_default()
+    let mut views = Vec::new();
+    for projection in state.registry.all() {
+        let units: Vec<SharedProjection> = if projection.is_partitioned() {
+            projection.units().to_vec()
+        } else {
+            vec![projection.clone()]
+        };
+        let mut unit_views = Vec::new();
+        for unit in units {
+            let Some((_, slot)) = unit.cluster_slot() else {
+                continue;
             };
-            json!({
-                "name": projection.name(),
-                "version": projection.module.hash,
-                "partitioned": projection.is_partitioned(),
-                "units": units,
-            })
-        })
-        .collect();
+            let status = unit.status();
+            let folded_here = unit.is_here() || matches!(status, Status::Standby);
+            let mut view = json!({
+                "unit": unit.partitions.only(),
+                "slot": slot,
+                "active": owner(slot),
+                "standbys": cluster.directory.standbys(slot, unit.config.standby_replicas),
+                "status": status.label(),
+                "lag": if folded_here { unit.lag().ok() } else { None },
+            });
+            if hashes && folded_here {
+                view["state"] = state_hash(&unit).await?;
+            }
+            unit_views.push(view);
+        }
+        views.push(json!({
+            "name": projection.name(),
+            "version": projection.module.hash,
+            "partitioned": projection.is_partitioned(),
+            "standby_replicas": projection.config.standby_replicas,
+            "units": unit_views,
+        }));
+    }
+    let projections = views;
     Ok(axum::Json(json!({
         "group": cluster.config.group,
         "me": cluster.directory.me(),

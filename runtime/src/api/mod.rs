@@ -247,6 +247,8 @@ async fn list_projections(State(state): State<AppState>) -> Result<Json<Value>, 
         Ok(Json(json!({
             "projections": projections,
             "rejected": state.registry.rejected(),
+            // The group this instance is in (`GET /v1/cluster`), if any.
+            "group": state.cluster.as_ref().map(|c| c.config.group.clone()),
         })))
     })
     .await
@@ -556,6 +558,7 @@ pub(crate) fn name_and_key(path: &str) -> Result<(String, Vec<u8>), ApiError> {
 )]
 async fn get_key(
     State(state): State<AppState>,
+    standbys: Option<axum::Extension<cluster::StandbyUnits>>,
     params: Result<Query<reads::ReadParams>, axum::extract::rejection::QueryRejection>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
@@ -573,7 +576,7 @@ async fn get_key(
     )
     .await?;
     blocking(move || {
-        let view = reads::view(&state, &projection, at)?;
+        let view = reads::view(&state, &projection, at, &standby_units(standbys))?;
         let (reader, offsets) = (&view.reader, &view.offsets);
         let value = reader
             .get(&key)
@@ -638,6 +641,7 @@ fn key_json(key: &[u8]) -> Value {
 )]
 async fn scan_state(
     State(state): State<AppState>,
+    standbys: Option<axum::Extension<cluster::StandbyUnits>>,
     Path(name): Path<String>,
     params: Result<Query<ScanParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -661,7 +665,7 @@ async fn scan_state(
     )
     .await?;
     blocking(move || {
-        let view = reads::view(&state, &projection, at)?;
+        let view = reads::view(&state, &projection, at, &standby_units(standbys))?;
         let (reader, offsets) = (&view.reader, &view.offsets);
         // One extra entry tells whether another page exists.
         let mut entries = reader
@@ -756,6 +760,7 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
 )]
 async fn run_query(
     State(state): State<AppState>,
+    standbys: Option<axum::Extension<cluster::StandbyUnits>>,
     headers: HeaderMap,
     Path((name, query)): Path<(String, String)>,
     params: Result<Query<reads::ReadParams>, axum::extract::rejection::QueryRejection>,
@@ -783,10 +788,13 @@ async fn run_query(
         .get(cluster::FORWARDED)
         .is_some_and(|mark| mark == "per-unit")
     {
-        return blocking(move || per_unit_query(&projection, &query, &args)).await;
+        return blocking(move || {
+            per_unit_query(&projection, &query, &args, &standby_units(standbys))
+        })
+        .await;
     }
     blocking(move || {
-        let view = reads::view(&state, &projection, at)?;
+        let view = reads::view(&state, &projection, at, &standby_units(standbys))?;
         match projection.query_reader(view.reader.fork()?, &query, &args) {
             Ok((answer, offsets)) => {
                 let mut answer = json!({
@@ -807,14 +815,26 @@ async fn run_query(
 /// A custom query run over each unit this instance holds on its own (in a
 /// group, where the units of a partitioned projection are spread): the
 /// instance asking merges the units' answers of every owner.
+/// The units a read answers from standby copies here (none unless the
+/// group router allowed a stale read).
+fn standby_units(extension: Option<axum::Extension<cluster::StandbyUnits>>) -> Vec<u32> {
+    extension.map(|e| e.0.0).unwrap_or_default()
+}
+
 fn per_unit_query(
     projection: &SharedProjection,
     query: &str,
     args: &[u8],
+    standbys: &[u32],
 ) -> Result<Json<Value>, ApiError> {
     let mut units = Vec::new();
     let mut all = Offsets::default();
-    for unit in projection.units_here() {
+    let read = projection
+        .units()
+        .iter()
+        .enumerate()
+        .filter(|(i, unit)| unit.is_here() || standbys.contains(&(*i as u32)));
+    for (_, unit) in read {
         let reader = unit.reader()?;
         match projection.query_reader(reader, query, args) {
             Ok((answer, offsets)) => {

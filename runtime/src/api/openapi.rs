@@ -207,6 +207,8 @@ pub struct ProjectionList {
     pub projections: Vec<ProjectionListing>,
     /// Module files that were not accepted, and why.
     pub rejected: Vec<Rejected>,
+    /// The group this instance is in (`GET /v1/cluster`), or null.
+    pub group: Option<String>,
 }
 
 /// One state entry of a scan.

@@ -182,14 +182,17 @@ pub(super) fn history_error(err: HistoryError) -> ApiError {
 }
 
 /// The state to answer from (blocking: an as-of read replays).
+/// `standbys`: units read from this instance's standby copies (a stale
+/// read in a group).
 pub(super) fn view(
     state: &AppState,
     projection: &SharedProjection,
     at: ReadAt,
+    standbys: &[u32],
 ) -> Result<View, ApiError> {
     match at {
         ReadAt::Live => {
-            let reader = projection.reader()?;
+            let reader = projection.reader_including(standbys)?;
             let offsets = reader.offsets()?;
             Ok(View {
                 reader,
@@ -476,7 +479,7 @@ pub(super) async fn consistent_read(
                             }
                         }
                     }
-                    view(&state, p, ReadAt::AsOf(as_of))?
+                    view(&state, p, ReadAt::AsOf(as_of), &[])?
                 }
             };
             views.push(view);

@@ -6,7 +6,7 @@
 //! reader's own clock, so machines need not agree on time) is a dead
 //! member's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -150,6 +150,7 @@ impl Directory {
                 next_publish = Instant::now() + PUBLISH_EVERY;
             }
             producer.poll(Duration::ZERO);
+            ownership.set_standby_ranks(self.my_standby_ranks(ownership));
             match reader.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
@@ -183,6 +184,53 @@ impl Directory {
         // Leaving: a tombstone, so the others forget this member at once.
         let _ = producer.send(BaseRecord::<[u8], [u8]>::to(topic).key(self.me.as_bytes()));
         let _ = producer.flush(Duration::from_secs(2));
+    }
+
+    /// The URLs of the live members (this one always among them).
+    fn live(&self) -> BTreeSet<String> {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        let mut live: BTreeSet<String> = members
+            .values()
+            .filter(|seen| seen.at.elapsed() < EXPIRY)
+            .map(|seen| seen.record.url.clone())
+            .collect();
+        live.insert(self.me.clone());
+        live
+    }
+
+    /// The live member that last claimed `slot`, this one included.
+    fn claimant(&self, slot: u32) -> Option<String> {
+        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
+        members
+            .values()
+            .filter(|seen| seen.at.elapsed() < EXPIRY && seen.record.slots.contains(&slot))
+            .max_by_key(|seen| seen.sequence)
+            .map(|seen| seen.record.url.clone())
+    }
+
+    /// This instance's place in the standby order of every slot it does
+    /// not hold.
+    fn my_standby_ranks(&self, ownership: &Ownership) -> BTreeMap<u32, u32> {
+        let live = self.live();
+        let held: BTreeSet<u32> = ownership.held().into_iter().collect();
+        (0..ownership.slot_count())
+            .filter(|slot| !held.contains(slot))
+            .filter_map(|slot| {
+                let owner = self.claimant(slot);
+                let order = standby_order(slot, owner.as_deref(), &live);
+                let rank = order.iter().position(|url| *url == self.me)?;
+                Some((slot, rank as u32))
+            })
+            .collect()
+    }
+
+    /// The first `count` standbys of `slot` as this instance sees the
+    /// group: the members that keep warm copies of its units.
+    pub fn standbys(&self, slot: u32, count: u32) -> Vec<String> {
+        let owner = self.claimant(slot);
+        let mut order = standby_order(slot, owner.as_deref(), &self.live());
+        order.truncate(count as usize);
+        order
     }
 
     /// Stops publishing and writes this member's tombstone.
@@ -221,12 +269,68 @@ impl Directory {
     /// The URL of the live member that last claimed `slot`, if any other
     /// than this instance does.
     pub fn owner_of(&self, slot: u32) -> Option<String> {
-        let members = self.members.read().unwrap_or_else(PoisonError::into_inner);
-        members
-            .values()
-            .filter(|seen| seen.at.elapsed() < EXPIRY && seen.record.slots.contains(&slot))
-            .max_by_key(|seen| seen.sequence)
-            .map(|seen| seen.record.url.clone())
-            .filter(|url| *url != self.me)
+        self.claimant(slot).filter(|url| *url != self.me)
+    }
+}
+
+/// The members that keep standbys of `slot`, best first: the live members
+/// other than its owner, ranked by a hash of the slot and the member's URL
+/// (rendezvous hashing). Every instance computes the same order from the
+/// same members, with no coordination; a member joining or leaving moves
+/// only the standbys it takes or gave, and the standbys of a slot spread
+/// over the group.
+pub fn standby_order(slot: u32, owner: Option<&str>, live: &BTreeSet<String>) -> Vec<String> {
+    let mut ranked: Vec<(blake3::Hash, &String)> = live
+        .iter()
+        .filter(|url| Some(url.as_str()) != owner)
+        .map(|url| {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&slot.to_be_bytes());
+            hasher.update(url.as_bytes());
+            (hasher.finalize(), url)
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then(a.1.cmp(b.1)));
+    ranked.into_iter().map(|(_, url)| url.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(urls: &[&str]) -> BTreeSet<String> {
+        urls.iter().map(|u| (*u).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_owner_is_never_its_own_standby() {
+        let live = members(&["http://a", "http://b", "http://c"]);
+        for slot in 0..12 {
+            let order = standby_order(slot, Some("http://b"), &live);
+            assert_eq!(order.len(), 2);
+            assert!(!order.contains(&"http://b".to_owned()));
+        }
+        assert_eq!(standby_order(3, None, &live).len(), 3);
+    }
+
+    #[test]
+    fn a_member_leaving_moves_only_its_own_standbys() {
+        let before = members(&["http://a", "http://b", "http://c", "http://d"]);
+        let after = members(&["http://a", "http://b", "http://c"]);
+        for slot in 0..48 {
+            let old = standby_order(slot, Some("http://a"), &before);
+            let new = standby_order(slot, Some("http://a"), &after);
+            let kept: Vec<&String> = old.iter().filter(|u| *u != "http://d").collect();
+            assert_eq!(kept, new.iter().collect::<Vec<_>>(), "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn first_standbys_spread_over_the_members() {
+        let live = members(&["http://a", "http://b", "http://c"]);
+        let firsts: BTreeSet<String> = (0..12)
+            .map(|slot| standby_order(slot, None, &live)[0].clone())
+            .collect();
+        assert_eq!(firsts.len(), 3, "{firsts:?}");
     }
 }

@@ -20,7 +20,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 
 pub use directory::{Directory, Member};
-pub use ownership::{Gate, Ownership, slot_of_name};
+pub use ownership::{Gate, HandoverFrom, Ownership, slot_of_name};
 
 use crate::source::KafkaConfig;
 

@@ -28,6 +28,11 @@ pub enum Gate {
     Release,
     /// Not ours (or no longer provably ours): stop at once, commit nothing.
     Closed,
+    /// Not ours, but this instance keeps a warm copy (a standby replica):
+    /// fold and commit into its own files, answer only stale reads, never
+    /// hand over. Given by [`ProjectionRuntime::gate`](crate::projection::ProjectionRuntime::gate)
+    /// to projections with enough `standby_replicas`.
+    Standby,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +54,49 @@ struct State {
     /// member): only a proof sent after it makes the lease valid again.
     stalled_at: Option<Instant>,
     rebalances: u64,
+    /// Per slot this instance does not hold, its place among the other
+    /// live members in the slot's standby order (0: the first standby).
+    standby_ranks: BTreeMap<u32, u32>,
+}
+
+/// Where a unit's new owner started folding from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoverFrom {
+    /// Its own standby copy, warm.
+    Standby,
+    /// A snapshot newer than its own file (the shared store's, usually).
+    Snapshot,
+    /// Its own file of the unit, from an earlier time it held it.
+    LocalState,
+    /// Nothing: it replays the unit's partitions from the start.
+    Replay,
+}
+
+impl HandoverFrom {
+    pub const ALL: [HandoverFrom; 4] = [
+        HandoverFrom::Standby,
+        HandoverFrom::Snapshot,
+        HandoverFrom::LocalState,
+        HandoverFrom::Replay,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HandoverFrom::Standby => "standby",
+            HandoverFrom::Snapshot => "snapshot",
+            HandoverFrom::LocalState => "local_state",
+            HandoverFrom::Replay => "replay",
+        }
+    }
 }
 
 /// One instance's view of its slots.
 #[derive(Debug)]
 pub struct Ownership {
     slots: u32,
+    /// From getting a slot to a unit of it reaching the head, by where
+    /// the unit started from (indexed as [`HandoverFrom::ALL`]).
+    handovers: [crate::metrics::DurationHistogram; 4],
     lease: Duration,
     /// A gap between ticks longer than this voids the lease.
     stall: Duration,
@@ -89,6 +131,7 @@ impl Ownership {
     pub fn new(slots: u32, lease: Duration) -> Self {
         Self {
             slots: slots.max(1),
+            handovers: Default::default(),
             lease,
             stall: (lease / 4).max(Duration::from_millis(250)),
             state: Mutex::new(State {
@@ -98,6 +141,7 @@ impl Ownership {
                 last_tick: Instant::now(),
                 stalled_at: None,
                 rebalances: 0,
+                standby_ranks: BTreeMap::new(),
             }),
             changed: Condvar::new(),
         }
@@ -280,6 +324,35 @@ impl Ownership {
             state.slots.remove(slot);
         }
         state.rebalances += 1;
+        drop(state);
+        self.bump();
+    }
+
+    /// A unit that came to this instance reached the head `took` after
+    /// its slot came.
+    pub fn handover_done(&self, from: HandoverFrom, took: Duration) {
+        self.handovers[from as usize].observe(took);
+    }
+
+    /// The durations of the handovers whose units started `from` there.
+    pub fn handovers(&self, from: HandoverFrom) -> &crate::metrics::DurationHistogram {
+        &self.handovers[from as usize]
+    }
+
+    /// This instance's place in `slot`'s standby order, when it does not
+    /// hold the slot: a projection with `standby_replicas = n` keeps a
+    /// warm copy of the slot's units here when the place is below `n`.
+    pub fn standby_rank(&self, slot: u32) -> Option<u32> {
+        self.lock().standby_ranks.get(&slot).copied()
+    }
+
+    /// The directory's new standby order; wakes the workers when it changed.
+    pub fn set_standby_ranks(&self, ranks: BTreeMap<u32, u32>) {
+        let mut state = self.lock();
+        if state.standby_ranks == ranks {
+            return;
+        }
+        state.standby_ranks = ranks;
         drop(state);
         self.bump();
     }

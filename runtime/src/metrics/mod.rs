@@ -318,7 +318,7 @@ impl Sample {
     }
 }
 
-const STATES: [&str; 7] = [
+const STATES: [&str; 8] = [
     "starting",
     "running",
     "failed",
@@ -326,6 +326,7 @@ const STATES: [&str; 7] = [
     "paused",
     "removed",
     "elsewhere",
+    "standby",
 ];
 const SOURCE_STATES: [&str; 3] = ["ok", "unavailable", "waiting_for_topics"];
 
@@ -476,15 +477,65 @@ impl Collector for ProjectionCollector {
             "Slots of its group this instance holds (and may act on) now",
             [(Vec::new(), cluster.map_or(0, |o| o.held().len() as i64))],
         )?;
+        // Standby copies, and how far each projection's lag behind the
+        // source (its active owner is at most that far ahead of it).
+        let standby_lag: Vec<(Labels, u64, usize)> = samples
+            .iter()
+            .filter(|s| s.role == "serving")
+            .map(|s| {
+                let standbys: Vec<u64> = if s.info.units.is_empty() {
+                    (matches!(s.info.status, Status::Standby))
+                        .then_some(s.info.lag)
+                        .into_iter()
+                        .collect()
+                } else {
+                    s.info
+                        .units
+                        .iter()
+                        .filter(|u| matches!(u.status, Status::Standby))
+                        .map(|u| u.lag)
+                        .collect()
+                };
+                (s.labels(), standbys.iter().sum(), standbys.len())
+            })
+            .collect();
         gauges(
             &mut encoder,
             "projector_units_owned",
-            "Units this instance folds, by role: active (a unit of a partitioned projection, or a global projection); standby (warm copies; none without a group)",
+            "Units this instance folds, by role: active (a unit of a partitioned projection, or a global projection); standby (warm copies kept for standby_replicas; none without a group)",
             [
                 (vec![("role", "active".to_owned())], active as i64),
-                (vec![("role", "standby".to_owned())], 0),
+                (
+                    vec![("role", "standby".to_owned())],
+                    standby_lag.iter().map(|(_, _, n)| *n as i64).sum(),
+                ),
             ],
         )?;
+        gauges(
+            &mut encoder,
+            "projector_standby_lag_events",
+            "Events of its source partitions the standby copies of a projection kept here have not applied yet (0 without standbys here)",
+            standby_lag
+                .iter()
+                .map(|(labels, lag, _)| (labels.clone(), *lag)),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "projector_handover_duration_seconds",
+            "From a slot coming to this instance to a unit of it reaching the head of its partitions, by where the unit started: standby (its warm copy), snapshot (a newer snapshot restored), local_state (its own earlier file), replay (from the start)",
+            None,
+            MetricType::Histogram,
+        )?;
+        // Outside a group every series stays empty.
+        let none = DurationHistogram::default();
+        for from in crate::cluster::HandoverFrom::ALL {
+            let histogram = cluster.map_or(&none, |ownership| ownership.handovers(from));
+            let (sum, count, buckets) = histogram.read();
+            family
+                .encode_family(&vec![("from", from.label().to_owned())])?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    sum, count, &buckets, None,
+                )?;
+        }
         gauges(
             &mut encoder,
             "projector_projection_stalled",

@@ -47,6 +47,27 @@ pub(super) struct Sidecar {
     /// as `"customer/{key}"`, so a lookup asks the key's unit first.
     #[serde(default)]
     key_templates: Vec<String>,
+    /// In a group: other instances keeping a warm copy of each unit, over
+    /// the global `[cluster] standby_replicas`.
+    standby_replicas: Option<u32>,
+}
+
+impl Sidecar {
+    /// `standby_replicas`, over the global setting.
+    fn apply_standbys(&self, config: &mut WorkerConfig, path: &Path) -> Result<(), String> {
+        let Some(standbys) = self.standby_replicas else {
+            return Ok(());
+        };
+        if standbys > crate::config::MAX_STANDBY_REPLICAS {
+            return Err(format!(
+                "{}: standby_replicas = {standbys}: choose 0 to {} (each standby folds every event of its units once more)",
+                path.display(),
+                crate::config::MAX_STANDBY_REPLICAS
+            ));
+        }
+        config.standby_replicas = standbys;
+        Ok(())
+    }
 }
 
 /// How a projection's state divides.
@@ -260,6 +281,11 @@ pub(super) fn changes(old: &WorkerConfig, new: &WorkerConfig) -> Vec<String> {
         format!("{:?}", new.key_templates),
     );
     diff(
+        "standby_replicas",
+        old.standby_replicas.to_string(),
+        new.standby_replicas.to_string(),
+    );
+    diff(
         "keep_skipped",
         old.keep_skipped.to_string(),
         new.keep_skipped.to_string(),
@@ -369,6 +395,7 @@ pub(super) fn settings(
     if let Some(keep) = sidecar.keep_skipped {
         config.keep_skipped = keep;
     }
+    sidecar.apply_standbys(&mut config, &path)?;
     let units = match sidecar.scale {
         Scale::Global => None,
         Scale::Partitioned => Some(unit_count(&path, source.as_ref(), &topics).map_err(
@@ -577,5 +604,26 @@ mod tests {
             "{err}"
         );
         assert!(toml::from_str::<Sidecar>("[limits]\nmax_module_bytes = 1\n").is_err());
+    }
+
+    #[test]
+    fn sidecar_standby_replicas_override_the_global_ones() {
+        let path = PathBuf::from("m.toml");
+        let mut config = WorkerConfig {
+            standby_replicas: 2,
+            ..WorkerConfig::default()
+        };
+        let none: Sidecar = toml::from_str("").unwrap();
+        none.apply_standbys(&mut config, &path).unwrap();
+        assert_eq!(config.standby_replicas, 2);
+        let one: Sidecar = toml::from_str("standby_replicas = 0").unwrap();
+        one.apply_standbys(&mut config, &path).unwrap();
+        assert_eq!(config.standby_replicas, 0);
+        let many: Sidecar = toml::from_str("standby_replicas = 17").unwrap();
+        let err = many.apply_standbys(&mut config, &path).unwrap_err();
+        assert!(err.contains("m.toml") && err.contains("0 to 16"), "{err}");
+        let old = config.clone();
+        config.standby_replicas = 1;
+        assert_eq!(changes(&old, &config), vec!["standby_replicas: 0 -> 1"]);
     }
 }

@@ -808,6 +808,21 @@ impl StateReader {
         }
     }
 
+    /// BLAKE3 of every state entry in key order (each key and value
+    /// length-prefixed): two states are equal exactly when their hashes
+    /// are, whatever the files' page layouts. A full scan.
+    pub fn content_hash(&self) -> Result<blake3::Hash, StoreError> {
+        let mut hasher = blake3::Hasher::new();
+        for entry in self.iter_all()? {
+            let (key, value) = entry?;
+            hasher.update(&(key.len() as u64).to_le_bytes());
+            hasher.update(&key);
+            hasher.update(&(value.len() as u64).to_le_bytes());
+            hasher.update(&value);
+        }
+        Ok(hasher.finalize())
+    }
+
     pub fn offsets(&self) -> Result<Offsets, StoreError> {
         let mut offsets = Offsets::default();
         for file in &self.files {

@@ -3,16 +3,33 @@
 //! starts from the newest state anywhere (its own file, a local snapshot,
 //! or the shared store's) and replays only the tail.
 
+use crate::cluster::HandoverFrom;
 use crate::projection::ProjectionRuntime;
 use crate::worker::WorkerConfig;
 
 /// Before folding a slot it just got: when a snapshot (in the shared store
 /// or the data folder) holds more than the local file, it replaces the
 /// local file. Failures fall back to the local file: the tail replay
-/// makes it exact either way.
-pub(super) fn take_over(projection: &ProjectionRuntime, config: &WorkerConfig) {
+/// makes it exact either way. `was_standby`: the local file is this
+/// instance's standby copy. Answers where the fold starts from.
+pub(super) fn take_over(
+    projection: &ProjectionRuntime,
+    config: &WorkerConfig,
+    was_standby: bool,
+) -> HandoverFrom {
+    let local = projection
+        .store()
+        .and_then(|store| store.reader().and_then(|r| r.events_applied()).ok())
+        .unwrap_or(0);
+    let from_local = if was_standby {
+        HandoverFrom::Standby
+    } else if local == 0 {
+        HandoverFrom::Replay
+    } else {
+        HandoverFrom::LocalState
+    };
     let (Some(policy), Some(store)) = (&config.snapshots, projection.store()) else {
-        return;
+        return from_local;
     };
     let name = projection.name();
     let key = projection.file_key();
@@ -24,17 +41,25 @@ pub(super) fn take_over(projection: &ProjectionRuntime, config: &WorkerConfig) {
     let latest = match crate::snapshot::latest_valid(&policy.dir, name, &key) {
         Ok(Some(latest)) => latest,
         Ok(None) => {
-            return tracing::info!("taking over from the local state (no snapshot to start from)");
+            tracing::info!(
+                events_applied = local,
+                from = from_local.label(),
+                "taking over from the local state (no snapshot to start from)"
+            );
+            return from_local;
         }
-        Err(e) => return tracing::warn!("cannot look for snapshots to take over from: {e}"),
+        Err(e) => {
+            tracing::warn!("cannot look for snapshots to take over from: {e}");
+            return from_local;
+        }
     };
-    let local = store.reader().and_then(|r| r.events_applied()).unwrap_or(0);
     if latest.meta.events_applied <= local {
         tracing::info!(
             events_applied = local,
+            from = from_local.label(),
             "taking over from the local state (no newer snapshot)"
         );
-        return;
+        return from_local;
     }
     let started = std::time::Instant::now();
     let restored = store.path().with_extension("takeover.redb");
@@ -56,8 +81,10 @@ pub(super) fn take_over(projection: &ProjectionRuntime, config: &WorkerConfig) {
                 "restoring {} failed, replaying from the local state: {e}",
                 latest.path.display()
             );
+            return from_local;
         }
     }
+    HandoverFrom::Snapshot
 }
 
 /// After a cooperative revoke committed everything: a snapshot of the

@@ -85,6 +85,9 @@ pub struct WorkerConfig {
     /// This instance's slots when it is one of a group's (`--group`):
     /// workers fold only what it holds.
     pub cluster: Option<Arc<crate::cluster::Ownership>>,
+    /// In a group: how many other instances keep a warm copy of each unit
+    /// (`standby_replicas`, global and per sidecar).
+    pub standby_replicas: u32,
 }
 
 /// When to snapshot a projection version's state, and where.
@@ -120,6 +123,7 @@ impl Default for WorkerConfig {
             worker_threads: std::thread::available_parallelism().map_or(1, usize::from),
             key_templates: Arc::new([]),
             cluster: None,
+            standby_replicas: 0,
         }
     }
 }
@@ -156,31 +160,69 @@ pub fn spawn(
                 });
             };
             let Some((ownership, slot)) = projection.cluster_slot() else {
-                run_worker(&projection, &config, &ended);
+                run_worker(&projection, &config, SlotRole::Active(None), &ended);
                 return;
             };
-            // In a group: fold only while this instance holds the slot.
-            let mut was_held = false;
+            // In a group: fold while this instance holds the slot, or keeps
+            // a standby of it.
+            let mut shown_elsewhere = false;
+            let mut was_standby = false;
             while !projection.stop_requested() {
-                let Some(active) = ownership.enter(slot) else {
-                    if was_held || matches!(projection.status(), Status::Starting) {
-                        projection.set_status(Status::Elsewhere);
-                        was_held = false;
+                match projection.gate() {
+                    Gate::Held => {
+                        let Some(active) = ownership.enter(slot) else {
+                            continue;
+                        };
+                        shown_elsewhere = false;
+                        let since = Instant::now();
+                        let from = handover::take_over(&projection, &config, was_standby);
+                        was_standby = false;
+                        let role = SlotRole::Active(Some(Handover { since, from }));
+                        if !run_worker(&projection, &config, role, &ended) {
+                            return;
+                        }
+                        if ownership.gate(slot) == Gate::Release && !projection.stop_requested() {
+                            handover::hand_over(&projection, &config);
+                        }
+                        drop(active);
                     }
-                    ownership.wait_change(IDLE_WAIT);
-                    continue;
-                };
-                was_held = true;
-                handover::take_over(&projection, &config);
-                if !run_worker(&projection, &config, &ended) {
-                    return;
+                    Gate::Standby => {
+                        shown_elsewhere = false;
+                        was_standby = true;
+                        if !run_worker(&projection, &config, SlotRole::Standby, &ended) {
+                            return;
+                        }
+                    }
+                    Gate::Release | Gate::Closed => {
+                        was_standby = false;
+                        if !shown_elsewhere {
+                            projection.set_status(Status::Elsewhere);
+                            shown_elsewhere = true;
+                        }
+                        ownership.wait_change(IDLE_WAIT);
+                    }
                 }
-                if ownership.gate(slot) == Gate::Release && !projection.stop_requested() {
-                    handover::hand_over(&projection, &config);
-                }
-                drop(active);
             }
         })
+}
+
+/// What a worker is to its slot in a group (always `Active` outside one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotRole {
+    /// It holds the slot: folds, commits, answers, hands over; with the
+    /// handover it is timing, when the slot just came.
+    Active(Option<Handover>),
+    /// A warm copy: folds and commits into this instance's own files, and
+    /// stops (committing) once the slot's standby order or owner changes.
+    Standby,
+}
+
+/// A slot that came to this instance: when, and where its unit started
+/// from; timed until the unit first reaches the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Handover {
+    since: Instant,
+    from: crate::cluster::HandoverFrom,
 }
 
 /// Runs one worker over the state until it stops; `false` when it ended
@@ -188,18 +230,27 @@ pub fn spawn(
 fn run_worker(
     projection: &Arc<ProjectionRuntime>,
     config: &WorkerConfig,
+    role: SlotRole,
     ended: &dyn Fn(String),
 ) -> bool {
-    let mut worker = match Worker::new(projection, config) {
+    let mut worker = match Worker::new(projection, config, role) {
         Ok(worker) => worker,
         Err(message) => {
             ended(message);
             return false;
         }
     };
-    projection.set_status(Status::Running);
+    match role {
+        SlotRole::Active(_) => {
+            projection.set_status(Status::Running);
+            tracing::info!("projection running");
+        }
+        SlotRole::Standby => {
+            projection.set_status(Status::Standby);
+            tracing::info!("keeping a standby of this slot: folding its events here too");
+        }
+    }
     projection.metrics.progressed();
-    tracing::info!("projection running");
     // A bug (or a damaged file redb trips over) must not leave the
     // status saying "running" with nothing behind it.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()));
@@ -221,7 +272,10 @@ fn run_worker(
     if let Some(Err(e)) = projection.store().map(|store| store.sync()) {
         tracing::error!(error = %e, "final sync failed");
     }
-    if matches!(projection.status(), Status::Running | Status::Paused { .. }) {
+    if matches!(
+        projection.status(),
+        Status::Running | Status::Paused { .. } | Status::Standby
+    ) {
         projection.set_status(Status::Stopped);
     }
     !halted
@@ -239,6 +293,7 @@ fn failed(event: Option<&bindings::Event>, message: String) -> Status {
 
 struct Worker<'a> {
     projection: &'a ProjectionRuntime,
+    role: SlotRole,
     /// The state file this worker folds into.
     store: Arc<StateStore>,
     subscription: Box<dyn Subscription>,
@@ -377,7 +432,11 @@ enum Flow {
 }
 
 impl<'a> Worker<'a> {
-    fn new(projection: &'a ProjectionRuntime, config: &'a WorkerConfig) -> Result<Self, String> {
+    fn new(
+        projection: &'a ProjectionRuntime,
+        config: &'a WorkerConfig,
+        role: SlotRole,
+    ) -> Result<Self, String> {
         let label = projection.label();
         let mut instance = projection
             .module
@@ -415,6 +474,7 @@ impl<'a> Worker<'a> {
             positions,
             events_applied,
             projection,
+            role,
             store,
             subscription,
             config,
@@ -446,15 +506,24 @@ impl<'a> Worker<'a> {
         let max = self.config.batch_max_events;
         let mut raw = Vec::with_capacity(max);
         while !self.projection.stop_requested() {
-            match self.projection.gate() {
-                Gate::Held => {}
+            match (self.role, self.projection.gate()) {
+                (SlotRole::Active(_), Gate::Held) | (SlotRole::Standby, Gate::Standby) => {}
                 // A cooperative revoke: what is applied commits below.
-                Gate::Release => {
+                (SlotRole::Active(_), Gate::Release) => {
                     tracing::info!("the group moves this slot away: committing, then handing over");
                     break;
                 }
+                // Promoted, or the standbys moved: a standby's commits are
+                // its own files', so what is applied commits below.
+                (SlotRole::Standby, gate) => {
+                    tracing::info!(
+                        promoted = gate == Gate::Held,
+                        "this instance no longer keeps a standby of this slot: committing"
+                    );
+                    break;
+                }
                 // Fenced: nothing more is committed.
-                Gate::Closed => {
+                (SlotRole::Active(_), Gate::Closed | Gate::Standby) => {
                     tracing::warn!(
                         uncommitted_events = self.pending.events,
                         "this instance no longer holds the slot (moved, or its lease lapsed): stopped without committing"
@@ -534,6 +603,7 @@ impl<'a> Worker<'a> {
                 self.projection.metrics.progressed();
                 if self.subscription.at_head() {
                     self.report_caught_up();
+                    self.report_handover_done();
                 }
                 self.sync_if_due();
                 continue;
@@ -564,6 +634,27 @@ impl<'a> Worker<'a> {
             }
         }
         self.flush_and_settle();
+    }
+
+    /// A unit that came to this instance reached the head: it serves
+    /// current answers from here on.
+    fn report_handover_done(&mut self) {
+        let SlotRole::Active(handover @ Some(_)) = &mut self.role else {
+            return;
+        };
+        let Some(Handover { since, from }) = handover.take() else {
+            return;
+        };
+        let took = since.elapsed();
+        if let Some((ownership, _)) = self.projection.cluster_slot() {
+            ownership.handover_done(from, took);
+        }
+        tracing::info!(
+            from = from.label(),
+            events_applied = self.events_applied,
+            took_ms = took.as_millis() as u64,
+            "took over: caught up with the source, serving"
+        );
     }
 
     /// Nothing left to read: a shadow build has reached the live head. Its
@@ -674,7 +765,11 @@ impl<'a> Worker<'a> {
             hash: self.projection.file_key(),
             state_version: module.descriptor.state_version,
             nice: self.config.worker_nice,
-            store: self.config.snapshot_store.clone(),
+            // The active owner publishes; a standby's snapshots stay here.
+            store: match self.role {
+                SlotRole::Active(_) => self.config.snapshot_store.clone(),
+                SlotRole::Standby => None,
+            },
         };
         if snapshots::spawn(job, reader, self.snapshot_running.clone()).is_err() {
             self.snapshot_running
@@ -770,6 +865,14 @@ impl<'a> Worker<'a> {
                 .is_some_and(|since| since.elapsed() >= self.config.commit_max_delay)
     }
 
+    /// An active worker whose slot is no longer provably this instance's:
+    /// what it applied must not commit. (A standby commits into its own
+    /// files whatever the group does.)
+    fn fenced(&self) -> bool {
+        matches!(self.role, SlotRole::Active(_))
+            && matches!(self.projection.gate(), Gate::Closed | Gate::Standby)
+    }
+
     /// Hands the pending batches, if any, to the commit thread as one
     /// transaction, after the previous one is done; the next batches read
     /// through them until they are committed.
@@ -777,7 +880,7 @@ impl<'a> Worker<'a> {
         if self.pending.events == 0 {
             return Flow::Continue;
         }
-        if self.projection.gate() == Gate::Closed {
+        if self.fenced() {
             // The slot is no longer provably ours (fenced): the batches
             // are dropped, and read again by whoever owns it.
             tracing::warn!(

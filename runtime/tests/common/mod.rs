@@ -69,6 +69,8 @@ pub fn agent() -> ureq::Agent {
 pub struct Reply {
     pub status: u16,
     pub offsets_header: Option<String>,
+    /// `projector-stale`: the answer read a standby copy.
+    pub stale_header: Option<String>,
     pub body: Value,
     pub raw: Vec<u8>,
 }
@@ -76,10 +78,14 @@ pub struct Reply {
 fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut response = response.expect("server reachable");
     let status = response.status().as_u16();
-    let offsets_header = response
-        .headers()
-        .get("projector-offsets")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let offsets_header = header("projector-offsets");
+    let stale_header = header("projector-stale");
     let raw = response
         .body_mut()
         .with_config()
@@ -91,6 +97,7 @@ fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Rep
     Reply {
         status,
         offsets_header,
+        stale_header,
         body,
         raw,
     }

@@ -73,6 +73,39 @@ try {
   // Back to the lookup for the picture.
   await page.click("#lookup-form button");
   await page.locator('#state-result[data-kind="lookup"] pre').waitFor(WAIT);
+  // Outside a group there is no group view.
+  assert.equal(await page.locator("#group").isHidden(), true, "no group section alone");
+
+  // In a group (the cluster view served by a stand-in here; the route's
+  // own answers are tested against real instances in runtime/tests/group.rs):
+  // members, and each unit's active instance and standbys.
+  await page.route("**/v1/projections", async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    await route.fulfill({ response, json: { ...body, group: "orders" } });
+  });
+  await page.route("**/v1/cluster", (route) => route.fulfill({ json: {
+    group: "orders", me: "http://a:7878", slots: 4, held: [0, 2], rebalances: 3,
+    members: [
+      { url: "http://a:7878", slots: [0, 2], alive: true, seen_ms_ago: 120, me: true },
+      { url: "http://b:7878", slots: [1, 3], alive: false, seen_ms_ago: 12000, me: false },
+    ],
+    projections: [{ name: "order-totals", version: "abc", partitioned: true, standby_replicas: 1, units: [
+      { unit: 0, slot: 0, active: "http://a:7878", standbys: ["http://b:7878"], status: "running", lag: 0 },
+      { unit: 1, slot: 1, active: null, standbys: ["http://a:7878"], status: "standby", lag: 5 },
+    ] }],
+  } }));
+  await page.locator("#group:not([hidden])").waitFor(WAIT);
+  assert.match(await page.locator("#group-name").innerText(), /orders: 4 slots, this instance http:\/\/a:7878/);
+  const members = await page.locator("#members tbody").innerText();
+  assert.match(members, /http:\/\/a:7878 \(this one\)\s+alive\s+0, 2/);
+  assert.match(members, /http:\/\/b:7878\s+not seen for 12 s/);
+  const placements = page.locator('#placements tr[data-projection="order-totals"]');
+  assert.equal(await placements.count(), 2);
+  assert.match(await placements.nth(0).innerText(), /^order-totals\s+0\s+0\s+http:\/\/a:7878\s+http:\/\/b:7878\s+running\s+0$/);
+  assert.match(await placements.nth(1).innerText(), /no owner\s+http:\/\/a:7878\s+standby\s+5$/);
+  await page.unroute("**/v1/projections");
+  await page.unroute("**/v1/cluster");
   await finish(page, problems);
   console.log(`dashboard ok; screenshot ${env("SCREENSHOT")}`);
 } finally {

@@ -198,6 +198,38 @@ function renderTopics(reply) {
   $("topics").tBodies[0].replaceChildren(...rows);
 }
 
+// In a group (GET /v1/cluster answers): the members, and where each unit
+// of each projection is active and kept as standby. Hidden otherwise.
+function renderGroup(reply) {
+  const group = reply && reply.ok ? reply.body : null;
+  $("group").hidden = !group;
+  if (!group) return;
+  $("group-name").textContent =
+    `${group.group}: ${fmt(group.slots)} slots, this instance ${group.me}, ${fmt(group.rebalances)} rebalances`;
+  const members = (group.members || []).map((m) => el("tr", {},
+    el("td", {}, m.url, m.me ? " (this one)" : ""),
+    el("td", {}, el("span", { class: `badge ${m.alive ? "ok" : "down"}` },
+      m.alive ? "alive" : `not seen for ${fmt(m.seen_ms_ago / 1000, 1)} s`)),
+    el("td", {}, (m.slots || []).join(", ") || "none"),
+  ));
+  $("members").tBodies[0].replaceChildren(...members);
+  const rows = [];
+  for (const p of group.projections || []) {
+    for (const u of p.units || []) {
+      rows.push(el("tr", { "data-projection": p.name },
+        el("td", {}, p.name),
+        el("td", {}, u.unit === null || u.unit === undefined ? "whole" : String(u.unit)),
+        el("td", { class: "num" }, fmt(u.slot)),
+        el("td", {}, u.active || el("span", { class: "badge down" }, "no owner")),
+        el("td", { class: "muted" }, (u.standbys || []).join(", ") || "none"),
+        el("td", {}, el("span", { class: `badge ${u.status}`, "data-state": u.status }, u.status)),
+        el("td", { class: "num" }, fmt(u.lag)),
+      ));
+    }
+  }
+  $("placements").tBodies[0].replaceChildren(...rows);
+}
+
 function syncSelect(select, values) {
   const current = [...select.options].map((o) => o.value);
   if (current.length === values.length && current.every((v, i) => v === values[i])) return;
@@ -223,10 +255,13 @@ async function poll() {
   try {
     const [list, topics] = await Promise.all([api("/v1/projections"), api("/v1/topics")]);
     if (!list.ok) throw new Error(errorText(list));
+    // Only an instance in a group has a group view.
+    const group = list.body.group ? await api("/v1/cluster") : null;
     const now = Date.now();
     projections = list.body.projections || [];
     renderProjections(list.body, now);
     if (topics.ok) renderTopics(topics.body);
+    renderGroup(group);
     syncSelectors();
     $("health").textContent = "connected";
     $("health").className = "badge ok";

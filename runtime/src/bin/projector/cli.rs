@@ -136,7 +136,8 @@ struct RunArgs {
     /// max_key_bytes, max_value_bytes, max_scan_entries, max_module_bytes,
     /// call_timeout_ms, [kafka] bootstrap, commit_group_offsets,
     /// refresh_interval_ms, request_timeout_ms, [kafka.properties],
-    /// [cluster] group, advertise, slots, session_timeout_ms). Flags
+    /// [cluster] group, advertise, slots, session_timeout_ms,
+    /// standby_replicas). Flags
     /// and environment variables override it.
     #[arg(long, env = "PROJECTOR_CONFIG")]
     config: Option<PathBuf>,
@@ -850,10 +851,18 @@ fn group_lines(cluster: &Value) -> Vec<String> {
             continue;
         }
         let active = |unit: &Value| -> String {
-            unit["active"]
-                .as_str()
-                .unwrap_or("no instance yet")
-                .to_owned()
+            let on = unit["active"].as_str().unwrap_or("no instance yet");
+            let standbys: Vec<&str> = unit["standbys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if standbys.is_empty() {
+                on.to_owned()
+            } else {
+                format!("{on} (standby on {})", standbys.join(", "))
+            }
         };
         let placed = if projection["partitioned"] == true {
             units
