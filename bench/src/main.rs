@@ -16,6 +16,10 @@
 //! - `scaling`: events/s with 1, 2, 4 and 8 projections on one topic.
 //! - `units`: one partitioned projection's units on 1 and 2 threads vs the
 //!   same projection kept globally.
+//! - `group`: several `projector run` instances of one group on a mock
+//!   Kafka cluster: replay on 1 to 3 instances, a 1M-key unit's handover
+//!   from a snapshot, a standby and a full replay, lookups local vs
+//!   forwarded.
 //!
 //! `--scenarios a,d` runs a subset; `--events N` shrinks every scenario to
 //! N events for a quick look (`--keys` picks A's key counts). The old forms `--kafka` and `--languages`
@@ -29,6 +33,7 @@ use clap::{Parser, ValueEnum};
 use projector::worker::WorkerConfig;
 
 mod common;
+mod group;
 mod kafka;
 mod languages;
 mod latency;
@@ -52,15 +57,17 @@ enum Scenario {
     F,
     Scaling,
     Units,
+    Group,
 }
 
 #[derive(Debug, Parser)]
 pub struct Args {
-    /// Scenarios to run, comma-separated (a, b, c, d, e, f, scaling, units).
+    /// Scenarios to run, comma-separated (a, b, c, d, e, f, scaling, units,
+    /// group).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "a,b,c,d,e,f,scaling,units"
+        default_value = "a,b,c,d,e,f,scaling,units,group"
     )]
     scenarios: Vec<Scenario>,
     /// Events of every scenario, instead of each one's own sizes (a quick
@@ -155,6 +162,7 @@ fn main() -> Result<()> {
             Scenario::F => ("F", languages::run(&args, &mut report)),
             Scenario::Scaling => ("scaling", scaling::run(&args, &mut report)),
             Scenario::Units => ("units", units::run(&args, &mut report)),
+            Scenario::Group => ("group", group::run(&args, &mut report)),
         };
         if let Err(error) = result {
             report.failed(name, &error);

@@ -84,7 +84,21 @@ impl Server {
     /// Spawns `projector run` over `data` and `modules` on a free port; its
     /// stderr goes to `log`. Does not wait for it to answer.
     pub fn launch(bin: &Path, data: &Path, modules: &Path, log: &Path) -> Result<Self> {
+        Self::launch_with(bin, data, modules, log, |_| Vec::new(), "warn")
+    }
+
+    /// [`Server::launch`] with more flags (given the URL it will answer
+    /// at) and a log level.
+    pub fn launch_with(
+        bin: &Path,
+        data: &Path,
+        modules: &Path,
+        log: &Path,
+        extra: impl FnOnce(&str) -> Vec<String>,
+        log_level: &str,
+    ) -> Result<Self> {
         let port = free_port()?;
+        let url = format!("http://127.0.0.1:{port}");
         let child = Command::new(bin)
             .arg("run")
             .arg("--data")
@@ -92,7 +106,8 @@ impl Server {
             .arg("--modules")
             .arg(modules)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("PROJECTOR_LOG", "warn")
+            .args(extra(&url))
+            .env("PROJECTOR_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
@@ -101,7 +116,7 @@ impl Server {
         Ok(Self {
             child: Some(child),
             port,
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             log: log.to_owned(),
             agent: agent(),
         })
@@ -120,6 +135,19 @@ impl Server {
             bail!("projector exited ({status}):\n{}", self.log_tail());
         }
         Ok(())
+    }
+
+    /// Its whole log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub fn log_tail(&self) -> String {
@@ -220,10 +248,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 

@@ -60,7 +60,7 @@ pub struct ScanParams {
 }
 
 /// One read of `POST /v1/read`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReadSpec {
@@ -75,7 +75,7 @@ pub struct ReadSpec {
 
 // The body of `POST /v1/read` (no doc comment: it would become the
 // schema's description in the OpenAPI document, which had none).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReadRequest {
@@ -83,6 +83,10 @@ pub struct ReadRequest {
     /// `"orders:0=12"` or `{"orders": {"0": 12}}`.
     pub min_offsets: Option<serde_json::Value>,
     pub wait_ms: Option<u64>,
+    /// Set by one instance of a group asking another for its part of a
+    /// read: the offsets it fixed for the whole read (`{"orders":
+    /// {"0": 12}}`). Not for clients.
+    pub target: Option<serde_json::Value>,
 }
 
 /// A `POST /v1/read` body that is not a [`ReadRequest`].
@@ -96,6 +100,13 @@ impl ReadRequest {
     /// Decodes the request body (JSON).
     pub fn parse(body: &[u8]) -> Result<Self, ReadBodyError> {
         Ok(serde_json::from_slice(body)?)
+    }
+
+    /// `target`, if given (see the field).
+    pub fn target(&self) -> Option<Result<Offsets, OffsetsSyntaxError>> {
+        self.target
+            .as_ref()
+            .map(|spec| parse_offsets(&spec.to_string()))
     }
 
     /// `min_offsets`, if given: a spec string, or the JSON form.

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use common::kafka::{Produced, TestProducer, assert_recorded_exactly, orders};
 use common::{PATIENCE, Server};
-use projector_test_guests::{FAILING, RECORDER};
+use projector_test_guests::{FAILING, ORDER_TOTALS, RECORDER};
 use serde_json::Value;
 
 /// librdkafka's mock cluster, served by a helper process until dropped.
 struct MockKafka {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
     bootstrap: String,
 }
 
@@ -33,9 +34,8 @@ impl MockKafka {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
         let bootstrap = line
             .trim()
             .strip_prefix("bootstrap ")
@@ -45,8 +45,19 @@ impl MockKafka {
         Self {
             child,
             stdin,
+            stdout,
             bootstrap,
         }
+    }
+
+    /// Sends the helper a command (`down 1`, `up 1`) and checks its `ok`.
+    fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).unwrap();
+        assert_eq!(answer.trim(), "ok", "{line}");
     }
 }
 
@@ -417,8 +428,17 @@ fn the_cluster_route_shows_members_and_units() {
         "v-three:4",
     ]);
     let store = tempfile::tempdir().unwrap();
-    let a = member(&kafka, topics, store.path()).start();
-    let b = member(&kafka, topics, store.path()).start();
+    // order-totals too, partitioned over v-one, which every projection reads.
+    let with_orders = |server: Server| {
+        server.add_module(ORDER_TOTALS);
+        server.add_file(
+            "order_totals.toml",
+            b"source = \"kafka\"\nscale = \"partitioned\"\nkey_templates = [\"customer/{key}\"]\n[topics]\norders = \"v-one\"\n",
+        );
+        server
+    };
+    let a = with_orders(member(&kafka, topics, store.path())).start();
+    let b = with_orders(member(&kafka, topics, store.path())).start();
     let view = wait_cluster(
         &b,
         "the slots spread over two",
@@ -440,15 +460,68 @@ fn the_cluster_route_shows_members_and_units() {
         let active = unit["active"].as_str().unwrap();
         assert!(active == a.url || active == b.url, "{view}");
     }
-    // A read at exact offsets is refused rather than answered from the
-    // units this instance happens to hold.
-    let read = b.post(
-        "/v1/read",
-        "application/json",
-        br#"{"reads": [{"projection": "recorder", "prefix": ""}]}"#,
-    );
-    assert_eq!(read.status, 409, "{}", read.body);
-    assert_eq!(read.body["error"]["code"], "not_wholly_here");
+    // POST /v1/read across the two: every projection at one set of
+    // offsets of v-one, whichever instance is asked.
+    let produced: Vec<Produced> = (0..700)
+        .map(|i| Produced {
+            topic: "v-one".to_owned(),
+            key: Some(format!("c{}", i % 7).into_bytes()),
+            payload: Some(
+                serde_json::json!({"type": "OrderPlaced", "order_id": format!("o{i}"), "customer": format!("c{}", i % 7), "amount_cents": 100})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            headers: Vec::new(),
+        })
+        .collect();
+    produce(&kafka, &produced);
+    let body = br#"{"reads": [
+        {"projection": "order-totals", "query": "top-customers", "args": {"n": 3}},
+        {"projection": "order-totals", "key": "customer/c1"},
+        {"projection": "recorder", "prefix": "event/", "limit": 10000},
+        {"projection": "failing", "key": "count"}
+    ], "min_offsets": {"v-one": {"0": 0}}}"#;
+    let read_all = |server: &Server| {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let read = server.post("/v1/read", "application/json", body);
+            assert_eq!(read.status, 200, "{}", read.body);
+            let next: u64 = read.body["offsets"]["v-one"]
+                .as_object()
+                .map_or(0, |parts| parts.values().filter_map(Value::as_u64).sum());
+            if next == produced.len() as u64 {
+                return read.body;
+            }
+            assert!(Instant::now() < deadline, "{}", read.body);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    for server in [&a, &b] {
+        let read = read_all(server);
+        let results = &read["results"];
+        let units = results[0]["result"]["units"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{read}"));
+        assert_eq!(
+            units.iter().map(|u| u["unit"].clone()).collect::<Vec<_>>(),
+            [0, 1, 2, 3],
+            "{read}"
+        );
+        assert_eq!(results[1]["found"], true, "{read}");
+        assert_eq!(results[1]["value"]["orders"], 100, "{read}");
+        assert_eq!(
+            results[2]["items"].as_array().unwrap().len(),
+            produced.len(),
+            "{read}"
+        );
+        assert_eq!(results[3]["value"], produced.len(), "{read}");
+        for name in ["order-totals", "recorder", "failing"] {
+            assert_eq!(
+                read["projections"][name]["offsets"]["v-one"], read["offsets"]["v-one"],
+                "{name} at the read's offsets: {read}"
+            );
+        }
+    }
     // projector status says the same.
     let status = b.cli(&["status"]);
     assert!(status.status.success(), "{}", common::stderr(&status));
@@ -625,18 +698,71 @@ fn standbys_equal_their_actives_and_take_over_warm() {
     wait_cluster(&b, "B holds every slot", slots_spread_over(&[&b.url]));
     wait_recorded(&b, &all, topics);
     wait_count(&b, on_first(&all, "s-one"));
-    assert!(
-        metric(
-            &b,
-            "projector_handover_duration_seconds_count{from=\"standby\"}"
-        ) >= 1.0,
-        "B took over from its standby copies:\n{}",
-        b.log()
-    );
+    // Once its promoted units reach the head, B counts the handovers.
+    let deadline = Instant::now() + PATIENCE;
+    while metric(
+        &b,
+        "projector_handover_duration_seconds_count{from=\"standby\"}",
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "B took over from its standby copies:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(
         replays(&b),
         replayed_before,
         "no unit of A replayed from the start:\n{}",
         b.log()
     );
+}
+
+/// The broker goes down while a rebalance runs (a second instance just
+/// joined) and comes back: the group settles over both instances, and the
+/// state read through either is exact (nothing lost, nothing doubled).
+#[test]
+fn a_broker_restart_during_a_rebalance_loses_nothing() {
+    let topics = ["r-one", "r-two", "r-three"];
+    let mut kafka = MockKafka::start(&[
+        GROUP_TOPICS[0],
+        GROUP_TOPICS[1],
+        "r-one:4",
+        "r-two:4",
+        "r-three:4",
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    let a = member(&kafka, topics, store.path()).start();
+    wait_cluster(
+        &a,
+        "one instance holds every slot",
+        slots_spread_over(&[&a.url]),
+    );
+    let produced = orders(&topics, 4_000, 13);
+    produce(&kafka, &produced[..2_000]);
+    wait_recorded(&a, &produced[..2_000], topics);
+
+    // B joins: the group rebalances; the broker goes down meanwhile.
+    let b = member(&kafka, topics, store.path()).start();
+    let deadline = Instant::now() + PATIENCE;
+    while !a.log().contains("slots revoked") && !b.log().contains("slots assigned") {
+        assert!(Instant::now() < deadline, "no rebalance:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kafka.command("down 1");
+    std::thread::sleep(Duration::from_secs(2));
+    kafka.command("up 1");
+
+    produce(&kafka, &produced[2_000..]);
+    wait_cluster(
+        &a,
+        "the slots spread over two after the broker came back",
+        slots_spread_over(&[&a.url, &b.url]),
+    );
+    wait_recorded(&a, &produced, topics);
+    wait_recorded(&b, &produced, topics);
+    wait_count(&a, on_first(&produced, "r-one"));
+    wait_count(&b, on_first(&produced, "r-one"));
 }

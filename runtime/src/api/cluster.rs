@@ -849,3 +849,208 @@ pub(super) async fn cluster_view(
         "projections": projections,
     })))
 }
+
+/// `POST /v1/read` in a group, when the projections it reads are folded
+/// by several instances: this instance coordinates. It asks every
+/// instance holding a part where its part stands (`projector-forwarded:
+/// probe`), fixes the target from all of them as one instance would
+/// (per shared partition, the furthest any projection reached, raised to
+/// `min_offsets`), then has every instance read its part at exactly that
+/// target (`projector-forwarded: 1` and the body's `target`) and joins
+/// the parts: a key from the part that has it, a prefix scan merged in
+/// key order, a query of a partitioned projection per unit (`{"units":
+/// [{"unit", "result"}]}`), a global projection's query from its owner.
+pub(super) async fn coordinate_read(
+    state: &AppState,
+    cluster: &Cluster,
+    headers: &HeaderMap,
+    request: &projector_formats::query::ReadRequest,
+    body: &Bytes,
+    deadline: Instant,
+) -> Result<Response, ApiError> {
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let involved = super::reads::involved(state, request)?;
+    // Every other instance holding a part of one of them.
+    let mut urls = BTreeSet::new();
+    for p in &involved {
+        if p.is_partitioned() {
+            let unit_slots: Vec<(u32, u32)> = p
+                .units()
+                .iter()
+                .filter_map(|u| {
+                    u.cluster_slot()
+                        .zip(u.partitions.only())
+                        .map(|((_, slot), unit)| (unit, slot))
+                })
+                .collect();
+            urls.extend(owners(cluster, &unit_slots, budget, None).await?.holding);
+        } else if !p.is_here()
+            && let Some((_, slot)) = p.cluster_slot()
+        {
+            let owner = owners(cluster, &[(0, slot)], budget, None).await?;
+            urls.extend(owner.holding);
+        }
+    }
+    let mut parts = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/read")
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = headers.get(header::AUTHORIZATION) {
+        parts = parts.header(header::AUTHORIZATION, token);
+    }
+    let (parts, ()) = parts
+        .body(())
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .into_parts();
+    // An instance's answer, or the response to pass on (boxed: large).
+    let ask = |url: String, mark: &'static str, body: Bytes| {
+        let parts = &parts;
+        async move {
+            let answer = forward(&url, parts, body, mark, None).await.map_err(|e| {
+                Box::new(
+                    unreachable_owner("(a read of several projections)", &url, &e).into_response(),
+                )
+            })?;
+            json_of(answer)
+                .await
+                .map(|(_, value)| value)
+                .map_err(Box::new)
+        }
+    };
+    let asked = |mark: &'static str, body: Bytes| {
+        futures_util::future::join_all(urls.iter().map(|url| ask(url.clone(), mark, body.clone())))
+    };
+
+    // Where each projection stands, over all its parts.
+    let mut current: Vec<crate::event::Offsets> = Vec::new();
+    for p in &involved {
+        current.push(if super::reads::has_part_here(p) {
+            crate::reads::to_source_topics(&p.topics, &p.reader()?.offsets()?)
+        } else {
+            crate::event::Offsets::default()
+        });
+    }
+    for answer in asked("probe", body.clone()).await {
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(failure) => return Ok(*failure),
+        };
+        for (i, p) in involved.iter().enumerate() {
+            let offsets: crate::event::Offsets =
+                serde_json::from_value(answer["projections"][p.name()]["offsets"].clone())
+                    .unwrap_or_default();
+            for (topic, partition, next) in offsets.iter() {
+                current[i].set(topic, partition, next);
+            }
+        }
+    }
+    let (target, _) = super::reads::target_of(&involved, &current, request)?;
+
+    // Every part at exactly the target.
+    let mut with_target: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+    with_target["target"] = json!(target);
+    let part_body = Bytes::from(serde_json::to_vec(&with_target).unwrap_or_default());
+    let mut here_request = request.clone();
+    here_request.target = Some(json!(target));
+    let here =
+        super::reads::read_here(state, &here_request, budget, deadline, Some(target.clone()))
+            .await?;
+    let mut answers = vec![here];
+    for answer in asked("1", part_body).await {
+        match answer {
+            Ok(answer) => answers.push(answer),
+            Err(failure) => return Ok(*failure),
+        }
+    }
+    Ok(axum::Json(join_parts(&involved, request, &target, answers)).into_response())
+}
+
+/// One read's answer from the parts that hold something of it.
+fn join_parts(
+    involved: &[crate::projection::SharedProjection],
+    request: &projector_formats::query::ReadRequest,
+    target: &crate::event::Offsets,
+    answers: Vec<Value>,
+) -> Value {
+    let mut results = Vec::new();
+    for (index, read) in request.reads.iter().enumerate() {
+        let parts: Vec<&Value> = answers
+            .iter()
+            .map(|a| &a["results"][index])
+            .filter(|r| r.is_object() && r["absent"] != true)
+            .collect();
+        let mut result = json!({ "projection": read.projection });
+        let Some(first) = parts.first() else {
+            results.push(result);
+            continue;
+        };
+        if let Some(key) = first.get("key") {
+            let found = parts.iter().find(|r| r["found"] == true);
+            result["key"] = key.clone();
+            result["found"] = json!(found.is_some());
+            result["value"] = found.map_or(Value::Null, |r| r["value"].clone());
+        } else if let Some(prefix) = first.get("prefix") {
+            let limit = read.limit.unwrap_or(super::DEFAULT_SCAN_LIMIT);
+            let mut items = BTreeMap::new();
+            let mut more = false;
+            for part in &parts {
+                more |= !part["next_start_after"].is_null();
+                for item in part["items"].as_array().into_iter().flatten() {
+                    items.insert(item_key(item), item.clone());
+                }
+            }
+            more |= items.len() > limit;
+            let items: Vec<Value> = items.into_values().take(limit).collect();
+            result["prefix"] = prefix.clone();
+            result["next_start_after"] = if more {
+                items
+                    .last()
+                    .and_then(|i| i.get("key").cloned())
+                    .unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            };
+            result["items"] = json!(items);
+        } else if let Some(query) = first.get("query") {
+            result["query"] = query.clone();
+            let partitioned = involved
+                .iter()
+                .any(|p| p.name() == read.projection && p.is_partitioned());
+            result["result"] = if partitioned {
+                let mut units = BTreeMap::new();
+                for part in &parts {
+                    for unit in part["result"]["units"].as_array().into_iter().flatten() {
+                        units.insert(unit["unit"].as_u64().unwrap_or(u64::MAX), unit.clone());
+                    }
+                }
+                json!({ "units": units.into_values().collect::<Vec<_>>() })
+            } else {
+                first["result"].clone()
+            };
+        }
+        results.push(result);
+    }
+    let mut projections = serde_json::Map::new();
+    for p in involved {
+        let mut offsets = json!({});
+        let mut as_of = None;
+        for answer in &answers {
+            let part = &answer["projections"][p.name()];
+            join_offsets(&mut offsets, &part["offsets"]);
+            if as_of.is_none() && !part["as_of"].is_null() {
+                as_of = Some(part["as_of"].clone());
+            }
+        }
+        let mut entry = json!({ "offsets": offsets });
+        if let Some(as_of) = as_of {
+            entry["as_of"] = as_of;
+        }
+        projections.insert(p.name().to_owned(), entry);
+    }
+    json!({
+        "offsets": target,
+        "projections": projections,
+        "results": results,
+    })
+}

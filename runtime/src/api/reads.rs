@@ -271,17 +271,19 @@ async fn swapped_out(
         (status = 200, description = "Every read, at the same offsets", body = super::openapi::ConsistentReadReply),
         (status = 400, description = "bad_body, bad_read, bad_offsets, bad_wait or bad_limit", body = super::openapi::ErrorBody),
         (status = 404, description = "unknown_projection or unknown_query", body = super::openapi::ErrorBody),
-        (status = 409, description = "as_of_ahead, as_of_past_halt, or not_wholly_here (in a group: other instances fold a projection it reads)", body = super::openapi::ErrorBody),
+        (status = 409, description = "as_of_ahead or as_of_past_halt", body = super::openapi::ErrorBody),
         (status = 410, description = "history_gone", body = super::openapi::ErrorBody),
         (status = 422, description = "query_failed", body = super::openapi::ErrorBody),
-        (status = 503, description = "state_unavailable or replay_stuck", body = super::openapi::ErrorBody),
+        (status = 503, description = "state_unavailable, replay_stuck, or in a group owner_unavailable / owner_unreachable", body = super::openapi::ErrorBody),
         (status = 504, description = "offsets_not_reached within wait_ms", body = super::openapi::ErrorBody),
     ),
 )]
 pub(super) async fn consistent_read(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let body = body_or_error(body)?;
     let request =
         ReadRequest::parse(&body).map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
@@ -296,82 +298,212 @@ pub(super) async fn consistent_read(
     }
     let budget = wait_budget(request.wait_ms)?;
     let deadline = Instant::now() + budget;
+    let mark = headers
+        .get(super::cluster::FORWARDED)
+        .and_then(|v| v.to_str().ok());
+    let fixed = match (mark, request.target()) {
+        // Another instance of the group asks where this one stands...
+        (Some("probe"), _) => return Ok(Json(probe(&state, &request)?).into_response()),
+        // ...or for its part, at the target it fixed.
+        (Some(_), Some(target)) => Some(target.map_err(|e| bad_offsets("target", e))?),
+        (Some(_), None) => {
+            return Err(ApiError::bad_request(
+                "bad_body",
+                "a part of a group's read needs the target its coordinator fixed",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_body",
+                "target is set between instances of a group; give min_offsets to read at least some offsets",
+            ));
+        }
+        (None, None) => None,
+    };
+    if fixed.is_none()
+        && let Some(cluster) = &state.cluster
+        && needs_the_group(&state, &request)?
+    {
+        return super::cluster::coordinate_read(
+            &state, cluster, &headers, &request, &body, deadline,
+        )
+        .await;
+    }
+    let answer = read_here(&state, &request, budget, deadline, fixed).await?;
+    Ok(Json(answer).into_response())
+}
 
+/// Whether a read must be answered by several instances of the group:
+/// a projection it reads is folded (wholly or in part) elsewhere, or is a
+/// partitioned projection shared by the group that it queries (answered
+/// per unit, the same whichever instance is asked).
+fn needs_the_group(state: &AppState, request: &ReadRequest) -> Result<bool, ApiError> {
+    for (index, read) in request.reads.iter().enumerate() {
+        let p = projection(state, &read.projection)?;
+        if !p.wholly_here() {
+            return Ok(true);
+        }
+        let shared = p
+            .units()
+            .first()
+            .is_some_and(|u| u.cluster_slot().is_some());
+        if shared && matches!(read_kind(read, index)?, Kind::Query(_)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether this instance folds some of `p` (in a group; always outside).
+pub(super) fn has_part_here(p: &SharedProjection) -> bool {
+    if p.is_partitioned() {
+        p.units().iter().any(|u| u.is_here())
+    } else {
+        p.is_here()
+    }
+}
+
+/// The projections a read involves, each once, in order of first mention.
+pub(super) fn involved(
+    state: &AppState,
+    request: &ReadRequest,
+) -> Result<Vec<SharedProjection>, ApiError> {
+    let mut involved: Vec<SharedProjection> = Vec::new();
+    for read in &request.reads {
+        if !involved.iter().any(|p| p.name() == read.projection) {
+            involved.push(projection(state, &read.projection)?);
+        }
+    }
+    Ok(involved)
+}
+
+/// Where this instance's part of each projection of the read stands:
+/// `{"projections": {name: {"offsets"}}}`, for those it folds some of.
+fn probe(state: &AppState, request: &ReadRequest) -> Result<Value, ApiError> {
+    let mut projections = serde_json::Map::new();
+    for p in involved(state, request)? {
+        if has_part_here(&p) {
+            let offsets = p.reader()?.offsets()?;
+            projections.insert(
+                p.name().to_owned(),
+                json!({ "offsets": positions::to_source_topics(&p.topics, &offsets) }),
+            );
+        }
+    }
+    Ok(json!({ "projections": projections }))
+}
+
+/// The source topics each of `involved` reads -> the projections
+/// (indexes) that read it.
+fn readers_of(involved: &[SharedProjection]) -> BTreeMap<String, BTreeSet<usize>> {
+    let mut readers: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for (i, p) in involved.iter().enumerate() {
+        for binding in &p.topics {
+            readers
+                .entry(binding.physical.clone())
+                .or_default()
+                .insert(i);
+        }
+    }
+    readers
+}
+
+/// The offsets a consistent read is answered at, from where each of
+/// `involved` stands (`current`, source topics): per partition of every
+/// topic two or more read, the furthest any reached, raised to
+/// `min_offsets` there; and per projection the `min_offsets` of the topics
+/// it alone reads.
+pub(super) fn target_of(
+    involved: &[SharedProjection],
+    current: &[Offsets],
+    request: &ReadRequest,
+) -> Result<(Offsets, Vec<Offsets>), ApiError> {
+    let readers = readers_of(involved);
+    let mut target = Offsets::default();
+    for (topic, who) in readers.iter().filter(|(_, who)| who.len() > 1) {
+        for &i in who {
+            if let Some(parts) = current[i].0.get(topic) {
+                for (&partition, &next) in parts {
+                    if target.get(topic, partition) < next {
+                        target.set(topic, partition, next);
+                    }
+                }
+            }
+        }
+    }
+    let mut at_least = vec![Offsets::default(); involved.len()];
+    if let Some(given) = request.min_offsets() {
+        let given = given.map_err(|e| bad_offsets("min_offsets", e))?;
+        for (topic, partition, next) in given.iter() {
+            let who = readers.get(topic).ok_or_else(|| {
+                bad_offsets(
+                    "min_offsets",
+                    format!(
+                        "no projection in this request reads topic {topic:?}; give offsets of topics they read ({})",
+                        readers.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            if who.len() > 1 {
+                if target.get(topic, partition) < next {
+                    target.set(topic, partition, next);
+                }
+            } else if let Some(&i) = who.first() {
+                at_least[i].set(topic, partition, next);
+            }
+        }
+    }
+    Ok((target, at_least))
+}
+
+/// Answers the read from this instance: every projection whole, or with
+/// `fixed` (a part of a group's read, at the target its coordinator
+/// fixed) what this instance folds of each; the reads of a projection it
+/// folds nothing of are `{"projection", "absent": true}`, and a query of a
+/// partitioned projection answers per unit (`result: {"units": [{"unit",
+/// "result"}]}`).
+pub(super) async fn read_here(
+    state: &AppState,
+    request: &ReadRequest,
+    budget: Duration,
+    deadline: Instant,
+    fixed: Option<Offsets>,
+) -> Result<Value, ApiError> {
+    let part = fixed.is_some();
     let mut slots = state.registry.watch_slots();
     let (involved, target, exact, reached, late) = 'attempt: loop {
         // Seen before the projections are looked up: a swap after it wakes
         // the waits below.
         slots.borrow_and_update();
-        // The projections involved, each once, in order of first mention.
-        let mut involved: Vec<SharedProjection> = Vec::new();
-        for read in &request.reads {
-            if !involved.iter().any(|p| p.name() == read.projection) {
-                involved.push(projection(&state, &read.projection)?);
-            }
+        let mut involved = involved(state, request)?;
+        if part {
+            involved.retain(has_part_here);
         }
-        // In a group, one instance's files hold only what it folds: a
-        // read at exact offsets across instances is not built, and a
-        // partial or stale answer would look exact.
-        if let Some(elsewhere) = involved.iter().find(|p| !p.wholly_here()) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                "not_wholly_here",
-                format!(
-                    "projection {:?} is folded (wholly or in part) by other instances of the group; POST /v1/read reads only projections this instance folds whole: read it with GET .../state or .../query and min_offsets, which any instance answers",
-                    elsewhere.name()
-                ),
-            ));
-        }
-        let mut current = Vec::new();
-        for p in &involved {
-            let offsets = p.reader()?.offsets()?;
-            current.push(positions::to_source_topics(&p.topics, &offsets));
-        }
-        // Source topic -> the projections (indexes) that read it.
-        let mut readers: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-        for (i, p) in involved.iter().enumerate() {
-            for binding in &p.topics {
-                readers
-                    .entry(binding.physical.clone())
-                    .or_default()
-                    .insert(i);
-            }
-        }
-        let mut target = Offsets::default();
-        for (topic, who) in readers.iter().filter(|(_, who)| who.len() > 1) {
-            for &i in who {
-                if let Some(parts) = current[i].0.get(topic) {
-                    for (&partition, &next) in parts {
-                        if target.get(topic, partition) < next {
-                            target.set(topic, partition, next);
+        let readers = readers_of(&involved);
+        let (target, at_least) = match &fixed {
+            Some(fixed) => {
+                // The coordinator checked min_offsets and raised the
+                // target to them on shared topics; here they bound the
+                // topics one projection alone reads.
+                let mut at_least = vec![Offsets::default(); involved.len()];
+                if let Some(Ok(given)) = request.min_offsets() {
+                    for (topic, partition, next) in given.iter() {
+                        for &i in readers.get(topic).into_iter().flatten() {
+                            at_least[i].set(topic, partition, next);
                         }
                     }
                 }
+                (fixed.clone(), at_least)
             }
-        }
-        let mut at_least = vec![Offsets::default(); involved.len()];
-        if let Some(given) = request.min_offsets() {
-            let given = given.map_err(|e| bad_offsets("min_offsets", e))?;
-            for (topic, partition, next) in given.iter() {
-                let who = readers.get(topic).ok_or_else(|| {
-                    bad_offsets(
-                        "min_offsets",
-                        format!(
-                            "no projection in this request reads topic {topic:?}; give offsets of topics they read ({})",
-                            readers.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    )
-                })?;
-                if who.len() > 1 {
-                    if target.get(topic, partition) < next {
-                        target.set(topic, partition, next);
-                    }
-                } else if let Some(&i) = who.first() {
-                    at_least[i].set(topic, partition, next);
+            None => {
+                let mut current = Vec::new();
+                for p in &involved {
+                    let offsets = p.reader()?.offsets()?;
+                    current.push(positions::to_source_topics(&p.topics, &offsets));
                 }
+                target_of(&involved, &current, request)?
             }
-        }
-
+        };
         // Barriers first, then a look at where each stands: a commit between
         // the two answers the barrier, and is seen by the look as well.
         let mut exact = Vec::new();
@@ -380,7 +512,9 @@ pub(super) async fn consistent_read(
             let mine: Offsets = {
                 let mut mine = Offsets::default();
                 for (topic, partition, next) in target.iter() {
-                    if readers[topic].contains(&i) {
+                    // (A part of a group's read: the target also names
+                    // topics only projections folded elsewhere read.)
+                    if readers.get(topic).is_some_and(|who| who.contains(&i)) {
                         mine.set(topic, partition, next);
                     }
                 }
@@ -423,7 +557,7 @@ pub(super) async fn consistent_read(
                         },
                         // A swapped-out version never commits again: start
                         // over with the versions serving now.
-                        () = swapped_out(&state, &involved, &mut slots) => continue 'attempt,
+                        () = swapped_out(state, &involved, &mut slots) => continue 'attempt,
                     }
                 }
                 (None, None) => None,
@@ -449,7 +583,9 @@ pub(super) async fn consistent_read(
             .with("slow_projections", json!(slow)));
     }
 
-    blocking(move || {
+    let state = state.clone();
+    let request = request.clone();
+    let answer = blocking(move || {
         let mut views = Vec::new();
         for ((p, outcome), exact) in involved.iter().zip(reached).zip(&exact) {
             let view = match outcome {
@@ -486,12 +622,14 @@ pub(super) async fn consistent_read(
         }
         let mut results = Vec::new();
         for (index, read) in request.reads.iter().enumerate() {
-            let at = involved
-                .iter()
-                .position(|p| p.name() == read.projection)
-                .expect("every read's projection is involved");
-            let (p, view) = (&involved[at], &views[at]);
             let mut result = json!({ "projection": read.projection });
+            // A part of a group's read: nothing of this one is here.
+            let Some(at) = involved.iter().position(|p| p.name() == read.projection) else {
+                result["absent"] = json!(true);
+                results.push(result);
+                continue;
+            };
+            let (p, view) = (&involved[at], &views[at]);
             match read_kind(read, index)? {
                 Kind::Key(key) => {
                     let value = view.reader.get(key.as_bytes())?;
@@ -540,11 +678,28 @@ pub(super) async fn consistent_read(
                         None => b"{}".to_vec(),
                         Some(args) => serde_json::to_vec(args).expect("JSON values serialize"),
                     };
-                    let answer = p
-                        .query_reader(view.reader.fork()?, query, &args)
-                        .map_err(|e| query_error(p, query, e).with("read", index as u64))?;
                     result["query"] = json!(query);
-                    result["result"] = value_json(&answer.0);
+                    if part && p.is_partitioned() {
+                        // Each unit here on its own: the coordinator lists
+                        // them with the other instances' units.
+                        let mut units = Vec::new();
+                        for (unit, reader) in p.units_here().iter().zip(view.reader.fork()?.split())
+                        {
+                            let answer = p
+                                .query_reader(reader, query, &args)
+                                .map_err(|e| query_error(p, query, e).with("read", index as u64))?;
+                            units.push(json!({
+                                "unit": unit.partitions.only(),
+                                "result": value_json(&answer.0),
+                            }));
+                        }
+                        result["result"] = json!({ "units": units });
+                    } else {
+                        let answer = p
+                            .query_reader(view.reader.fork()?, query, &args)
+                            .map_err(|e| query_error(p, query, e).with("read", index as u64))?;
+                        result["result"] = value_json(&answer.0);
+                    }
                 }
             }
             results.push(result);
@@ -559,13 +714,14 @@ pub(super) async fn consistent_read(
             }
             projections.insert(p.name().to_owned(), entry);
         }
-        Ok(Json(json!({
+        Ok(json!({
             "offsets": target,
             "projections": projections,
             "results": results,
-        })))
+        }))
     })
-    .await
+    .await?;
+    Ok(answer)
 }
 
 /// A custom query's failure as an API error.

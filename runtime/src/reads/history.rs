@@ -134,9 +134,15 @@ pub fn state_at(
         .tempdir()
         .map_err(HistoryError::TempDir)?;
     // A partitioned projection: each unit from its own nearest snapshot,
-    // replayed on its own partitions.
+    // replayed on its own partitions; in a group, the units this instance
+    // folds (the others' owners answer for them).
     let parts: Vec<Partitions> = if projection.is_partitioned() {
-        projection.units().iter().map(|u| u.partitions).collect()
+        projection
+            .units()
+            .iter()
+            .filter(|u| u.is_here())
+            .map(|u| u.partitions)
+            .collect()
     } else {
         vec![Partitions::All]
     };

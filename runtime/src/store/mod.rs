@@ -692,6 +692,18 @@ impl StateReader {
         self
     }
 
+    /// One reader per state file (per unit of a partitioned projection),
+    /// in order.
+    pub fn split(self) -> Vec<StateReader> {
+        self.files
+            .into_iter()
+            .map(|file| StateReader {
+                files: vec![file],
+                templates: std::sync::Arc::from([]),
+            })
+            .collect()
+    }
+
     /// How many state files this reader reads (units of a partitioned
     /// projection; 1 otherwise).
     pub fn unit_count(&self) -> usize {
