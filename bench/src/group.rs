@@ -133,6 +133,14 @@ impl Bench {
     }
 }
 
+/// The control and members topics of `group` (an instance would create
+/// them itself; made here so that every case starts alike).
+fn create_group_topics(mock: &MockCluster<'_, DefaultProducerContext>, group: &str) -> Result<()> {
+    mock.create_topic(&format!("projector.{group}.units"), 12, 1)?;
+    mock.create_topic(&format!("projector.{group}.members"), 1, 1)?;
+    Ok(())
+}
+
 /// Produces `events` order events keyed by customer to `topic`.
 fn produce(bootstrap: &str, topic: &str, events: u64) -> Result<()> {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
@@ -212,6 +220,7 @@ fn replay(
     let mut baseline = None;
     for (case, (label, count, threads)) in cases.iter().enumerate() {
         let group = format!("replay{case}");
+        create_group_topics(mock, &group)?;
         eprintln!("group: {label}");
         let started = Instant::now();
         let mut servers = (0..*count)
@@ -401,6 +410,9 @@ fn handover(
     let topic = "big";
     mock.create_topic(topic, 1, 1)?;
     produce(&bench.bootstrap, topic, events)?;
+    for group in ["snapshot", "standby", "replay"] {
+        create_group_topics(mock, group)?;
+    }
     let instance = |group: &'static str, standbys: u32, snapshots: bool| Instance {
         group,
         topic,
